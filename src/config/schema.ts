@@ -1,0 +1,265 @@
+/**
+ * The one configuration schema. Keys are the environment variable names themselves, so every error
+ * names the variable the operator has to fix; presets in config/<env>.json use the same keys.
+ * The typed, nested `Config` handed to the rest of the daemon is derived from this schema (z.output).
+ */
+import * as z from 'zod';
+
+export const KLINE_INTERVALS = ['1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d', '3d', '1w', '1M'] as const;
+export type KlineInterval = (typeof KLINE_INTERVALS)[number];
+
+/** An integer from a JSON number or a non-empty decimal string (never `Number('') === 0`). */
+function int(min: number, max: number) {
+  return z
+    .union([z.number(), z.string().trim().regex(/^-?\d+$/, { message: 'expected an integer' })])
+    .transform((v) => Number(v))
+    .pipe(z.number().int().min(min, { message: `expected an integer >= ${min}` }).max(max, { message: `expected an integer <= ${max}` }));
+}
+
+function num(min: number, max: number) {
+  return z
+    .union([z.number(), z.string().trim().regex(/^-?\d+(\.\d+)?$/, { message: 'expected a number' })])
+    .transform((v) => Number(v))
+    .pipe(z.number().min(min, { message: `expected a number >= ${min}` }).max(max, { message: `expected a number <= ${max}` }));
+}
+
+function bool() {
+  return z.union([z.boolean(), z.stringbool()]);
+}
+
+const port = () => int(0, 65535);
+
+function url(protocols: readonly string[]) {
+  return z
+    .string()
+    .trim()
+    .refine(
+      (s) => {
+        try {
+          return protocols.includes(new URL(s).protocol);
+        } catch {
+          // not parseable: reported by the refine message below
+          return false;
+        }
+      },
+      { message: `expected a URL with scheme ${protocols.map((p) => p.replace(':', '://')).join(' or ')}` },
+    )
+    .transform((s) => s.replace(/\/+$/, ''));
+}
+
+const SYMBOL = /^[a-z0-9]{2,30}$/;
+
+const symbols = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim().toLowerCase()).filter((s) => s.length > 0))
+  .pipe(
+    z
+      .array(z.string().regex(SYMBOL, { message: 'symbols are 2-30 letters or digits, e.g. btcusdt' }))
+      .min(1, { message: 'expected at least one symbol' }),
+  )
+  .transform((list) => [...new Set(list)]);
+
+const intervals = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s.length > 0))
+  .pipe(z.array(z.enum(KLINE_INTERVALS, { message: `expected Binance kline intervals: ${KLINE_INTERVALS.join(', ')}` })).min(1))
+  .transform((list) => [...new Set(list)]);
+
+/** Every variable the daemon reads, with its default. `.env.example` documents the same list. */
+export const envShape = {
+  CONNECTOR_ENV: z.enum(['development', 'staging', 'production']).default('development'),
+  CONNECTOR_SYMBOLS: symbols.default(['btcusdt', 'ethusdt']),
+  CONNECTOR_INTERVALS: intervals.default(['1m']),
+  CONNECTOR_BINANCE_WS_URL: url(['wss:', 'ws:']).default('wss://stream.binance.com:9443'),
+  CONNECTOR_BINANCE_REST_URL: url(['https:', 'http:']).default('https://api.binance.com'),
+  CONNECTOR_REQUIRE_TLS: bool().default(false),
+
+  CONNECTOR_RELAY_HOST: z.string().trim().min(1).default('0.0.0.0'),
+  CONNECTOR_RELAY_PORT: port().default(8765),
+  CONNECTOR_RELAY_TOKEN: z.string().min(1).optional(),
+  CONNECTOR_RELAY_MAX_CLIENTS: int(1, 1_000_000).default(1000),
+  CONNECTOR_RELAY_MAX_BUFFERED_BYTES: int(1024, 1 << 30).default(4 * 1024 * 1024),
+  CONNECTOR_RELAY_MAX_FRAME_BYTES: int(256, 16 * 1024 * 1024).default(64 * 1024),
+  CONNECTOR_RELAY_MAX_MESSAGES_PER_SECOND: int(1, 1000).default(5),
+  CONNECTOR_RELAY_MAX_STREAMS_PER_CLIENT: int(1, 100_000).default(1024),
+  CONNECTOR_RELAY_PING_INTERVAL_MS: int(100, 3_600_000).default(20_000),
+  CONNECTOR_RELAY_CLIENT_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
+  CONNECTOR_RELAY_CLOSE_TIMEOUT_MS: int(100, 600_000).default(30_000),
+
+  CONNECTOR_HEALTH_CHECK_HOST: z.string().trim().min(1).default('0.0.0.0'),
+  CONNECTOR_WSS_HEALTH_CHECK_PORT: port().default(8766),
+
+  CONNECTOR_CLOSED_QUEUE_MAXSIZE: int(1, 10_000_000).default(1000),
+  CONNECTOR_OPEN_QUEUE_MAXSIZE: int(1, 10_000_000).default(10_000),
+  CONNECTOR_DEDUPLICATION_WINDOW_SECONDS: int(1, 86_400 * 31).default(120),
+  CONNECTOR_DEDUPLICATION_MAX_ENTRIES: int(1, 10_000_000).default(10_000),
+  CONNECTOR_GAP_HOLD_MAX: int(1, 1_000_000).default(5000),
+
+  CONNECTOR_CIRCUIT_BREAKER_FAILURE_THRESHOLD: int(1, 1000).default(5),
+  CONNECTOR_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: int(1, 86_400).default(30),
+  CONNECTOR_CIRCUIT_BREAKER_RECOVERY_MAX: int(1, 86_400).default(300),
+  CONNECTOR_CIRCUIT_BREAKER_HALF_OPEN_CALLS: int(1, 100).default(1),
+
+  CONNECTOR_REST_POOL_CONNECTIONS: int(1, 1000).default(10),
+  CONNECTOR_REST_POOL_MAXSIZE: int(1, 1000).default(20),
+  CONNECTOR_REST_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  CONNECTOR_REST_MAX_WEIGHT_PER_MINUTE: int(10, 6000).default(3000),
+
+  CONNECTOR_MAX_STREAMS_PER_CONNECTION: int(1, 1024).default(200),
+  CONNECTOR_MAX_CONNECTIONS: int(1, 1000).default(10),
+  CONNECTOR_INITIAL_CONNECTIONS: int(1, 1000).default(1),
+  CONNECTOR_CONNECT_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  CONNECTOR_HEALTH_CHECK_INTERVAL_MS: int(100, 3_600_000).default(30_000),
+  CONNECTOR_IDLE_TIMEOUT_MS: int(1000, 86_400_000).default(300_000),
+  CONNECTOR_CONNECTION_MAX_AGE_MS: int(10_000, 86_400_000).default(3_600_000),
+  CONNECTOR_MAX_CONNECTION_ATTEMPTS_PER_5MIN: int(1, 300).default(60),
+  CONNECTOR_MAX_MESSAGE_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+
+  CONNECTOR_PING_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
+  CONNECTOR_PONG_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  CONNECTOR_MAX_MISSED_PINGS: int(1, 100).default(3),
+  CONNECTOR_UNHEALTHY_THRESHOLD: num(0, 1).default(0.5),
+  CONNECTOR_STALE_STREAM_MS: int(100, 86_400_000).default(60_000),
+
+  CONNECTOR_RECONNECT_BASE_MS: int(1, 3_600_000).default(1000),
+  CONNECTOR_RECONNECT_MAX_MS: int(1, 3_600_000).default(60_000),
+  CONNECTOR_RECONNECT_JITTER: num(0, 1).default(0.25),
+  CONNECTOR_RECONNECT_MAX_RETRIES: int(1, 1_000_000).default(15),
+  CONNECTOR_RECONNECT_RESET_AFTER_SUCCESSES: int(1, 1000).default(3),
+
+  CONNECTOR_READY_MIN_LIVE_RATIO: num(0, 1).default(0.7),
+  CONNECTOR_HEALTH_DEGRADED_RATIO: num(0, 1).default(0.5),
+  CONNECTOR_HEALTH_CRITICAL_RATIO: num(0, 1).default(0.3),
+  CONNECTOR_MAX_MEMORY_MB: int(16, 1_000_000).default(100),
+
+  CONNECTOR_SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  CONNECTOR_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+} as const;
+
+export const EnvSchema = z
+  .object(envShape)
+  .superRefine((v, ctx) => {
+    if (v.CONNECTOR_RECONNECT_MAX_MS < v.CONNECTOR_RECONNECT_BASE_MS) {
+      ctx.addIssue({ code: 'custom', path: ['CONNECTOR_RECONNECT_MAX_MS'], message: 'must be >= CONNECTOR_RECONNECT_BASE_MS' });
+    }
+    if (v.CONNECTOR_REST_POOL_CONNECTIONS > v.CONNECTOR_REST_POOL_MAXSIZE) {
+      ctx.addIssue({ code: 'custom', path: ['CONNECTOR_REST_POOL_CONNECTIONS'], message: 'must be <= CONNECTOR_REST_POOL_MAXSIZE' });
+    }
+    if (v.CONNECTOR_INITIAL_CONNECTIONS > v.CONNECTOR_MAX_CONNECTIONS) {
+      ctx.addIssue({ code: 'custom', path: ['CONNECTOR_INITIAL_CONNECTIONS'], message: 'must be <= CONNECTOR_MAX_CONNECTIONS' });
+    }
+    const streams = v.CONNECTOR_SYMBOLS.length * v.CONNECTOR_INTERVALS.length;
+    const capacity = v.CONNECTOR_MAX_CONNECTIONS * v.CONNECTOR_MAX_STREAMS_PER_CONNECTION;
+    if (streams > capacity) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['CONNECTOR_SYMBOLS'],
+        message: `${streams} streams exceed the pool capacity CONNECTOR_MAX_CONNECTIONS x CONNECTOR_MAX_STREAMS_PER_CONNECTION = ${capacity}`,
+      });
+    }
+    if (v.CONNECTOR_REQUIRE_TLS) {
+      if (!v.CONNECTOR_BINANCE_WS_URL.startsWith('wss://'))
+        ctx.addIssue({ code: 'custom', path: ['CONNECTOR_BINANCE_WS_URL'], message: 'must be wss:// when CONNECTOR_REQUIRE_TLS=true' });
+      if (!v.CONNECTOR_BINANCE_REST_URL.startsWith('https://'))
+        ctx.addIssue({ code: 'custom', path: ['CONNECTOR_BINANCE_REST_URL'], message: 'must be https:// when CONNECTOR_REQUIRE_TLS=true' });
+    }
+    if (!(v.CONNECTOR_HEALTH_CRITICAL_RATIO <= v.CONNECTOR_HEALTH_DEGRADED_RATIO && v.CONNECTOR_HEALTH_DEGRADED_RATIO <= v.CONNECTOR_READY_MIN_LIVE_RATIO)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['CONNECTOR_HEALTH_DEGRADED_RATIO'],
+        message: 'expected CONNECTOR_HEALTH_CRITICAL_RATIO <= CONNECTOR_HEALTH_DEGRADED_RATIO <= CONNECTOR_READY_MIN_LIVE_RATIO',
+      });
+    }
+  })
+  .transform((v) => toConfig(v));
+
+type Env = z.output<z.ZodObject<typeof envShape>>;
+
+function toConfig(v: Env) {
+  return {
+    env: v.CONNECTOR_ENV,
+    symbols: v.CONNECTOR_SYMBOLS,
+    intervals: v.CONNECTOR_INTERVALS,
+    logLevel: v.CONNECTOR_LOG_LEVEL,
+    binance: {
+      wsUrl: v.CONNECTOR_BINANCE_WS_URL,
+      restUrl: v.CONNECTOR_BINANCE_REST_URL,
+      requireTls: v.CONNECTOR_REQUIRE_TLS,
+    },
+    pool: {
+      maxStreamsPerConnection: v.CONNECTOR_MAX_STREAMS_PER_CONNECTION,
+      maxConnections: v.CONNECTOR_MAX_CONNECTIONS,
+      initialConnections: v.CONNECTOR_INITIAL_CONNECTIONS,
+      connectTimeoutMs: v.CONNECTOR_CONNECT_TIMEOUT_MS,
+      healthCheckIntervalMs: v.CONNECTOR_HEALTH_CHECK_INTERVAL_MS,
+      idleTimeoutMs: v.CONNECTOR_IDLE_TIMEOUT_MS,
+      maxAgeMs: v.CONNECTOR_CONNECTION_MAX_AGE_MS,
+      maxConnectionAttemptsPer5Min: v.CONNECTOR_MAX_CONNECTION_ATTEMPTS_PER_5MIN,
+      maxMessageBytes: v.CONNECTOR_MAX_MESSAGE_BYTES,
+    },
+    heartbeat: {
+      /** No frame (data or ping) within this → the socket is dead: terminate and replace. */
+      pingTimeoutMs: v.CONNECTOR_PING_TIMEOUT_MS,
+      pongTimeoutMs: v.CONNECTOR_PONG_TIMEOUT_MS,
+      maxMissedPings: v.CONNECTOR_MAX_MISSED_PINGS,
+      unhealthyThreshold: v.CONNECTOR_UNHEALTHY_THRESHOLD,
+      staleStreamMs: v.CONNECTOR_STALE_STREAM_MS,
+    },
+    reconnect: {
+      baseMs: v.CONNECTOR_RECONNECT_BASE_MS,
+      maxMs: v.CONNECTOR_RECONNECT_MAX_MS,
+      jitter: v.CONNECTOR_RECONNECT_JITTER,
+      maxRetries: v.CONNECTOR_RECONNECT_MAX_RETRIES,
+      resetAfterSuccesses: v.CONNECTOR_RECONNECT_RESET_AFTER_SUCCESSES,
+    },
+    breaker: {
+      failureThreshold: v.CONNECTOR_CIRCUIT_BREAKER_FAILURE_THRESHOLD,
+      recoveryTimeoutMs: v.CONNECTOR_CIRCUIT_BREAKER_RECOVERY_TIMEOUT * 1000,
+      recoveryMaxMs: v.CONNECTOR_CIRCUIT_BREAKER_RECOVERY_MAX * 1000,
+      halfOpenCalls: v.CONNECTOR_CIRCUIT_BREAKER_HALF_OPEN_CALLS,
+    },
+    rest: {
+      concurrency: v.CONNECTOR_REST_POOL_CONNECTIONS,
+      poolSize: v.CONNECTOR_REST_POOL_MAXSIZE,
+      timeoutMs: v.CONNECTOR_REST_TIMEOUT_MS,
+      maxWeightPerMinute: v.CONNECTOR_REST_MAX_WEIGHT_PER_MINUTE,
+    },
+    pipeline: {
+      closedQueueMax: v.CONNECTOR_CLOSED_QUEUE_MAXSIZE,
+      openQueueMax: v.CONNECTOR_OPEN_QUEUE_MAXSIZE,
+      dedupWindowMs: v.CONNECTOR_DEDUPLICATION_WINDOW_SECONDS * 1000,
+      dedupMaxEntries: v.CONNECTOR_DEDUPLICATION_MAX_ENTRIES,
+      gapHoldMax: v.CONNECTOR_GAP_HOLD_MAX,
+    },
+    relay: {
+      host: v.CONNECTOR_RELAY_HOST,
+      port: v.CONNECTOR_RELAY_PORT,
+      token: v.CONNECTOR_RELAY_TOKEN,
+      maxClients: v.CONNECTOR_RELAY_MAX_CLIENTS,
+      maxBufferedBytes: v.CONNECTOR_RELAY_MAX_BUFFERED_BYTES,
+      maxFrameBytes: v.CONNECTOR_RELAY_MAX_FRAME_BYTES,
+      maxMessagesPerSecond: v.CONNECTOR_RELAY_MAX_MESSAGES_PER_SECOND,
+      maxStreamsPerClient: v.CONNECTOR_RELAY_MAX_STREAMS_PER_CLIENT,
+      pingIntervalMs: v.CONNECTOR_RELAY_PING_INTERVAL_MS,
+      clientTimeoutMs: v.CONNECTOR_RELAY_CLIENT_TIMEOUT_MS,
+      closeTimeoutMs: v.CONNECTOR_RELAY_CLOSE_TIMEOUT_MS,
+    },
+    http: {
+      host: v.CONNECTOR_HEALTH_CHECK_HOST,
+      port: v.CONNECTOR_WSS_HEALTH_CHECK_PORT,
+    },
+    health: {
+      readyMinLiveRatio: v.CONNECTOR_READY_MIN_LIVE_RATIO,
+      degradedRatio: v.CONNECTOR_HEALTH_DEGRADED_RATIO,
+      criticalRatio: v.CONNECTOR_HEALTH_CRITICAL_RATIO,
+      maxMemoryBytes: v.CONNECTOR_MAX_MEMORY_MB * 1024 * 1024,
+    },
+    shutdownGraceMs: v.CONNECTOR_SHUTDOWN_GRACE_MS,
+  };
+}
+
+type DeepReadonly<T> = T extends readonly (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+
+/** The typed, frozen configuration every component receives (derived from the schema, never written twice). */
+export type Config = DeepReadonly<z.output<typeof EnvSchema>>;
+export type ConfigSection<K extends keyof Config> = Config[K];

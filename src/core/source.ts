@@ -1,0 +1,66 @@
+/**
+ * What the pipeline needs from an upstream (one exchange adapter, e.g. src/binance/pool.ts).
+ * Nothing exchange-specific crosses this line: adapters turn frames into Candles and report liveness.
+ */
+import type { Candle, StreamRef } from './candle.ts';
+import type { BreakerState, ConnState, QualityGrade } from './status.ts';
+
+export interface SourceHandlers {
+  /** Every parsed candle, closed or open, in socket order. Called on the hot path: must not throw. */
+  candle(candle: Candle): void;
+  /**
+   * A stream became live again after an interruption (its socket was lost, it went stale, Binance
+   * cut the connection, the breaker recovered). The pipeline checks for missed closed candles and
+   * backfills them. Not called for make-before-break rotations that lost nothing.
+   */
+  resync(stream: StreamRef, reason: string): void;
+}
+
+export interface ConnectionSnapshot {
+  readonly id: string;
+  readonly state: ConnState;
+  readonly quality: QualityGrade;
+  readonly streams: number;
+  readonly liveStreams: number;
+  readonly ageMs: number;
+  /** Wall-clock ms of the last frame, undefined before the first. */
+  readonly lastMessageAt: number | undefined;
+}
+
+export interface UpstreamSnapshot {
+  readonly exchange: string;
+  readonly connections: readonly ConnectionSnapshot[];
+  readonly streamsConfigured: number;
+  readonly streamsLive: number;
+  readonly staleStreams: readonly string[];
+  readonly lastMessageAt: number | undefined;
+  readonly breaker: BreakerState;
+  readonly paused: boolean;
+}
+
+/** Monotonic counters; metrics copy them on scrape. */
+export interface UpstreamStats {
+  readonly messages: number;
+  readonly bytes: number;
+  readonly candles: number;
+  readonly parseErrors: number;
+  readonly connectionAttempts: number;
+  readonly connectionErrors: number;
+  readonly reconnections: number;
+  readonly rotations: number;
+  readonly staleEvents: number;
+}
+
+export interface UpstreamSource {
+  readonly exchange: string;
+  /** Open the initial connections and subscribe every configured stream; resolves once sockets are opening (not necessarily live). */
+  start(): Promise<void>;
+  /** Stop reading from every socket (TCP backpressure). Liveness/staleness timers are suspended while paused. Idempotent. */
+  pause(): void;
+  /** Resume reading. Idempotent. */
+  resume(): void;
+  /** Close every socket and clear every timer. Idempotent. */
+  close(): Promise<void>;
+  snapshot(): UpstreamSnapshot;
+  stats(): UpstreamStats;
+}

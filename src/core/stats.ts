@@ -1,0 +1,45 @@
+/** Point-in-time figures the ops layer (metrics, /ready) reads from the pipeline and the relay. */
+import type { LatencyRecorder } from './latency.ts';
+
+export interface PipelineStats {
+  readonly closedDepth: number;
+  readonly closedCapacity: number;
+  readonly openDepth: number;
+  readonly openCapacity: number;
+  /** Candles handed to sinks (closed + open). */
+  readonly processed: number;
+  readonly processedClosed: number;
+  readonly processedOpen: number;
+  /** Duplicates filtered by the (symbol, interval, open time) deduplicator and watermarks. */
+  readonly duplicates: number;
+  /** Open updates superseded before delivery (latest-wins) or evicted at the open-queue bound. */
+  readonly openSkipped: number;
+  /** Times the closed queue reached its bound and upstream reading was paused. */
+  readonly blockingEvents: number;
+  readonly blocked: boolean;
+  /** Frame arrival → handed to sinks. */
+  readonly latency: LatencyRecorder;
+}
+
+export interface BackfillStats {
+  readonly backfills: number;
+  readonly backfillsFailed: number;
+  readonly candlesRecovered: number;
+  readonly holes: number;
+  readonly requests: number;
+  readonly rateLimited: number;
+  /** Ban (418) or WAF (403) in force until this wall-clock ms, if any. */
+  readonly bannedUntil: number | undefined;
+  readonly usedWeight1m: number;
+  readonly pendingStreams: number;
+}
+
+export interface RelayStats {
+  readonly clients: number;
+  readonly clientsTotal: number;
+  readonly rejected: number;
+  readonly slowConsumers: number;
+  readonly messagesSent: number;
+  readonly bytesSent: number;
+  readonly clientErrors: number;
+}

@@ -1,0 +1,113 @@
+/**
+ * The one typed status stream (style habit 2). Every state transition in the daemon is emitted here
+ * exactly once; the logger, the Prometheus metrics and /ready all read this stream instead of being
+ * called from the code that changes state. Per-message figures (messages processed, latency) are NOT
+ * events: components keep plain counters that metrics read on scrape (see `*Stats` interfaces).
+ */
+
+export type ConnState =
+  | 'connecting'
+  | 'connected'
+  | 'disconnected'
+  | 'reconnecting'
+  | 'suspended' // breaker open: no attempts until the breaker half-opens
+  | 'failed' // gave up (retries exhausted); the pool replaces it
+  | 'closed'; // closed on purpose (rotation done, shutdown)
+
+export type QualityGrade = 'excellent' | 'good' | 'poor' | 'critical';
+
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+export type StatusEvent =
+  | {
+      readonly type: 'connection.state';
+      readonly exchange: string;
+      readonly connId: string;
+      readonly from: ConnState;
+      readonly to: ConnState;
+      readonly reason: string;
+      readonly streams: number;
+    }
+  | { readonly type: 'connection.quality'; readonly exchange: string; readonly connId: string; readonly grade: QualityGrade }
+  | { readonly type: 'connection.error'; readonly exchange: string; readonly connId: string; readonly error: string }
+  | {
+      readonly type: 'connection.reconnect';
+      readonly exchange: string;
+      readonly connId: string;
+      readonly attempt: number;
+      readonly delayMs: number;
+      readonly reason: string;
+    }
+  | { readonly type: 'connection.rotation'; readonly exchange: string; readonly connId: string; readonly reason: string }
+  | { readonly type: 'server.shutdown-notice'; readonly exchange: string; readonly connId: string }
+  | { readonly type: 'stream.stale'; readonly exchange: string; readonly stream: string; readonly silentMs: number; readonly connId: string }
+  | { readonly type: 'stream.live'; readonly exchange: string; readonly stream: string; readonly connId: string }
+  | { readonly type: 'breaker'; readonly name: string; readonly from: BreakerState; readonly to: BreakerState }
+  | { readonly type: 'parse.error'; readonly exchange: string; readonly reason: string; readonly sample: string }
+  | { readonly type: 'ratelimit'; readonly exchange: string; readonly scope: 'ws' | 'rest'; readonly kind: string; readonly retryAfterMs: number }
+  | {
+      readonly type: 'backfill';
+      readonly exchange: string;
+      readonly stream: string;
+      readonly fromOpenTime: number;
+      readonly toOpenTime: number;
+      readonly missing: number;
+      readonly recovered: number;
+      readonly holes: number;
+      readonly outcome: 'ok' | 'partial' | 'failed';
+      readonly error?: string;
+    }
+  | { readonly type: 'queue.blocked'; readonly depth: number }
+  | { readonly type: 'queue.resumed'; readonly depth: number; readonly blockedMs: number }
+  | { readonly type: 'relay.client.open'; readonly clientId: string; readonly remote: string; readonly path: string }
+  | { readonly type: 'relay.client.close'; readonly clientId: string; readonly code: number; readonly reason: string }
+  | { readonly type: 'relay.client.rejected'; readonly remote: string; readonly status: number; readonly reason: string }
+  | { readonly type: 'relay.slow-consumer'; readonly clientId: string; readonly bufferedBytes: number }
+  | { readonly type: 'relay.client.error'; readonly clientId: string; readonly code: number; readonly msg: string }
+  | { readonly type: 'lifecycle'; readonly phase: 'starting' | 'ready' | 'draining' | 'stopped'; readonly detail?: string };
+
+export type StatusEventType = StatusEvent['type'];
+export type StatusEventOf<T extends StatusEventType> = Extract<StatusEvent, { type: T }>;
+
+export interface Disposable {
+  dispose(): void;
+}
+
+type Listener = (event: StatusEvent) => void;
+
+/**
+ * A synchronous, typed broadcaster. Listeners run in registration order; a throwing listener is a
+ * programming error and propagates (the process crashes and Kubernetes restarts it).
+ */
+export class StatusStream {
+  #listeners: Listener[] = [];
+  #byType = new Map<StatusEventType, Array<(event: StatusEvent) => void>>();
+
+  emit(event: StatusEvent): void {
+    for (const l of this.#listeners) l(event);
+    const typed = this.#byType.get(event.type);
+    if (typed !== undefined) for (const l of typed) l(event);
+  }
+
+  /** Listen to every event. */
+  subscribe(listener: Listener): Disposable {
+    this.#listeners = [...this.#listeners, listener];
+    return {
+      dispose: () => {
+        this.#listeners = this.#listeners.filter((l) => l !== listener);
+      },
+    };
+  }
+
+  /** Listen to one event type, narrowed. */
+  on<T extends StatusEventType>(type: T, listener: (event: StatusEventOf<T>) => void): Disposable {
+    const wrapped = listener as (event: StatusEvent) => void;
+    this.#byType.set(type, [...(this.#byType.get(type) ?? []), wrapped]);
+    return {
+      dispose: () => {
+        const list = this.#byType.get(type);
+        if (list !== undefined) this.#byType.set(type, list.filter((l) => l !== wrapped));
+      },
+    };
+  }
+}
