@@ -1,0 +1,257 @@
+/**
+ * The exchange-agnostic pipeline: ingest → order/dedup → dual queue → drain to sinks.
+ *
+ *   source.candle(c) ─► ingest ─┬─ closed: GapTracker (order, gaps) ─► Dedup LRU ─► ClosedFifo ─┐
+ *                               └─ open:   watermark checks ─────────────────────► OpenLatest ──┤
+ *                                                                                               ▼
+ *                                        drain (closed first, then open) ─► every CandleSink.deliver(batch)
+ *
+ * Backpressure: when the closed FIFO reaches its bound, `onBlocked` pauses the sources (socket
+ * pause → TCP backpressure); below the low-water mark `onUnblocked` resumes them. A sink returning a
+ * promise holds the drain until it settles. Nothing here knows an exchange or a sink by name.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Candle, CandleSink, StreamRef } from '../core/candle.ts';
+import type { Clock } from '../core/clock.ts';
+import type { StatusStream } from '../core/status.ts';
+import type { PipelineStats } from '../core/stats.ts';
+import type { Config } from '../config/schema.ts';
+import { LatencyRecorder } from '../core/latency.ts';
+import { ClosedFifo, OpenLatest } from './queues.ts';
+import { GapTracker, type RecoveryFetch } from './gaps.ts';
+
+export interface PipelineOptions {
+  readonly config: Config['pipeline'];
+  readonly sinks: readonly CandleSink[];
+  readonly status: StatusStream;
+  readonly clock: Clock;
+  /** Missing closed candles come from here (main wires it to the exchange's REST backfill). */
+  readonly recover: RecoveryFetch;
+  /** Called when the closed FIFO is full: stop reading upstream. */
+  readonly onBlocked: () => void;
+  /** Called when it has drained below the low-water mark. */
+  readonly onUnblocked: () => void;
+  /** Candles per delivered batch (bounds the time one drain step holds the event loop). */
+  readonly batchSize?: number;
+  readonly gapRetryDelaysMs?: readonly number[];
+}
+
+export class Pipeline {
+  readonly #o: PipelineOptions;
+  readonly #closed: ClosedFifo;
+  readonly #open: OpenLatest;
+  readonly #dedup: LRUCache<string, true>;
+  readonly #gaps: GapTracker;
+  readonly #latency = new LatencyRecorder();
+  /** Per stream id: open time / event time of the newest open update accepted. */
+  readonly #openT: number[] = [];
+  readonly #openE: number[] = [];
+  readonly #batchSize: number;
+
+  #scheduled = false;
+  #draining = false;
+  #blocked = false;
+  #blockedSince = 0;
+  #stopped = false;
+  /** Waiters for room in the closed FIFO (recovered candles honour the bound too). */
+  #roomWaiters: Array<() => void> = [];
+  /** Waiters for the queues to become empty (shutdown drain). */
+  #idleWaiters: Array<() => void> = [];
+
+  #processedClosed = 0;
+  #processedOpen = 0;
+  #duplicates = 0;
+  #staleOpen = 0;
+  #blockingEvents = 0;
+
+  constructor(options: PipelineOptions) {
+    this.#o = options;
+    const c = options.config;
+    this.#closed = new ClosedFifo(c.closedQueueMax);
+    this.#open = new OpenLatest(c.openQueueMax);
+    this.#dedup = new LRUCache<string, true>({ max: c.dedupMaxEntries, ttl: c.dedupWindowMs, ttlAutopurge: false, updateAgeOnHas: false });
+    this.#batchSize = options.batchSize ?? 512;
+    this.#gaps = new GapTracker({
+      fetch: options.recover,
+      deliver: (candle) => this.#acceptClosed(candle, true),
+      status: options.status,
+      clock: options.clock,
+      holdMax: c.gapHoldMax,
+      ...(options.gapRetryDelaysMs === undefined ? {} : { retryDelaysMs: options.gapRetryDelaysMs }),
+    });
+  }
+
+  /** Hot path: every candle from every source. Never throws. */
+  ingest(candle: Candle): void {
+    if (this.#stopped) return;
+    const id = candle.stream.id;
+    if (candle.closed) {
+      if (this.#gaps.offer(candle)) void this.#acceptClosed(candle, false);
+      return;
+    }
+    // Open update: never older than one already accepted, never for a candle already closed.
+    const next = this.#gaps.nextExpected(id);
+    if (next !== undefined && candle.openTime < next) {
+      this.#staleOpen++;
+      return;
+    }
+    const t = this.#openT[id];
+    if (t !== undefined && (candle.openTime < t || (candle.openTime === t && candle.eventTime <= (this.#openE[id] ?? 0)))) {
+      this.#staleOpen++;
+      return;
+    }
+    this.#openT[id] = candle.openTime;
+    this.#openE[id] = candle.eventTime;
+    this.#open.put(candle);
+    this.#schedule();
+  }
+
+  /** A source reports an interruption on this stream: recover what it may have missed. */
+  resync(stream: StreamRef): void {
+    if (!this.#stopped) this.#gaps.resync(stream);
+  }
+
+  /** Deliver what is queued, then stop accepting. Resolves when the closed FIFO is empty or the deadline passes. */
+  async drain(deadlineMs: number): Promise<boolean> {
+    this.#gaps.close();
+    const done = new Promise<void>((resolve) => {
+      if (this.#closed.depth === 0 && this.#open.depth === 0 && !this.#draining) resolve();
+      else this.#idleWaiters.push(resolve);
+    });
+    this.#schedule();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => {
+        resolve(false);
+      }, deadlineMs);
+    });
+    const ok = await Promise.race([done.then(() => true as const), timeout]);
+    clearTimeout(timer);
+    this.#stopped = true;
+    return ok;
+  }
+
+  stats(): PipelineStats {
+    return {
+      closedDepth: this.#closed.depth,
+      closedCapacity: this.#closed.capacity,
+      openDepth: this.#open.depth,
+      openCapacity: this.#open.capacity,
+      processed: this.#processedClosed + this.#processedOpen,
+      processedClosed: this.#processedClosed,
+      processedOpen: this.#processedOpen,
+      duplicates: this.#duplicates + this.#gaps.stats.duplicates,
+      openSkipped: this.#open.skipped + this.#staleOpen,
+      blockingEvents: this.#blockingEvents,
+      blocked: this.#blocked,
+      latency: this.#latency,
+    };
+  }
+
+  get gapStats(): Readonly<GapTracker['stats']> & { pending: number; held: number } {
+    return { ...this.#gaps.stats, pending: this.#gaps.pending, held: this.#gaps.held };
+  }
+
+  /** Into the FIFO, once. Recovered candles wait for room; live ones never wait (the socket is paused instead). */
+  #acceptClosed(candle: Candle, waitForRoom: boolean): void | Promise<void> {
+    const key = `${candle.stream.id}:${candle.openTime}`;
+    if (this.#dedup.has(key)) {
+      this.#duplicates++;
+      return;
+    }
+    this.#dedup.set(key, true);
+    const full = this.#closed.push(candle);
+    this.#schedule();
+    if (full) {
+      this.#block();
+      if (waitForRoom) return new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+    }
+  }
+
+  #block(): void {
+    if (this.#blocked) return;
+    this.#blocked = true;
+    this.#blockedSince = this.#o.clock.monotonic();
+    this.#blockingEvents++;
+    this.#o.status.emit({ type: 'queue.blocked', depth: this.#closed.depth });
+    this.#o.onBlocked();
+  }
+
+  #maybeUnblock(): void {
+    if (!this.#blocked || this.#closed.depth > this.#closed.lowWater) return;
+    this.#blocked = false;
+    this.#o.status.emit({ type: 'queue.resumed', depth: this.#closed.depth, blockedMs: Math.round(this.#o.clock.monotonic() - this.#blockedSince) });
+    this.#o.onUnblocked();
+    const waiters = this.#roomWaiters;
+    this.#roomWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#draining) return;
+    this.#scheduled = true;
+    setImmediate(this.#runDrain);
+  }
+
+  readonly #runDrain = (): void => {
+    this.#scheduled = false;
+    void this.#drainLoop();
+  };
+
+  async #drainLoop(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      for (;;) {
+        const batch = this.#takeBatch();
+        if (batch.length === 0) break;
+        const now = this.#o.clock.monotonic();
+        for (const c of batch) this.#latency.observeMs(now - c.receivedAt);
+        let pending: Promise<void>[] | undefined;
+        for (const sink of this.#o.sinks) {
+          const r = sink.deliver(batch);
+          if (r !== undefined) (pending ??= []).push(r);
+        }
+        if (pending !== undefined) await Promise.all(pending);
+        this.#maybeUnblock();
+        // Yield between batches so sockets, timers and HTTP stay responsive under a backlog.
+        if (this.#closed.depth > 0 || this.#open.depth > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.#draining = false;
+    }
+    this.#maybeUnblock();
+    if (this.#closed.depth === 0 && this.#open.depth === 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
+    } else {
+      this.#schedule();
+    }
+  }
+
+  /** Closed first (FIFO), then open (LIFO, latest per stream). */
+  #takeBatch(): Candle[] {
+    const batch: Candle[] = [];
+    const max = this.#batchSize;
+    while (batch.length < max) {
+      const c = this.#closed.shift();
+      if (c === undefined) break;
+      batch.push(c);
+      this.#processedClosed++;
+    }
+    while (batch.length < max) {
+      const c = this.#open.pop();
+      if (c === undefined) break;
+      // Its candle may have been delivered closed after this update was queued.
+      const next = this.#gaps.nextExpected(c.stream.id);
+      if (next !== undefined && c.openTime < next) {
+        this.#staleOpen++;
+        continue;
+      }
+      batch.push(c);
+      this.#processedOpen++;
+    }
+    return batch;
+  }
+}
