@@ -1,0 +1,124 @@
+/**
+ * `GET /api/v3/klines` semantics, as a pure function of the query, the clock and the holes
+ * (binance-protocol.md §5): chronological rows; startTime → oldest rows from startTime; endTime only →
+ * most recent rows up to endTime; neither → most recent rows. The last row may be the candle still
+ * forming (partial values); closed rows equal `klineAt` exactly. Holes are skipped and do not count
+ * towards `limit`.
+ */
+import { isInterval, nextOpenTime, openTimeAt } from '../core/intervals.ts';
+import type { HoleSet } from './holes.ts';
+import { klineAt, openKlineAt, restRow } from './klines.ts';
+import type { RestRow } from './klines.ts';
+
+export interface RestError {
+  readonly status: number;
+  readonly code: number;
+  readonly msg: string;
+}
+
+export interface KlinesQuery {
+  readonly symbol: string;
+  readonly interval: string;
+  readonly startTime: number | undefined;
+  readonly endTime: number | undefined;
+  readonly limit: number;
+}
+
+const REST_SYMBOL_RE = /^[A-Z0-9_.-]{1,20}$/;
+const DIGITS_RE = /^[0-9]{1,20}$/;
+/** Binance accepts µs timestamps in startTime/endTime; anything this large cannot be ms. */
+const MICROS_THRESHOLD = 1e15;
+
+function bad(code: number, msg: string): RestError {
+  return { status: 400, code, msg };
+}
+
+function mandatory(name: string): RestError {
+  return bad(-1102, `Mandatory parameter '${name}' was not sent, was empty/null, or malformed.`);
+}
+
+function parseLong(params: URLSearchParams, name: string): number | undefined | RestError {
+  const raw = params.get(name);
+  if (raw === null || raw === '') return undefined;
+  if (!DIGITS_RE.test(raw)) {
+    return bad(-1100, `Illegal characters found in parameter '${name}'; legal range is '^[0-9]{1,20}$'.`);
+  }
+  const n = Number(raw);
+  return n >= MICROS_THRESHOLD ? Math.floor(n / 1000) : n;
+}
+
+function isError(x: unknown): x is RestError {
+  return typeof x === 'object' && x !== null && 'code' in x;
+}
+
+/** Validate query parameters the way Binance does (codes from errors.md). */
+export function parseKlinesQuery(params: URLSearchParams): KlinesQuery | RestError {
+  const symbol = params.get('symbol');
+  if (symbol === null || symbol === '') return mandatory('symbol');
+  const interval = params.get('interval');
+  if (interval === null || interval === '') return mandatory('interval');
+  if (!isInterval(interval)) return bad(-1120, 'Invalid interval.');
+  if (!REST_SYMBOL_RE.test(symbol)) return bad(-1121, 'Invalid symbol.');
+  const startTime = parseLong(params, 'startTime');
+  if (isError(startTime)) return startTime;
+  const endTime = parseLong(params, 'endTime');
+  if (isError(endTime)) return endTime;
+  let limit = 500;
+  const rawLimit = params.get('limit');
+  if (rawLimit !== null && rawLimit !== '') {
+    if (!/^-?[0-9]{1,20}$/.test(rawLimit)) {
+      return bad(-1100, "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.");
+    }
+    limit = Number(rawLimit);
+    if (limit < 1 || limit > 1000) return bad(-1130, "Data sent for parameter 'limit' is not valid.");
+  }
+  if (startTime !== undefined && endTime !== undefined && startTime > endTime) {
+    return bad(-1023, 'Start time is greater than end time.');
+  }
+  return { symbol, interval, startTime, endTime, limit };
+}
+
+function prevOpenTime(interval: string, openTime: number): number {
+  return openTimeAt(interval, openTime - 1);
+}
+
+/** Rows for the query at wall time `now`. */
+export function queryKlines(q: KlinesQuery, now: number, holes: HoleSet): RestRow[] {
+  const lower = q.symbol.toLowerCase();
+  const forming = openTimeAt(q.interval, now);
+  const row = (ot: number): RestRow => {
+    if (ot < forming) return restRow(klineAt(lower, q.interval, ot));
+    const next = nextOpenTime(q.interval, ot);
+    return restRow(openKlineAt(lower, q.interval, ot, (now - ot) / (next - ot)));
+  };
+  const rows: RestRow[] = [];
+  if (q.startTime !== undefined) {
+    const last = q.endTime === undefined ? forming : Math.min(forming, openTimeAt(q.interval, q.endTime));
+    let ot = openTimeAt(q.interval, Math.max(0, q.startTime));
+    if (ot < q.startTime) ot = nextOpenTime(q.interval, ot);
+    while (ot <= last && rows.length < q.limit) {
+      const hole = holes.find(lower, q.interval, ot);
+      if (hole !== undefined) {
+        // Jump past the hole in one step (holes can span millions of 1s candles).
+        let after = openTimeAt(q.interval, hole.to);
+        if (after < hole.to) after = nextOpenTime(q.interval, after);
+        ot = Math.max(after, nextOpenTime(q.interval, ot));
+        continue;
+      }
+      rows.push(row(ot));
+      ot = nextOpenTime(q.interval, ot);
+    }
+    return rows;
+  }
+  let ot = q.endTime === undefined ? forming : Math.min(forming, openTimeAt(q.interval, q.endTime));
+  while (ot >= 0 && rows.length < q.limit) {
+    const hole = holes.find(lower, q.interval, ot);
+    if (hole !== undefined) {
+      ot = Math.min(prevOpenTime(q.interval, hole.from), prevOpenTime(q.interval, ot));
+      continue;
+    }
+    rows.push(row(ot));
+    ot = prevOpenTime(q.interval, ot);
+  }
+  return rows.reverse();
+}

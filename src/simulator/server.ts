@@ -1,0 +1,837 @@
+/**
+ * An in-process stand-in for Binance spot market streams + REST klines (binance-protocol.md §1–§5, §7),
+ * used by tests, the demo, the chaos suite and benchmarks. One node:http server serves REST and the
+ * WebSocket upgrades (ws, `noServer`).
+ *
+ * Scheduling: ONE shared timer walks the subscribed streams every tick (not a timer per stream), so
+ * thousands of streams stay cheap. Each stream's event is serialized once and the same Buffer is sent
+ * to every subscriber (raw or combined envelope).
+ *
+ * Clocks: `now()` (injectable wall clock) drives candle times, `E`, and REST rows; rate windows, ping
+ * cadence, pong deadlines and fault durations use the real monotonic clock, so a test that freezes or
+ * jumps its wall clock does not trip rate limits or keepalive.
+ *
+ * Data that falls inside a stall (stallSockets/stallStreams) is lost, not delayed, like a real outage:
+ * the consumer has to notice and recover it over REST (which always has it).
+ */
+import { STATUS_CODES, createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer } from 'ws';
+import type { RawData } from 'ws';
+import { candlesBetween, nextOpenTime, openTimeAt } from '../core/intervals.ts';
+import { errorReply, parseControl, resultReply } from './control.ts';
+import type { ControlRequest } from './control.ts';
+import { HoleSet } from './holes.ts';
+import { klineAt, klineEventJson, openKlineAt } from './klines.ts';
+import { parseKlinesQuery, queryKlines } from './rest.ts';
+
+export interface SimulatorOptions {
+  host?: string;
+  port?: number;
+  /** Open-update cadence per stream; default 1000 ms for 1s streams, 2000 ms otherwise (as Binance). */
+  openUpdateMs?: number;
+  pingIntervalMs?: number;
+  pongTimeoutMs?: number;
+  maxStreamsPerConnection?: number;
+  maxInboundPerSecond?: number;
+  maxConnectionsPer5Min?: number;
+  restWeightPerMinute?: number;
+  now?: () => number;
+}
+
+export interface SimulatorFaults {
+  dropAll(): void;
+  closeAll(code?: number, reason?: string): void;
+  stallSockets(ms: number): void;
+  stallStreams(streams: string[], ms: number): void;
+  refuseConnections(count: number, status?: number): void;
+  restErrors(count: number, status: 429 | 418 | 403 | 500, retryAfterSec?: number): void;
+  closeAfter(ms: number | undefined): void;
+  garbage(count: number): void;
+  serverShutdown(): void;
+  hole(symbol: string, interval: string, fromOpenTime: number, toOpenTimeExclusive: number): void;
+  closeMidSubscribe(count: number): void;
+  reset(): void;
+}
+
+export interface SimulatorCounters {
+  connectionsOpened: number;
+  /** Wall ms of each accepted upgrade. */
+  connectionTimestamps: number[];
+  connectionsRefused: number;
+  /** Max over all sockets of inbound control messages (ping + pong + text) in any 1-second window. */
+  maxInboundPerSecondSeen: number;
+  /** Every inbound pong frame, solicited or not. */
+  pongsReceived: number;
+  pingsSent: number;
+  /** Every inbound ping, pong and text/binary message. */
+  controlMessages: number;
+  closedByRateLimit: number;
+  /** Every data frame sent (kline events, control replies, serverShutdown, garbage). */
+  framesSent: number;
+  klineEventsSent: number;
+  closedKlinesSent: number;
+  restRequests: number;
+  restWeightUsedMax1m: number;
+  rest429: number;
+  rest418: number;
+}
+
+export interface SocketInfo {
+  id: number;
+  streams: string[];
+  inboundTotal: number;
+  maxInboundPerSecond: number;
+  pongs: number;
+  openedAt: number;
+  combined: boolean;
+}
+
+/** Valid kline stream names; anything else is accepted silently and sends nothing, like Binance. */
+const KLINE_STREAM_RE = /^([a-z0-9]{1,20})@kline_(1s|1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)$/;
+const RATE_WINDOW_MS = 1000;
+const CONNECTION_WINDOW_MS = 5 * 60_000;
+const WEIGHT_WINDOW_MS = 60_000;
+/** After a long stall (or a jumped test clock), only this many missed closed candles are sent per stream. */
+const MAX_CATCHUP_CLOSED = 100;
+const MAX_PAYLOAD = 1 << 20;
+const KLINES_WEIGHT = 2;
+
+interface StreamState {
+  readonly name: string;
+  readonly symbol: string;
+  readonly interval: string;
+  readonly updateMs: number;
+  readonly subscribers: Set<Session>;
+  forming: number;
+  nextBoundary: number;
+  nextOpenUpdateAt: number;
+}
+
+interface Session {
+  readonly id: number;
+  readonly ws: WebSocket;
+  readonly streams: Set<string>;
+  combined: boolean;
+  readonly openedAt: number;
+  /** Monotonic stamps of inbound messages within the last second (bounded by the rate limit). */
+  readonly inbound: number[];
+  inboundTotal: number;
+  maxInboundPerSecond: number;
+  pongs: number;
+  lastPingAt: number;
+  pingPayload: Buffer | undefined;
+  unansweredSince: number | undefined;
+  stalledUntil: number;
+  /** Control replies produced while stalled, sent when the stall ends. */
+  readonly deferred: string[];
+  closeAt: number | undefined;
+  closing: boolean;
+}
+
+interface WeightEntry {
+  readonly at: number;
+  readonly weight: number;
+}
+
+function mono(): number {
+  return performance.now();
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s; // a malformed escape stays as typed: it simply names no stream
+  }
+}
+
+/**
+ * Stream names from a query string, parsed by hand: URLSearchParams would turn the `+` of
+ * `@+08:00` into a space (binance-protocol.md, implication 8).
+ */
+function streamsFromQuery(query: string): string[] {
+  for (const part of query.split('&')) {
+    if (part.startsWith('streams=')) {
+      return part
+        .slice('streams='.length)
+        .split('/')
+        .filter((s) => s !== '')
+        .map(safeDecode);
+    }
+  }
+  return [];
+}
+
+function rejectUpgrade(socket: Duplex, status: number, body: string): void {
+  const text = STATUS_CODES[status] ?? 'Error';
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+function ignoreError(): void {
+  // Socket errors (resets, bad frames) end in 'close', which does the cleanup.
+}
+
+const GARBAGE_FRAMES: readonly string[] = [
+  'this is not json',
+  '{"e":"kline","E":"soon","s":42,"k":[]}',
+  '{"e":"mysteryEvent","E":1,"s":"BTCUSDT"}',
+  '{"e":"kline","E":1700000000000,"s":"BTCUSDT","k":{"t":1700000000000,"T":17',
+  '{"stream":"btcusdt@kline_1m","data":',
+  '[1,2,3]',
+  '{"result":"unexpected","id":"nobody-asked"}',
+  'null',
+];
+
+export class BinanceSimulator {
+  readonly wsUrl: string;
+  readonly restUrl: string;
+  readonly port: number;
+  readonly faults: SimulatorFaults;
+  readonly counters: SimulatorCounters = {
+    connectionsOpened: 0,
+    connectionTimestamps: [],
+    connectionsRefused: 0,
+    maxInboundPerSecondSeen: 0,
+    pongsReceived: 0,
+    pingsSent: 0,
+    controlMessages: 0,
+    closedByRateLimit: 0,
+    framesSent: 0,
+    klineEventsSent: 0,
+    closedKlinesSent: 0,
+    restRequests: 0,
+    restWeightUsedMax1m: 0,
+    rest429: 0,
+    rest418: 0,
+  };
+
+  readonly #server: Server;
+  readonly #wss: WebSocketServer;
+  readonly #now: () => number;
+  readonly #openUpdateMs: number | undefined;
+  readonly #pingIntervalMs: number;
+  readonly #pongTimeoutMs: number;
+  readonly #maxStreams: number;
+  readonly #maxInbound: number;
+  readonly #maxConnections: number;
+  readonly #weightLimit: number;
+  readonly #tickMs: number;
+  #timer: NodeJS.Timeout;
+
+  readonly #sessions = new Map<number, Session>();
+  readonly #streams = new Map<string, StreamState>();
+  readonly #holes = new HoleSet();
+  readonly #streamStalls = new Map<string, number>();
+  readonly #connectionAttempts: number[] = [];
+  readonly #weights: WeightEntry[] = [];
+  #weightUsed = 0;
+  #nextSessionId = 1;
+  #closing: Promise<void> | undefined;
+
+  // Fault state.
+  #refuseCount = 0;
+  #refuseStatus = 503;
+  #restErrorCount = 0;
+  #restErrorStatus: 429 | 418 | 403 | 500 = 500;
+  #restRetryAfterSec = 0;
+  #closeAfterMs: number | undefined;
+  #closeMidSubscribe = 0;
+
+  private constructor(server: Server, options: SimulatorOptions) {
+    this.#server = server;
+    const addr = server.address() as AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    this.port = addr.port;
+    this.wsUrl = `ws://${host}:${addr.port}`;
+    this.restUrl = `http://${host}:${addr.port}`;
+    this.#now = options.now ?? Date.now;
+    this.#openUpdateMs = options.openUpdateMs;
+    this.#pingIntervalMs = options.pingIntervalMs ?? 20_000;
+    this.#pongTimeoutMs = options.pongTimeoutMs ?? 60_000;
+    this.#maxStreams = options.maxStreamsPerConnection ?? 1024;
+    this.#maxInbound = options.maxInboundPerSecond ?? 5;
+    this.#maxConnections = options.maxConnectionsPer5Min ?? 300;
+    this.#weightLimit = options.restWeightPerMinute ?? 6000;
+    // autoPong off: client pings are answered by hand so a stalled socket is truly silent.
+    this.#wss = new WebSocketServer({ noServer: true, autoPong: false, clientTracking: false, maxPayload: MAX_PAYLOAD });
+    this.#wss.on('error', ignoreError);
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      this.#onRequest(req, res);
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.#onUpgrade(req, socket, head);
+    });
+    server.on('clientError', (_err: Error, socket: Duplex) => {
+      socket.destroy();
+    });
+    const smallest = Math.min(this.#openUpdateMs ?? 1000, this.#pingIntervalMs, 1000);
+    this.#tickMs = Math.max(5, Math.min(50, Math.floor(smallest / 2)));
+    this.#timer = this.#schedule();
+    this.faults = this.#makeFaults();
+  }
+
+  static async start(options: SimulatorOptions = {}): Promise<BinanceSimulator> {
+    const server = createServer({ keepAlive: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return new BinanceSimulator(server, options);
+  }
+
+  sockets(): SocketInfo[] {
+    const out: SocketInfo[] = [];
+    for (const s of this.#sessions.values()) {
+      out.push({
+        id: s.id,
+        streams: [...s.streams],
+        inboundTotal: s.inboundTotal,
+        maxInboundPerSecond: s.maxInboundPerSecond,
+        pongs: s.pongs,
+        openedAt: s.openedAt,
+        combined: s.combined,
+      });
+    }
+    return out;
+  }
+
+  /** Terminates sockets, stops the timer and closes the server. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= new Promise<void>((resolve) => {
+      clearTimeout(this.#timer);
+      for (const s of this.#sessions.values()) s.ws.terminate();
+      this.#sessions.clear();
+      this.#streams.clear();
+      this.#wss.close();
+      this.#server.close(() => {
+        resolve();
+      });
+      this.#server.closeAllConnections();
+    });
+    return this.#closing;
+  }
+
+  // ---------------------------------------------------------------- WebSocket side
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', ignoreError);
+    if (this.#closing !== undefined) {
+      rejectUpgrade(socket, 503, '{"code":-1016,"msg":"This service is no longer available."}');
+      return;
+    }
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    let path = q < 0 ? url : url.slice(0, q);
+    const query = q < 0 ? '' : url.slice(q + 1);
+    while (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+    let streams: string[];
+    let combined: boolean;
+    if (path === '/ws') {
+      streams = [];
+      combined = false;
+    } else if (path.startsWith('/ws/')) {
+      streams = path
+        .slice(4)
+        .split('/')
+        .filter((s) => s !== '')
+        .map(safeDecode);
+      combined = false;
+    } else if (path === '/stream') {
+      streams = streamsFromQuery(query);
+      combined = true;
+    } else {
+      rejectUpgrade(socket, 404, '{"code":-1,"msg":"Not found."}');
+      return;
+    }
+    if (this.#refuseCount > 0) {
+      this.#refuseCount--;
+      this.counters.connectionsRefused++;
+      rejectUpgrade(socket, this.#refuseStatus, '{"code":-1,"msg":"Connection refused (simulated)."}');
+      return;
+    }
+    const t = mono();
+    const attempts = this.#connectionAttempts;
+    while (attempts.length > 0 && (attempts[0] ?? 0) <= t - CONNECTION_WINDOW_MS) attempts.shift();
+    if (attempts.length >= this.#maxConnections) {
+      this.counters.connectionsRefused++;
+      rejectUpgrade(socket, 429, '{"code":-1003,"msg":"Too many connection attempts."}');
+      return;
+    }
+    const unique = new Set(streams);
+    if (unique.size > this.#maxStreams) {
+      this.counters.connectionsRefused++;
+      rejectUpgrade(socket, 400, `{"code":-1,"msg":"Too many streams (max ${this.#maxStreams})."}`);
+      return;
+    }
+    attempts.push(t);
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      this.#onConnection(ws, unique, combined);
+    });
+  }
+
+  #onConnection(ws: WebSocket, streams: Set<string>, combined: boolean): void {
+    const t = mono();
+    const wall = this.#now();
+    this.counters.connectionsOpened++;
+    this.counters.connectionTimestamps.push(wall);
+    const session: Session = {
+      id: this.#nextSessionId++,
+      ws,
+      streams: new Set(),
+      combined,
+      openedAt: wall,
+      inbound: [],
+      inboundTotal: 0,
+      maxInboundPerSecond: 0,
+      pongs: 0,
+      lastPingAt: t,
+      pingPayload: undefined,
+      unansweredSince: undefined,
+      stalledUntil: 0,
+      deferred: [],
+      closeAt: this.#closeAfterMs === undefined ? undefined : t + this.#closeAfterMs,
+      closing: false,
+    };
+    this.#sessions.set(session.id, session);
+    for (const name of streams) this.#subscribe(session, name);
+    ws.on('error', ignoreError);
+    ws.on('close', () => {
+      this.#onClose(session);
+    });
+    ws.on('message', (data: RawData) => {
+      this.#onMessage(session, data);
+    });
+    ws.on('ping', (data: Buffer) => {
+      if (!this.#countInbound(session)) return;
+      if (session.stalledUntil <= mono() && ws.readyState === WebSocket.OPEN) ws.pong(data);
+    });
+    ws.on('pong', (data: Buffer) => {
+      this.counters.pongsReceived++;
+      session.pongs++;
+      if (!this.#countInbound(session)) return;
+      // Only an echo of the last ping payload counts; unsolicited pongs "will not prevent disconnection".
+      if (session.pingPayload?.equals(data) === true) session.unansweredSince = undefined;
+    });
+  }
+
+  #onClose(session: Session): void {
+    this.#sessions.delete(session.id);
+    for (const name of session.streams) this.#unsubscribe(session, name);
+  }
+
+  /** Count one inbound message; false (and the socket is being closed 1008) when over the limit. */
+  #countInbound(s: Session): boolean {
+    if (s.closing) return false;
+    const t = mono();
+    s.inboundTotal++;
+    this.counters.controlMessages++;
+    s.inbound.push(t);
+    while (s.inbound.length > 0 && (s.inbound[0] ?? 0) <= t - RATE_WINDOW_MS) s.inbound.shift();
+    const n = s.inbound.length;
+    if (n > s.maxInboundPerSecond) s.maxInboundPerSecond = n;
+    if (n > this.counters.maxInboundPerSecondSeen) this.counters.maxInboundPerSecondSeen = n;
+    if (n > this.#maxInbound) {
+      this.counters.closedByRateLimit++;
+      this.#closeSession(s, 1008, 'Too many requests');
+      return false;
+    }
+    return true;
+  }
+
+  #closeSession(s: Session, code: number, reason: string): void {
+    if (s.closing) return;
+    s.closing = true;
+    try {
+      s.ws.close(code, reason);
+    } catch {
+      s.ws.terminate(); // an invalid code from a faults caller: still make the socket go away
+    }
+  }
+
+  #reply(s: Session, text: string): void {
+    if (s.stalledUntil > mono()) {
+      s.deferred.push(text);
+      return;
+    }
+    this.#sendText(s, text);
+  }
+
+  #sendText(s: Session, text: string | Buffer): void {
+    if (s.ws.readyState !== WebSocket.OPEN) return;
+    s.ws.send(text, { binary: false });
+    this.counters.framesSent++;
+  }
+
+  #onMessage(s: Session, data: RawData): void {
+    if (!this.#countInbound(s)) return;
+    const text = Array.isArray(data)
+      ? Buffer.concat(data).toString('utf8')
+      : Buffer.isBuffer(data)
+        ? data.toString('utf8')
+        : Buffer.from(data).toString('utf8');
+    const req: ControlRequest = parseControl(text);
+    switch (req.kind) {
+      case 'error':
+        this.#reply(s, errorReply(req.code, req.msg, req.id));
+        return;
+      case 'SUBSCRIBE': {
+        if (this.#closeMidSubscribe > 0) {
+          this.#closeMidSubscribe--;
+          this.#closeSession(s, 1011, 'Internal error');
+          return;
+        }
+        let added = 0;
+        for (const name of new Set(req.streams)) if (!s.streams.has(name)) added++;
+        if (s.streams.size + added > this.#maxStreams) {
+          // Undocumented but observed on Binance (binance-protocol.md §2, unicorn#17).
+          this.#reply(s, errorReply(4, 'Too many subscriptions', req.id));
+          return;
+        }
+        for (const name of req.streams) this.#subscribe(s, name);
+        this.#reply(s, resultReply('null', req.id));
+        return;
+      }
+      case 'UNSUBSCRIBE':
+        for (const name of req.streams) this.#unsubscribe(s, name);
+        this.#reply(s, resultReply('null', req.id));
+        return;
+      case 'LIST_SUBSCRIPTIONS':
+        this.#reply(s, resultReply(JSON.stringify([...s.streams]), req.id));
+        return;
+      case 'SET_PROPERTY':
+        s.combined = req.value;
+        this.#reply(s, resultReply('null', req.id));
+        return;
+      case 'GET_PROPERTY':
+        this.#reply(s, resultReply(String(s.combined), req.id));
+        return;
+    }
+  }
+
+  #subscribe(s: Session, name: string): void {
+    if (s.streams.has(name)) return;
+    s.streams.add(name);
+    const existing = this.#streams.get(name);
+    if (existing !== undefined) {
+      existing.subscribers.add(s);
+      return;
+    }
+    const m = KLINE_STREAM_RE.exec(name);
+    const symbol = m?.[1];
+    const interval = m?.[2];
+    if (symbol === undefined || interval === undefined) return; // accepted silently, sends nothing
+    const forming = openTimeAt(interval, this.#now());
+    this.#streams.set(name, {
+      name,
+      symbol,
+      interval,
+      updateMs: this.#openUpdateMs ?? (interval === '1s' ? 1000 : 2000),
+      subscribers: new Set([s]),
+      forming,
+      nextBoundary: nextOpenTime(interval, forming),
+      nextOpenUpdateAt: mono(),
+    });
+  }
+
+  #unsubscribe(s: Session, name: string): void {
+    if (!s.streams.delete(name)) return;
+    const st = this.#streams.get(name);
+    if (st === undefined) return;
+    st.subscribers.delete(s);
+    if (st.subscribers.size === 0) this.#streams.delete(name);
+  }
+
+  /**
+   * One shared timer (a setTimeout chain): every tick, and additionally a couple of ms after each
+   * whole wall-clock second, where every kline interval boundary falls, so closed events go out a few
+   * ms after the boundary rather than up to a tick late.
+   */
+  #schedule(): NodeJS.Timeout {
+    const toSecond = 1000 - (this.#now() % 1000) + 2;
+    const delay = Math.max(1, Math.min(this.#tickMs, toSecond));
+    const timer = setTimeout(() => {
+      if (this.#closing !== undefined) return;
+      this.#tick();
+      this.#timer = this.#schedule();
+    }, delay);
+    timer.unref();
+    return timer;
+  }
+
+  #tick(): void {
+    const wall = this.#now();
+    const t = mono();
+    for (const [name, until] of this.#streamStalls) if (until <= t) this.#streamStalls.delete(name);
+    for (const st of this.#streams.values()) this.#tickStream(st, wall, t);
+    for (const s of this.#sessions.values()) this.#tickSession(s, wall, t);
+  }
+
+  #tickStream(st: StreamState, wall: number, t: number): void {
+    const stalled = this.#streamStalls.has(st.name);
+    if (wall >= st.nextBoundary) {
+      const current = openTimeAt(st.interval, wall);
+      let ot = st.forming;
+      const missed = candlesBetween(st.interval, ot, current);
+      if (missed > MAX_CATCHUP_CLOSED) {
+        // The clock jumped (or the process slept): only the most recent candles are announced.
+        ot = current;
+        for (let i = 0; i < MAX_CATCHUP_CLOSED; i++) ot = openTimeAt(st.interval, ot - 1);
+      }
+      for (; ot < current; ot = nextOpenTime(st.interval, ot)) {
+        if (stalled || this.#holes.find(st.symbol, st.interval, ot) !== undefined) continue;
+        this.#emit(st, klineEventJson(klineAt(st.symbol, st.interval, ot), wall), true, t);
+      }
+      st.forming = current;
+      st.nextBoundary = nextOpenTime(st.interval, current);
+    }
+    if (t >= st.nextOpenUpdateAt) {
+      st.nextOpenUpdateAt = t + st.updateMs;
+      if (stalled || this.#holes.find(st.symbol, st.interval, st.forming) !== undefined) return;
+      const progress = (wall - st.forming) / (st.nextBoundary - st.forming);
+      this.#emit(st, klineEventJson(openKlineAt(st.symbol, st.interval, st.forming, progress), wall), false, t);
+    }
+  }
+
+  /** Serialize once per form (raw / combined envelope), send the same Buffer to every subscriber. */
+  #emit(st: StreamState, raw: string, closed: boolean, t: number): void {
+    let rawBuf: Buffer | undefined;
+    let envBuf: Buffer | undefined;
+    for (const s of st.subscribers) {
+      if (s.stalledUntil > t || s.closing || s.ws.readyState !== WebSocket.OPEN) continue;
+      let buf: Buffer;
+      if (s.combined) {
+        envBuf ??= Buffer.from('{"stream":"' + st.name + '","data":' + raw + '}');
+        buf = envBuf;
+      } else {
+        rawBuf ??= Buffer.from(raw);
+        buf = rawBuf;
+      }
+      s.ws.send(buf, { binary: false });
+      this.counters.framesSent++;
+      this.counters.klineEventsSent++;
+      if (closed) this.counters.closedKlinesSent++;
+    }
+  }
+
+  #tickSession(s: Session, wall: number, t: number): void {
+    if (s.closing || s.ws.readyState !== WebSocket.OPEN) return;
+    if (s.closeAt !== undefined && t >= s.closeAt) {
+      this.#closeSession(s, 1000, 'closeAfter');
+      return;
+    }
+    if (s.stalledUntil > t) return;
+    if (s.stalledUntil !== 0) {
+      // Stall over: flush what it held back and restart the keepalive clock (a silent server
+      // sent no pings, so it cannot hold the client to a deadline that ran during the stall).
+      s.stalledUntil = 0;
+      for (const text of s.deferred.splice(0)) this.#sendText(s, text);
+      s.lastPingAt = t;
+      if (s.unansweredSince !== undefined) s.unansweredSince = t;
+    }
+    if (s.unansweredSince !== undefined && t - s.unansweredSince > this.#pongTimeoutMs) {
+      s.closing = true;
+      s.ws.terminate();
+      return;
+    }
+    if (t - s.lastPingAt >= this.#pingIntervalMs) {
+      s.lastPingAt = t;
+      s.pingPayload = Buffer.from(String(wall));
+      s.unansweredSince ??= t;
+      s.ws.ping(s.pingPayload);
+      this.counters.pingsSent++;
+    }
+  }
+
+  // ---------------------------------------------------------------- REST side
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.counters.restRequests++;
+    try {
+      this.#handleRest(req, res);
+    } catch (err) {
+      // A bug here must not take the simulator down mid-test; answer like Binance's -1000.
+      const msg = err instanceof Error ? err.message : String(err);
+      if (!res.headersSent) this.#json(res, 500, `{"code":-1000,"msg":${JSON.stringify(msg)}}`);
+    }
+  }
+
+  #json(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+    res.writeHead(status, {
+      'Content-Type': 'application/json;charset=UTF-8',
+      'Content-Length': Buffer.byteLength(body),
+      ...headers,
+    });
+    res.end(body);
+  }
+
+  #usedWeight(t: number): number {
+    const w = this.#weights;
+    while (w.length > 0 && (w[0]?.at ?? 0) <= t - WEIGHT_WINDOW_MS) {
+      this.#weightUsed -= w.shift()?.weight ?? 0;
+    }
+    return this.#weightUsed;
+  }
+
+  #handleRest(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://simulator');
+    const path = url.pathname;
+    const isKlines = path === '/api/v3/klines' || path === '/api/v3/uiKlines';
+    if (!isKlines && path !== '/api/v3/ping' && path !== '/api/v3/time') {
+      this.#json(res, 404, '{"code":-1,"msg":"Not found."}');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      this.#json(res, 405, '{"code":-1,"msg":"Method not allowed."}');
+      return;
+    }
+    if (isKlines && this.#restErrorCount > 0) {
+      this.#restErrorCount--;
+      this.#injectedError(res);
+      return;
+    }
+    const t = mono();
+    const weight = isKlines ? KLINES_WEIGHT : 1;
+    let used = this.#usedWeight(t);
+    if (used + weight > this.#weightLimit) {
+      this.counters.rest429++;
+      const oldest = this.#weights[0]?.at ?? t;
+      const retry = Math.max(1, Math.ceil((oldest + WEIGHT_WINDOW_MS - t) / 1000));
+      this.#json(
+        res,
+        429,
+        `{"code":-1003,"msg":"Too much request weight used; current limit is ${this.#weightLimit} request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API."}`,
+        { 'Retry-After': String(retry), 'X-MBX-USED-WEIGHT-1M': String(used) },
+      );
+      return;
+    }
+    this.#weights.push({ at: t, weight });
+    this.#weightUsed += weight;
+    used = this.#weightUsed;
+    if (used > this.counters.restWeightUsedMax1m) this.counters.restWeightUsedMax1m = used;
+    const headers = { 'X-MBX-USED-WEIGHT-1M': String(used) };
+    if (path === '/api/v3/ping') {
+      this.#json(res, 200, '{}', headers);
+      return;
+    }
+    if (path === '/api/v3/time') {
+      this.#json(res, 200, `{"serverTime":${this.#now()}}`, headers);
+      return;
+    }
+    const query = parseKlinesQuery(url.searchParams);
+    if ('code' in query) {
+      this.#json(res, query.status, `{"code":${query.code},"msg":${JSON.stringify(query.msg)}}`, headers);
+      return;
+    }
+    this.#json(res, 200, JSON.stringify(queryKlines(query, this.#now(), this.#holes)), headers);
+  }
+
+  #injectedError(res: ServerResponse): void {
+    const status = this.#restErrorStatus;
+    const retry = { 'Retry-After': String(this.#restRetryAfterSec) };
+    switch (status) {
+      case 429:
+        this.counters.rest429++;
+        this.#json(res, 429, '{"code":-1003,"msg":"Too much request weight used; current limit is 6000 request weight per 1 MINUTE."}', retry);
+        return;
+      case 418: {
+        this.counters.rest418++;
+        const until = this.#now() + this.#restRetryAfterSec * 1000;
+        this.#json(res, 418, `{"code":-1003,"msg":"Way too much request weight used; IP banned until ${until}. Please use WebSocket Streams for live updates to avoid bans."}`, retry);
+        return;
+      }
+      case 403: {
+        // Binance's WAF answers with an HTML page, not a JSON error.
+        const body = '<html><head><title>403 Forbidden</title></head><body>Request blocked.</body></html>';
+        res.writeHead(403, { 'Content-Type': 'text/html', 'Content-Length': Buffer.byteLength(body) });
+        res.end(body);
+        return;
+      }
+      case 500:
+        this.#json(res, 500, '{"code":-1000,"msg":"An unknown error occurred while processing the request."}');
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- faults
+
+  #makeFaults(): SimulatorFaults {
+    const each = (fn: (s: Session) => void): void => {
+      for (const s of [...this.#sessions.values()]) fn(s);
+    };
+    return {
+      dropAll: () => {
+        each((s) => {
+          s.closing = true;
+          s.ws.terminate();
+        });
+      },
+      closeAll: (code = 1000, reason = '') => {
+        each((s) => {
+          this.#closeSession(s, code, reason);
+        });
+      },
+      stallSockets: (ms) => {
+        const until = mono() + ms;
+        each((s) => {
+          s.stalledUntil = Math.max(s.stalledUntil, until);
+        });
+      },
+      stallStreams: (streams, ms) => {
+        const until = mono() + ms;
+        for (const name of streams) this.#streamStalls.set(name, Math.max(this.#streamStalls.get(name) ?? 0, until));
+      },
+      refuseConnections: (count, status = 503) => {
+        this.#refuseCount = count;
+        this.#refuseStatus = status;
+      },
+      restErrors: (count, status, retryAfterSec = 1) => {
+        this.#restErrorCount = count;
+        this.#restErrorStatus = status;
+        this.#restRetryAfterSec = retryAfterSec;
+      },
+      closeAfter: (ms) => {
+        this.#closeAfterMs = ms;
+      },
+      garbage: (count) => {
+        each((s) => {
+          for (let i = 0; i < count; i++) this.#sendText(s, GARBAGE_FRAMES[i % GARBAGE_FRAMES.length] ?? 'x');
+        });
+      },
+      serverShutdown: () => {
+        const event = `{"e":"serverShutdown","E":${this.#now()}}`;
+        const envelope = `{"stream":"!serverShutdown","data":${event}}`;
+        each((s) => {
+          this.#sendText(s, s.combined ? envelope : event);
+        });
+      },
+      hole: (symbol, interval, fromOpenTime, toOpenTimeExclusive) => {
+        this.#holes.add(symbol, interval, fromOpenTime, toOpenTimeExclusive);
+      },
+      closeMidSubscribe: (count) => {
+        this.#closeMidSubscribe = count;
+      },
+      reset: () => {
+        this.#refuseCount = 0;
+        this.#restErrorCount = 0;
+        this.#closeAfterMs = undefined;
+        this.#closeMidSubscribe = 0;
+        this.#streamStalls.clear();
+        this.#holes.clear();
+        each((s) => {
+          if (s.stalledUntil > 0) s.stalledUntil = 1; // ends the stall on the next tick (flushes deferred replies)
+        });
+      },
+    };
+  }
+}
+
