@@ -1,0 +1,444 @@
+/**
+ * The Prometheus registry (contract §6). Two feeds, no hot-path cost:
+ *  - Figures the components already count (messages, candles, queue depths, relay bytes, the latency
+ *    recorder) are read on scrape in `collect()`: gauges are set, counters are advanced by the delta
+ *    since the previous scrape. Nothing here is called per message.
+ *  - State transitions (breaker changes, backfill outcomes, rate limits, connection state changes,
+ *    queue blocking time) come from the status stream, one event each.
+ * Labels are bounded: exchange, state, outcome, name, scope, kind. Never a symbol or a stream.
+ * The registry is this module's own (no prom-client global), so tests and a second instance are isolated.
+ */
+import { readFileSync } from 'node:fs';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import type { Config } from '../config/schema.ts';
+import type { BreakerState, Disposable, StatusStream } from '../core/status.ts';
+import type { UpstreamSnapshot, UpstreamStats } from '../core/source.ts';
+import type { BackfillStats, PipelineStats, RelayStats } from '../core/stats.ts';
+import type { LatencyRecorder } from '../core/latency.ts';
+import { CONN_STATES, countByState, evaluateReadiness } from './readiness.ts';
+import type { OpsSources } from './sources.ts';
+
+export interface MetricsOptions {
+  readonly status: StatusStream;
+  readonly sources: OpsSources;
+  readonly config: Pick<Config, 'health'>;
+  /** Node process metrics (process_*, nodejs_*). Default true. */
+  readonly collectDefault?: boolean;
+  /** For connector_build_info; default: the version in package.json. */
+  readonly version?: string;
+  /** Wall clock in ms (REST ban expiry, /ready evaluation). Default Date.now. */
+  readonly now?: () => number;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Stops listening to the status stream. The registry stays scrapeable (it only reads). */
+  dispose(): void;
+}
+
+const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, open: 1, 'half-open': 2 };
+const BACKFILL_OUTCOMES = ['ok', 'partial', 'failed'] as const;
+/** Rate-limit kinds we name; anything else is folded into `other` to keep the label bounded. */
+const RATE_LIMIT_KINDS = new Set(['429', '418', '403', '1008']);
+
+/** One consistent read of the sources per scrape (every collect() of one scrape runs in the same tick). */
+interface Frame {
+  readonly upstreams: readonly UpstreamSnapshot[];
+  readonly stats: readonly UpstreamStats[];
+  readonly pipeline: PipelineStats;
+  readonly backfill: BackfillStats;
+  readonly relay: RelayStats;
+}
+
+/**
+ * A counter whose value is owned elsewhere (a monotonic figure in a stats object): on scrape it is
+ * advanced by the delta since the previous scrape. If the source ever goes backwards (a component
+ * was replaced), the new value becomes the baseline and the counter does not move, as a counter must not.
+ */
+class MirroredCounter<L extends string> {
+  readonly #counter: Counter<L>;
+  readonly #last = new Map<string, number>();
+
+  constructor(counter: Counter<L>) {
+    this.#counter = counter;
+  }
+
+  set(labels: LabelValues<L>, value: number): void {
+    const key = labelKey(labels);
+    const last = this.#last.get(key) ?? 0;
+    const delta = value - last;
+    this.#last.set(key, value);
+    this.#counter.inc(labels, delta > 0 && Number.isFinite(delta) ? delta : 0);
+  }
+}
+
+function labelKey(labels: Readonly<Record<string, string | number | undefined>>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(',');
+}
+
+/**
+ * connector_quote_latency_seconds, exposed straight from the pipeline's LatencyRecorder (plain array
+ * increments on the hot path) instead of observing into prom-client per message. Subclassing keeps the
+ * registry, HELP/TYPE and formatting prom-client's own; only the values come from the recorder.
+ */
+class RecorderHistogram extends Histogram {
+  readonly #recorder: () => LatencyRecorder;
+
+  constructor(name: string, help: string, registry: Registry, recorder: () => LatencyRecorder) {
+    super({ name, help, registers: [registry], buckets: [...recorder().bucketsSeconds] });
+    this.#recorder = recorder;
+  }
+
+  override async get(): ReturnType<Histogram['get']> {
+    const base = await super.get();
+    const r = this.#recorder();
+    const values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> = [];
+    let acc = 0;
+    r.bucketsSeconds.forEach((le, i) => {
+      acc += r.counts[i] ?? 0;
+      values.push({ metricName: `${base.name}_bucket`, labels: { le }, value: acc });
+    });
+    values.push({ metricName: `${base.name}_bucket`, labels: { le: '+Inf' }, value: r.count });
+    values.push({ metricName: `${base.name}_sum`, labels: {}, value: r.sumSeconds });
+    values.push({ metricName: `${base.name}_count`, labels: {}, value: r.count });
+    return { ...base, values };
+  }
+
+  /** The registry calls this one when present (prom-client 15); same data as get(). */
+  async getForPromString(): ReturnType<Histogram['get']> {
+    return this.get();
+  }
+}
+
+export function createMetrics(options: MetricsOptions): Metrics {
+  const { status, sources, config } = options;
+  const now = options.now ?? Date.now;
+  const registry = new Registry();
+  if (options.collectDefault !== false) collectDefaultMetrics({ register: registry });
+
+  let frame: Frame | undefined;
+  const read = (): Frame => {
+    if (frame === undefined) {
+      frame = {
+        upstreams: sources.upstreams(),
+        stats: sources.upstreamStats(),
+        pipeline: sources.pipeline(),
+        backfill: sources.backfill(),
+        relay: sources.relay(),
+      };
+      // prom-client runs every collect() of one scrape synchronously before its first await,
+      // so clearing on the next microtask gives each scrape one consistent snapshot.
+      queueMicrotask(() => {
+        frame = undefined;
+      });
+    }
+    return frame;
+  };
+  const exchangeOf = (f: Frame, i: number): string => f.upstreams[i]?.exchange ?? `upstream${i}`;
+  const registers = [registry];
+  /** A counter mirrored from a stats figure on scrape (see MirroredCounter). */
+  const mirrored = <L extends string>(name: string, help: string, labelNames: readonly L[], feed: (mirror: MirroredCounter<L>) => void): void => {
+    const mirror = new MirroredCounter(
+      new Counter<L>({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          feed(mirror);
+        },
+      }),
+    );
+  };
+
+  // ---- build info -------------------------------------------------------------------------
+  new Gauge({
+    name: 'connector_build_info',
+    help: 'Build metadata; always 1.',
+    labelNames: ['version', 'node'] as const,
+    registers,
+  }).set({ version: options.version ?? packageVersion(), node: process.version }, 1);
+
+  // ---- readiness ---------------------------------------------------------------------------
+  new Gauge({
+    name: 'connector_ready',
+    help: '1 when /ready answers 200, else 0.',
+    registers,
+    collect() {
+      this.set(evaluateReadiness(sources, config, now()).ready ? 1 : 0);
+    },
+  });
+
+  // ---- upstream: snapshots -------------------------------------------------------------------
+  new Gauge({
+    name: 'connector_active_connections',
+    help: 'Upstream WebSocket connections in state connected.',
+    labelNames: ['exchange'] as const,
+    registers,
+    collect() {
+      for (const u of read().upstreams) this.set({ exchange: u.exchange }, countByState(u).connected);
+    },
+  });
+  new Gauge({
+    name: 'connector_connections',
+    help: 'Upstream WebSocket connections by state.',
+    labelNames: ['exchange', 'state'] as const,
+    registers,
+    collect() {
+      for (const u of read().upstreams) {
+        const by = countByState(u);
+        for (const state of CONN_STATES) this.set({ exchange: u.exchange, state }, by[state]);
+      }
+    },
+  });
+  new Gauge({
+    name: 'connector_streams_configured',
+    help: 'Upstream streams (symbol x interval) configured.',
+    labelNames: ['exchange'] as const,
+    registers,
+    collect() {
+      for (const u of read().upstreams) this.set({ exchange: u.exchange }, u.streamsConfigured);
+    },
+  });
+  new Gauge({
+    name: 'connector_streams_live',
+    help: 'Upstream streams currently delivering.',
+    labelNames: ['exchange'] as const,
+    registers,
+    collect() {
+      for (const u of read().upstreams) this.set({ exchange: u.exchange }, u.streamsLive);
+    },
+  });
+  new Gauge({
+    name: 'connector_streams_stale',
+    help: 'Upstream streams silent past CONNECTOR_STALE_STREAM_MS (names in /ready and the log).',
+    labelNames: ['exchange'] as const,
+    registers,
+    collect() {
+      for (const u of read().upstreams) this.set({ exchange: u.exchange }, u.staleStreams.length);
+    },
+  });
+  new Gauge({
+    name: 'connector_last_message_timestamp_seconds',
+    help: 'Unix time of the last upstream frame; 0 before the first.',
+    labelNames: ['exchange'] as const,
+    registers,
+    collect() {
+      for (const u of read().upstreams) this.set({ exchange: u.exchange }, u.lastMessageAt === undefined ? 0 : u.lastMessageAt / 1000);
+    },
+  });
+  new Gauge({
+    name: 'connector_upstream_paused',
+    help: '1 while upstream reading is paused for backpressure.',
+    labelNames: ['exchange'] as const,
+    registers,
+    collect() {
+      for (const u of read().upstreams) this.set({ exchange: u.exchange }, u.paused ? 1 : 0);
+    },
+  });
+
+  // Circuit breakers: the upstream snapshot is authoritative for its exchange's breaker; other
+  // breakers (e.g. REST) are known only from their transition events.
+  const breakerStates = new Map<string, BreakerState>();
+  new Gauge({
+    name: 'connector_circuit_breaker_state',
+    help: 'Circuit breaker state: 0 closed, 1 open, 2 half-open.',
+    labelNames: ['name'] as const,
+    registers,
+    collect() {
+      for (const u of read().upstreams) breakerStates.set(u.exchange, u.breaker);
+      for (const [name, state] of breakerStates) this.set({ name }, BREAKER_VALUE[state]);
+    },
+  });
+  const breakerTransitions = new Counter({
+    name: 'connector_circuit_breaker_transitions_total',
+    help: 'Circuit breaker transitions, by breaker and the state entered.',
+    labelNames: ['name', 'state'] as const,
+    registers,
+  });
+
+  // ---- upstream: counters ------------------------------------------------------------------
+  const upstreamCounter = (name: string, help: string, pick: (s: UpstreamStats) => number): void => {
+    mirrored(name, help, ['exchange'] as const, (mirror) => {
+      const f = read();
+      f.stats.forEach((s, i) => {
+        mirror.set({ exchange: exchangeOf(f, i) }, pick(s));
+      });
+    });
+  };
+  upstreamCounter('connector_upstream_messages_total', 'Upstream WebSocket frames received.', (s) => s.messages);
+  upstreamCounter('connector_upstream_received_bytes_total', 'Upstream WebSocket payload bytes received.', (s) => s.bytes);
+  upstreamCounter('connector_upstream_candles_total', 'Kline events parsed from upstream frames.', (s) => s.candles);
+  upstreamCounter('connector_parse_errors_total', 'Upstream frames that failed to parse.', (s) => s.parseErrors);
+  upstreamCounter('connector_connection_attempts_total', 'Upstream WebSocket connection attempts.', (s) => s.connectionAttempts);
+  upstreamCounter('connector_connection_errors_total', 'Upstream WebSocket connection errors.', (s) => s.connectionErrors);
+  upstreamCounter('connector_reconnections_total', 'Upstream WebSocket reconnections after a lost or failed socket.', (s) => s.reconnections);
+  upstreamCounter('connector_rotations_total', 'Planned make-before-break socket replacements.', (s) => s.rotations);
+  upstreamCounter('connector_stale_stream_events_total', 'Times a stream went stale.', (s) => s.staleEvents);
+
+  const connTransitions = new Counter({
+    name: 'connector_connection_state_changes_total',
+    help: 'Upstream connection state transitions, by the state entered.',
+    labelNames: ['exchange', 'state'] as const,
+    registers,
+  });
+  const rateLimits = new Counter({
+    name: 'connector_rate_limit_events_total',
+    help: 'Rate-limit signals from Binance (429, 418 ban, 403 firewall, 1008 close).',
+    labelNames: ['scope', 'kind'] as const,
+    registers,
+  });
+  for (const scope of ['ws', 'rest'] as const) for (const kind of [...RATE_LIMIT_KINDS, 'other']) rateLimits.inc({ scope, kind }, 0);
+
+  // ---- pipeline ----------------------------------------------------------------------------
+  const pipelineGauge = (name: string, help: string, pick: (p: PipelineStats) => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(pick(read().pipeline));
+      },
+    });
+  };
+  const pipelineCounter = (name: string, help: string, pick: (p: PipelineStats) => number): void => {
+    mirrored(name, help, [], (mirror) => {
+      mirror.set({}, pick(read().pipeline));
+    });
+  };
+  mirrored('connector_quotes_processed_total', 'Candles handed to the sinks, by kind (closed / open).', ['kind'] as const, (mirror) => {
+    const p = read().pipeline;
+    mirror.set({ kind: 'closed' }, p.processedClosed);
+    mirror.set({ kind: 'open' }, p.processedOpen);
+  });
+  new RecorderHistogram(
+    'connector_quote_latency_seconds',
+    'Internal latency from upstream frame arrival to hand-off to the sinks.',
+    registry,
+    () => sources.pipeline().latency,
+  );
+  pipelineGauge('connector_queue_depth_closed', 'Closed candles waiting in the FIFO.', (p) => p.closedDepth);
+  pipelineGauge('connector_queue_capacity_closed', 'Closed-candle FIFO bound (CONNECTOR_CLOSED_QUEUE_MAXSIZE).', (p) => p.closedCapacity);
+  pipelineGauge('connector_queue_depth_open', 'Open candles waiting in the latest-wins queue.', (p) => p.openDepth);
+  pipelineGauge('connector_queue_capacity_open', 'Open-candle queue bound (CONNECTOR_OPEN_QUEUE_MAXSIZE).', (p) => p.openCapacity);
+  pipelineGauge('connector_queue_blocked', '1 while the closed FIFO is full and upstream reading is paused.', (p) => (p.blocked ? 1 : 0));
+  pipelineCounter('connector_queue_blocking_events_total', 'Times the closed FIFO filled and upstream reading was paused.', (p) => p.blockingEvents);
+  pipelineCounter('connector_duplicates_filtered_total', 'Duplicate candles dropped by deduplication.', (p) => p.duplicates);
+  pipelineCounter('connector_open_updates_skipped_total', 'Open-candle updates superseded (latest-wins) or evicted at the bound.', (p) => p.openSkipped);
+  const blockedSeconds = new Counter({
+    name: 'connector_queue_blocked_seconds_total',
+    help: 'Time upstream reading spent paused on a full closed FIFO (counted when it resumes).',
+    registers,
+  });
+
+  // ---- REST backfill -----------------------------------------------------------------------
+  const backfills = new Counter({
+    name: 'connector_rest_backfills_total',
+    help: 'REST backfills of gaps, by outcome.',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  for (const outcome of BACKFILL_OUTCOMES) backfills.inc({ outcome }, 0);
+  const backfillCounter = (name: string, help: string, pick: (b: BackfillStats) => number): void => {
+    mirrored(name, help, [], (mirror) => {
+      mirror.set({}, pick(read().backfill));
+    });
+  };
+  backfillCounter('connector_rest_requests_total', 'REST requests sent to Binance.', (b) => b.requests);
+  backfillCounter('connector_rest_candles_recovered_total', 'Closed candles recovered over REST.', (b) => b.candlesRecovered);
+  backfillCounter('connector_rest_holes_total', 'Candles REST could not provide (Binance outages); logged, never invented.', (b) => b.holes);
+  backfillCounter('connector_rest_rate_limited_total', 'REST responses 429/418/403.', (b) => b.rateLimited);
+  new Gauge({
+    name: 'connector_rest_banned',
+    help: '1 while a Binance 418 ban or 403 firewall block holds.',
+    registers,
+    collect() {
+      const until = read().backfill.bannedUntil;
+      this.set(until !== undefined && until > now() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'connector_rest_used_weight',
+    help: 'X-MBX-USED-WEIGHT-1M last reported by Binance.',
+    registers,
+    collect() {
+      this.set(read().backfill.usedWeight1m);
+    },
+  });
+  new Gauge({
+    name: 'connector_rest_pending_streams',
+    help: 'Streams waiting for a backfill.',
+    registers,
+    collect() {
+      this.set(read().backfill.pendingStreams);
+    },
+  });
+
+  // ---- relay -------------------------------------------------------------------------------
+  new Gauge({
+    name: 'connector_relay_clients',
+    help: 'Relay WebSocket clients connected.',
+    registers,
+    collect() {
+      this.set(read().relay.clients);
+    },
+  });
+  const relayCounter = (name: string, help: string, pick: (r: RelayStats) => number): void => {
+    mirrored(name, help, [], (mirror) => {
+      mirror.set({}, pick(read().relay));
+    });
+  };
+  relayCounter('connector_relay_clients_total', 'Relay clients accepted since start.', (r) => r.clientsTotal);
+  relayCounter('connector_relay_rejected_total', 'Relay upgrades rejected (auth, client cap, draining).', (r) => r.rejected);
+  relayCounter('connector_relay_slow_consumers_total', 'Relay clients cut off for exceeding CONNECTOR_RELAY_MAX_BUFFERED_BYTES.', (r) => r.slowConsumers);
+  relayCounter('connector_relay_messages_sent_total', 'Messages sent to relay clients.', (r) => r.messagesSent);
+  relayCounter('connector_relay_bytes_sent_total', 'Bytes sent to relay clients.', (r) => r.bytesSent);
+  relayCounter('connector_relay_client_errors_total', 'Protocol errors answered to relay clients.', (r) => r.clientErrors);
+
+  // ---- status stream -----------------------------------------------------------------------
+  // Pre-initialise the per-exchange transition series so rate() has a zero to start from.
+  for (const u of sources.upstreams()) {
+    breakerStates.set(u.exchange, u.breaker);
+    for (const state of CONN_STATES) connTransitions.inc({ exchange: u.exchange, state }, 0);
+  }
+  const subscriptions: Disposable[] = [
+    status.on('breaker', (e) => {
+      if (!breakerStates.has(e.name)) for (const s of ['closed', 'open', 'half-open'] as const) breakerTransitions.inc({ name: e.name, state: s }, 0);
+      breakerStates.set(e.name, e.to);
+      breakerTransitions.inc({ name: e.name, state: e.to });
+    }),
+    status.on('backfill', (e) => {
+      backfills.inc({ outcome: e.outcome });
+    }),
+    status.on('ratelimit', (e) => {
+      rateLimits.inc({ scope: e.scope, kind: RATE_LIMIT_KINDS.has(e.kind) ? e.kind : 'other' });
+    }),
+    status.on('connection.state', (e) => {
+      connTransitions.inc({ exchange: e.exchange, state: e.to });
+    }),
+    status.on('queue.resumed', (e) => {
+      blockedSeconds.inc(Math.max(0, e.blockedMs) / 1000);
+    }),
+  ];
+  for (const name of breakerStates.keys()) for (const s of ['closed', 'open', 'half-open'] as const) breakerTransitions.inc({ name, state: s }, 0);
+
+  return {
+    registry,
+    dispose() {
+      for (const s of subscriptions.splice(0)) s.dispose();
+    },
+  };
+}
+
+function packageVersion(): string {
+  // src/ops/ and dist/ops/ are both two levels below the package root.
+  try {
+    const pkg: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    if (typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string') return pkg.version;
+  } catch {
+    // fall through: a missing package.json only costs the version label
+  }
+  return 'unknown';
+}
