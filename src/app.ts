@@ -1,0 +1,165 @@
+/**
+ * The object graph: config → sources → pipeline → sinks, plus the ops surface. main.ts, the demo, the
+ * chaos suite, benchmarks and end-to-end tests all start the daemon through `startConnector`, so
+ * what they exercise is what ships.
+ *
+ *   BinancePool ──candle/resync──► Pipeline ──deliver(batch)──► RelayServer (+ any CandleSink)
+ *        ▲ pause/resume ◄─blocked──┘   │ recover(range)
+ *        │                             ▼
+ *     Binance WS                  BinanceRest (undici) ──► Binance REST
+ *
+ *   StatusStream ◄── every component's transitions ──► logger, metrics, /ready
+ */
+import type { WebSocket, ClientOptions } from 'ws';
+import type { Dispatcher } from 'undici';
+import type { Config } from './config/schema.ts';
+import type { CandleSink } from './core/candle.ts';
+import { systemClock, type Clock } from './core/clock.ts';
+import { StatusStream } from './core/status.ts';
+import { StreamRegistry } from './core/streams.ts';
+import { BinancePool } from './binance/pool.ts';
+import { BINANCE, registerBinanceStreams } from './binance/protocol.ts';
+import { BinanceRest } from './binance/rest.ts';
+import { Pipeline } from './pipeline/pipeline.ts';
+import { RelayServer } from './relay/server.ts';
+import { createMetrics } from './ops/metrics.ts';
+import { createHttpServer } from './ops/http.ts';
+import type { OpsSources } from './ops/readiness.ts';
+import { logStatus, type Logger } from './ops/logger.ts';
+
+export interface ConnectorDeps {
+  readonly log: Logger;
+  readonly clock?: Clock;
+  readonly status?: StatusStream;
+  readonly wsFactory?: (url: string, options: ClientOptions) => WebSocket;
+  readonly restDispatcher?: Dispatcher;
+  /** Further sinks after the relay (e.g. a broker publisher). */
+  readonly sinks?: readonly CandleSink[];
+  readonly collectDefaultMetrics?: boolean;
+  /** Gap-recovery retry delays (tests shorten them). */
+  readonly gapRetryDelaysMs?: readonly number[];
+}
+
+export interface Connector {
+  readonly config: Config;
+  readonly status: StatusStream;
+  readonly registry: StreamRegistry;
+  readonly pool: BinancePool;
+  readonly rest: BinanceRest;
+  readonly pipeline: Pipeline;
+  readonly relay: RelayServer;
+  readonly relayAddress: { host: string; port: number };
+  readonly httpAddress: { host: string; port: number };
+  readonly sources: OpsSources;
+  /** Graceful stop (contract §7). Resolves with whether every queued closed candle was delivered in time. Idempotent. */
+  shutdown(reason: string): Promise<{ drained: boolean }>;
+}
+
+export async function startConnector(config: Config, deps: ConnectorDeps): Promise<Connector> {
+  const log = deps.log;
+  const clock = deps.clock ?? systemClock;
+  const status = deps.status ?? new StatusStream();
+  const logging = logStatus(status, log);
+  status.emit({ type: 'lifecycle', phase: 'starting', detail: `${config.symbols.length} symbols x ${config.intervals.length} intervals` });
+
+  const registry = new StreamRegistry();
+  const streams = registerBinanceStreams(registry, config.symbols, config.intervals);
+
+  const rest = new BinanceRest({ config, status, log, clock, ...(deps.restDispatcher === undefined ? {} : { dispatcher: deps.restDispatcher }) });
+
+  const relay = new RelayServer({
+    config: config.relay,
+    status,
+    log,
+    clock,
+    resolve: (name) => registry.get(BINANCE, name),
+  });
+
+  // The pool and the pipeline point at each other (candles one way, pause/resume the other);
+  // `pool` is assigned before any socket opens, so the callbacks never see it unset.
+  let pool: BinancePool | undefined;
+  const pipeline = new Pipeline({
+    config: config.pipeline,
+    sinks: [relay, ...(deps.sinks ?? [])],
+    status,
+    clock,
+    recover: rest.fetchClosed,
+    onBlocked: () => pool?.pause(),
+    onUnblocked: () => pool?.resume(),
+    ...(deps.gapRetryDelaysMs === undefined ? {} : { gapRetryDelaysMs: deps.gapRetryDelaysMs }),
+  });
+  pool = new BinancePool({
+    config,
+    streams,
+    registry,
+    status,
+    log,
+    clock,
+    handlers: {
+      candle: (c) => {
+        pipeline.ingest(c);
+      },
+      resync: (stream) => {
+        pipeline.resync(stream);
+      },
+    },
+    ...(deps.wsFactory === undefined ? {} : { wsFactory: deps.wsFactory }),
+  });
+  const upstream = pool;
+
+  let draining = false;
+  const sources: OpsSources = {
+    upstreams: () => [upstream.snapshot()],
+    upstreamStats: () => [upstream.stats()],
+    pipeline: () => pipeline.stats(),
+    backfill: () => {
+      const g = pipeline.gapStats;
+      const r = rest.stats();
+      return {
+        backfills: g.backfills,
+        backfillsFailed: g.backfillsFailed,
+        candlesRecovered: g.candlesRecovered,
+        holes: g.holes,
+        requests: r.requests,
+        rateLimited: r.rateLimited,
+        bannedUntil: r.bannedUntil,
+        usedWeight1m: r.usedWeight1m,
+        pendingStreams: g.pending,
+      };
+    },
+    relay: () => relay.stats(),
+    draining: () => draining,
+  };
+
+  const metrics = createMetrics({ status, sources, config, collectDefault: deps.collectDefaultMetrics ?? true });
+  const http = createHttpServer({ config, sources, registry: metrics.registry, log });
+
+  const relayAddress = await relay.listen();
+  await http.listen({ host: config.http.host, port: config.http.port });
+  const addr = http.server.address();
+  const httpAddress = { host: config.http.host, port: typeof addr === 'object' && addr !== null ? addr.port : config.http.port };
+  await upstream.start();
+  status.emit({ type: 'lifecycle', phase: 'ready', detail: `relay :${relayAddress.port}, http :${httpAddress.port}` });
+
+  let stopping: Promise<{ drained: boolean }> | undefined;
+  async function shutdown(reason: string): Promise<{ drained: boolean }> {
+    if (stopping !== undefined) return stopping;
+    stopping = (async () => {
+      draining = true; // /ready answers 503 from here on
+      status.emit({ type: 'lifecycle', phase: 'draining', detail: reason });
+      relay.stopAccepting();
+      await upstream.close();
+      await rest.close();
+      const drained = await pipeline.drain(config.shutdownGraceMs);
+      await relay.close();
+      await http.close();
+      metrics.dispose();
+      status.emit({ type: 'lifecycle', phase: 'stopped', detail: drained ? 'drained' : 'grace period exceeded' });
+      logging.dispose();
+      return { drained };
+    })();
+    return stopping;
+  }
+
+  return { config, status, registry, pool: upstream, rest, pipeline, relay, relayAddress, httpAddress, sources, shutdown };
+}
