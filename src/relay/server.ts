@@ -1,0 +1,568 @@
+/**
+ * The re-broadcast WebSocket server: Binance's public market-stream protocol on our own port, so an
+ * existing Binance client works by changing its base URL (connector-contract.md §5).
+ *
+ * Fan-out design (the hot path is deliver()):
+ * - Each event is serialized once per delivery in each form needed (raw payload, `{"stream","data"}`
+ *   envelope) and framed once as a complete WebSocket text frame (protocol.textFrame). The same Buffer
+ *   is written to every subscriber's TCP socket. This bypasses ws's Sender for data frames, which is
+ *   valid because permessage-deflate is off and ws's Sender never queues without it (no compression,
+ *   no Blob sends); control replies, pings and close frames still go through ws.
+ * - An index stream id → subscribed sessions, so a candle touches only its subscribers.
+ * - A batch is grouped per client and written under socket.cork()/uncork(): one writev per client per batch.
+ * - Backpressure is per client: a client whose unsent bytes would pass maxBufferedBytes gets nothing
+ *   more and is closed 1008 "slow consumer" (close frame queued behind its backlog), terminated if the
+ *   close has not completed within closeTimeoutMs. Nobody else waits for it.
+ */
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { WebSocket, WebSocketServer, type RawData, type ServerOptions } from 'ws';
+import type { Candle, CandleSink, StreamRef } from '../core/candle.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import { errorMessage } from '../core/errors.ts';
+import type { RelayStats } from '../core/stats.ts';
+import type { StatusStream } from '../core/status.ts';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../ops/logger.ts';
+import {
+  BINARY_FRAME_ERROR,
+  ERR_INVALID_REQUEST,
+  envelope,
+  errorReply,
+  klinePayload,
+  parseControl,
+  parseUpgradeUrl,
+  resultReply,
+  serverShutdownPayload,
+  textFrame,
+  type ControlError,
+  type ControlRequest,
+  type UpgradeTarget,
+} from './protocol.ts';
+import { Session } from './session.ts';
+
+export interface RelayOptions {
+  config: Config['relay'];
+  status: StatusStream;
+  log: Logger;
+  clock?: Clock;
+  /** Which stream names this relay serves (e.g. 'btcusdt@kline_1m' → StreamRef); unknown names → SUBSCRIBE error code 2 naming the stream. */
+  resolve: (name: string) => StreamRef | undefined;
+}
+
+/** Code used on relay.client.error for transport-level errors (oversized frame, invalid UTF-8, socket reset). */
+const TRANSPORT_ERROR = -1;
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** Constant-time token check: compare fixed-length digests so neither content nor length leaks through timing. */
+function tokenMatches(expected: Buffer, given: string | undefined): boolean {
+  if (given === undefined) return false;
+  return timingSafeEqual(expected, digest(given));
+}
+
+function bearer(req: IncomingMessage): string | undefined {
+  const h = req.headers.authorization;
+  if (h === undefined) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+  return m?.[1];
+}
+
+function remoteOf(req: IncomingMessage): string {
+  const s = req.socket;
+  return `${s.remoteAddress ?? '?'}:${s.remotePort ?? 0}`;
+}
+
+function ignoreError(): void {
+  // The socket is being rejected or destroyed; its error (usually ECONNRESET) has no one to tell.
+}
+
+/** Answer an upgrade with a plain HTTP error and close the socket (like ws's abortHandshake). */
+function rejectSocket(socket: Duplex, status: number, reason: string, extraHeaders = ''): void {
+  socket.on('error', ignoreError);
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
+      `Content-Length: ${Buffer.byteLength(reason)}\r\n${extraHeaders}\r\n${reason}`,
+  );
+}
+
+/** Plain HTTP on the relay port: tell the caller to upgrade (or that the path does not exist). */
+function onPlainRequest(req: IncomingMessage, res: ServerResponse): void {
+  const target = parseUpgradeUrl(req.url ?? '/');
+  const status = target.kind === 'not-found' ? 404 : 426;
+  res.writeHead(status, { 'content-type': 'text/plain', connection: 'close' });
+  res.end(target.kind === 'not-found' ? 'not found' : 'WebSocket upgrade required');
+}
+
+function rawToString(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
+
+export class RelayServer implements CandleSink {
+  readonly name = 'relay' as const;
+  readonly #config: Config['relay'];
+  readonly #status: StatusStream;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #resolve: (name: string) => StreamRef | undefined;
+  readonly #token: Buffer | undefined;
+  readonly #http: Server;
+  readonly #wss: WebSocketServer;
+  readonly #sessions = new Set<Session>();
+  /** stream id → sessions subscribed to it (StreamRef ids are dense). */
+  readonly #subscribers: (Set<Session> | undefined)[] = [];
+  /** Sessions that got frames in the current deliver() call (reused array: no allocation per batch). */
+  readonly #touched: Session[] = [];
+  #seq = 0;
+  #accepting = true;
+  #listening = false;
+  #sweep: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+  #allClosed: (() => void) | undefined;
+
+  // counters (RelayStats)
+  #clientsTotal = 0;
+  #rejected = 0;
+  #slowConsumers = 0;
+  #messagesSent = 0;
+  #bytesSent = 0;
+  #clientErrors = 0;
+
+  constructor(options: RelayOptions) {
+    this.#config = options.config;
+    this.#status = options.status;
+    this.#log = options.log;
+    this.#clock = options.clock ?? systemClock;
+    this.#resolve = options.resolve;
+    this.#token = options.config.token === undefined ? undefined : digest(options.config.token);
+
+    // `closeTimeout` (ws ≥ 8.18) is missing from @types/ws: ws's own backstop after close(), matching ours.
+    const wsOptions: ServerOptions & { closeTimeout: number } = {
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false, // required by the pre-framed fan-out, and cheaper for everyone
+      maxPayload: options.config.maxFrameBytes,
+      closeTimeout: options.config.closeTimeoutMs,
+    };
+    this.#wss = new WebSocketServer(wsOptions);
+    // With a listener, ws leaves failed handshakes to us instead of writing its own 400.
+    this.#wss.on('wsClientError', (err: Error, socket: Duplex, req: IncomingMessage) => {
+      this.#reject(socket, req, 400, err.message);
+    });
+
+    this.#http = createServer(onPlainRequest);
+    this.#http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.#onUpgrade(req, socket, head);
+    });
+  }
+
+  listen(): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => {
+        reject(err);
+      };
+      this.#http.once('error', onError);
+      this.#http.listen(this.#config.port, this.#config.host, () => {
+        this.#http.off('error', onError);
+        this.#http.on('error', (err) => {
+          this.#log.error({ err: errorMessage(err) }, 'relay listener error');
+        });
+        this.#listening = true;
+        this.#startSweep();
+        const addr = this.#http.address() as AddressInfo;
+        resolve({ host: addr.address, port: addr.port });
+      });
+    });
+  }
+
+  /**
+   * Fan one batch out to subscribers. Synchronous: writes go to socket buffers, never waiting for a
+   * client. Never throws: a fault here must not stop the pipeline's other sinks.
+   */
+  deliver(batch: readonly Candle[]): void {
+    if (this.#sessions.size === 0 || batch.length === 0) return;
+    const touched = this.#touched;
+    try {
+      const now = this.#clock.now();
+      for (const candle of batch) {
+        const subs = this.#subscribers[candle.stream.id];
+        if (subs === undefined || subs.size === 0) continue;
+        let payload: string | undefined;
+        let rawFrame: Buffer | undefined;
+        let envFrame: Buffer | undefined;
+        for (const s of subs) {
+          if (s.state !== 'open') continue;
+          let frame: Buffer;
+          if (s.combined) {
+            envFrame ??= textFrame(envelope(candle.stream.name, (payload ??= klinePayload(candle, now))));
+            frame = envFrame;
+          } else {
+            rawFrame ??= textFrame((payload ??= klinePayload(candle, now)));
+            frame = rawFrame;
+          }
+          if (s.pending.length === 0) touched.push(s);
+          s.pending.push(frame);
+        }
+      }
+      for (const s of touched) this.#flush(s);
+    } catch (err) {
+      this.#log.error({ err: errorMessage(err) }, 'relay delivery failed');
+    } finally {
+      for (const s of touched) s.pending.length = 0;
+      touched.length = 0;
+    }
+  }
+
+  stopAccepting(): void {
+    this.#accepting = false;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  stats(): RelayStats {
+    return {
+      clients: this.#sessions.size,
+      clientsTotal: this.#clientsTotal,
+      rejected: this.#rejected,
+      slowConsumers: this.#slowConsumers,
+      messagesSent: this.#messagesSent,
+      bytesSent: this.#bytesSent,
+      clientErrors: this.#clientErrors,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Upgrade
+
+  #reject(socket: Duplex, req: IncomingMessage, status: number, reason: string, extraHeaders = ''): void {
+    this.#rejected++;
+    this.#status.emit({ type: 'relay.client.rejected', remote: remoteOf(req), status, reason });
+    rejectSocket(socket, status, reason, extraHeaders);
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (!this.#accepting) {
+      this.#reject(socket, req, 503, 'shutting down');
+      return;
+    }
+    const target = parseUpgradeUrl(req.url ?? '/');
+    if (target.kind === 'not-found') {
+      this.#reject(socket, req, 404, 'not found');
+      return;
+    }
+    if (target.kind === 'bad-request') {
+      this.#reject(socket, req, 400, target.reason);
+      return;
+    }
+    if (this.#token !== undefined) {
+      const ok = tokenMatches(this.#token, bearer(req)) || tokenMatches(this.#token, target.token);
+      if (!ok) {
+        this.#reject(socket, req, 401, 'unauthorized', 'WWW-Authenticate: Bearer\r\n');
+        return;
+      }
+    }
+    if (this.#sessions.size >= this.#config.maxClients) {
+      this.#reject(socket, req, 503, 'too many clients');
+      return;
+    }
+    // Streams in the URL that we do not serve are ignored, as Binance does (ccxt opens /ws/0, then subscribes).
+    const refs = new Set<StreamRef>();
+    for (const name of target.streams) {
+      const ref = this.#resolve(name);
+      if (ref !== undefined) refs.add(ref);
+    }
+    if (refs.size > this.#config.maxStreamsPerClient) {
+      this.#reject(socket, req, 400, `too many streams: at most ${this.#config.maxStreamsPerClient} per connection`);
+      return;
+    }
+    // No verifyClient: ws completes the handshake synchronously, so the maxClients check above holds.
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      this.#accept(ws, socket, req, target, refs);
+    });
+  }
+
+  #accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, target: UpgradeTarget & { kind: 'ok' }, refs: Set<StreamRef>): void {
+    const session = new Session(`relay-${++this.#seq}`, ws, socket, target.combined, this.#clock.monotonic());
+    this.#sessions.add(session);
+    this.#clientsTotal++;
+    for (const ref of refs) this.#subscribe(session, ref);
+    // One small closure per connection (not per message) to carry the session to the handlers.
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      this.#onMessage(session, data, isBinary);
+    });
+    ws.on('ping', () => {
+      this.#onPing(session);
+    });
+    ws.on('pong', () => {
+      session.lastSeen = this.#clock.monotonic();
+    });
+    ws.on('error', (err: Error) => {
+      this.#onError(session, err);
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.#onClose(session, code, reason);
+    });
+    this.#status.emit({ type: 'relay.client.open', clientId: session.id, remote: remoteOf(req), path: (req.url ?? '/').split('?')[0] ?? '/' });
+    if (!this.#accepting) this.#shutdownSession(session, this.#clock.now());
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inbound
+
+  /**
+   * Binance counts every inbound frame (messages, pings, pongs) against 5/s. We count messages and
+   * client pings; pongs are not counted because they answer our own pings, whose rate is configuration.
+   */
+  #admit(session: Session): boolean {
+    const now = this.#clock.monotonic();
+    session.lastSeen = now;
+    if (now - session.windowStart >= 1000) {
+      session.windowStart = now;
+      session.windowCount = 0;
+    }
+    if (++session.windowCount <= this.#config.maxMessagesPerSecond) return true;
+    this.#closeSession(session, 1008, 'Too many requests');
+    return false;
+  }
+
+  #onPing(session: Session): void {
+    if (session.state !== 'open') return;
+    this.#admit(session); // ws answers the ping itself (autoPong)
+  }
+
+  #onMessage(session: Session, data: RawData, isBinary: boolean): void {
+    if (session.state !== 'open') return;
+    if (!this.#admit(session)) return;
+    if (isBinary) {
+      this.#replyError(session, BINARY_FRAME_ERROR);
+      return;
+    }
+    const parsed = parseControl(rawToString(data));
+    if (!parsed.ok) {
+      this.#replyError(session, parsed.error);
+      return;
+    }
+    this.#handle(session, parsed.request);
+  }
+
+  #handle(session: Session, req: ControlRequest): void {
+    switch (req.method) {
+      case 'SUBSCRIBE': {
+        const add: StreamRef[] = [];
+        for (const name of req.params) {
+          const ref = this.#resolve(name);
+          if (ref === undefined) {
+            this.#replyError(session, {
+              error: { code: ERR_INVALID_REQUEST, msg: `Invalid request: stream ${JSON.stringify(name)} is not served by this relay` },
+              id: req.id,
+            });
+            return;
+          }
+          if (!session.streams.has(ref) && !add.includes(ref)) add.push(ref);
+        }
+        if (session.streams.size + add.length > this.#config.maxStreamsPerClient) {
+          this.#replyError(session, {
+            error: { code: ERR_INVALID_REQUEST, msg: `Invalid request: too many streams: at most ${this.#config.maxStreamsPerClient} per connection` },
+            id: req.id,
+          });
+          return;
+        }
+        for (const ref of add) this.#subscribe(session, ref);
+        this.#reply(session, resultReply(null, req.id));
+        return;
+      }
+      case 'UNSUBSCRIBE': {
+        // Like Binance, unsubscribing from something not subscribed (or unknown) is not an error.
+        for (const name of req.params) {
+          const ref = this.#resolve(name);
+          if (ref !== undefined) this.#unsubscribe(session, ref);
+        }
+        this.#reply(session, resultReply(null, req.id));
+        return;
+      }
+      case 'LIST_SUBSCRIPTIONS': {
+        const names: string[] = [];
+        for (const ref of session.streams) names.push(ref.name);
+        this.#reply(session, resultReply(names, req.id));
+        return;
+      }
+      case 'SET_PROPERTY':
+        session.combined = req.value;
+        this.#reply(session, resultReply(null, req.id));
+        return;
+      case 'GET_PROPERTY':
+        this.#reply(session, resultReply(session.combined, req.id));
+        return;
+    }
+  }
+
+  #reply(session: Session, text: string): void {
+    if (session.state !== 'open' || session.ws.readyState !== WebSocket.OPEN) return;
+    session.ws.send(text);
+  }
+
+  #replyError(session: Session, err: ControlError): void {
+    this.#clientErrors++;
+    this.#status.emit({ type: 'relay.client.error', clientId: session.id, code: err.error.code, msg: err.error.msg });
+    this.#reply(session, errorReply(err));
+  }
+
+  #onError(session: Session, err: Error): void {
+    // ws has already started closing (1009 oversized frame, 1007 bad UTF-8, 1002 protocol) or the socket died.
+    this.#clientErrors++;
+    this.#status.emit({ type: 'relay.client.error', clientId: session.id, code: TRANSPORT_ERROR, msg: errorMessage(err) });
+  }
+
+  #onClose(session: Session, code: number, reason: Buffer): void {
+    session.state = 'closed';
+    if (session.closeTimer !== undefined) clearTimeout(session.closeTimer);
+    session.closeTimer = undefined;
+    for (const ref of session.streams) this.#subscribers[ref.id]?.delete(session);
+    session.streams.clear();
+    this.#sessions.delete(session);
+    this.#status.emit({
+      type: 'relay.client.close',
+      clientId: session.id,
+      code: session.closeCode ?? code,
+      reason: session.closeReason ?? reason.toString('utf8'),
+    });
+    if (this.#sessions.size === 0) this.#allClosed?.();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Subscriptions and outbound
+
+  #subscribe(session: Session, ref: StreamRef): void {
+    session.streams.add(ref);
+    let subs = this.#subscribers[ref.id];
+    if (subs === undefined) {
+      subs = new Set();
+      this.#subscribers[ref.id] = subs;
+    }
+    subs.add(session);
+  }
+
+  #unsubscribe(session: Session, ref: StreamRef): void {
+    if (!session.streams.delete(ref)) return;
+    this.#subscribers[ref.id]?.delete(session);
+  }
+
+  /** Write this batch's frames for one client under cork (one writev), stopping at its buffer cap. */
+  #flush(s: Session): void {
+    const socket = s.socket;
+    if (s.state !== 'open' || s.ws.readyState !== WebSocket.OPEN || !socket.writable) return;
+    const limit = this.#config.maxBufferedBytes;
+    socket.cork();
+    for (const frame of s.pending) {
+      const buffered = socket.writableLength;
+      if (buffered + frame.length > limit) {
+        this.#slowConsumer(s, buffered);
+        break;
+      }
+      socket.write(frame);
+      this.#messagesSent++;
+      this.#bytesSent += frame.length;
+    }
+    socket.uncork();
+  }
+
+  #slowConsumer(s: Session, bufferedBytes: number): void {
+    this.#slowConsumers++;
+    this.#status.emit({ type: 'relay.slow-consumer', clientId: s.id, bufferedBytes });
+    // The close frame is queued behind the backlog; the backstop timer destroys the socket if it never drains.
+    this.#closeSession(s, 1008, 'slow consumer');
+  }
+
+  /** Start a closing handshake we initiated, with a backstop that terminates the socket. */
+  #closeSession(s: Session, code: number, reason: string): void {
+    if (s.state !== 'open') return;
+    s.state = 'closing';
+    s.closeCode = code;
+    s.closeReason = reason;
+    s.ws.close(code, reason);
+    s.closeTimer = setTimeout(() => {
+      s.ws.terminate();
+    }, this.#config.closeTimeoutMs);
+    s.closeTimer.unref();
+  }
+
+  #shutdownSession(s: Session, now: number): void {
+    if (s.state !== 'open') return;
+    if (s.ws.readyState === WebSocket.OPEN) s.ws.send(serverShutdownPayload(now, s.combined));
+    this.#closeSession(s, 1001, 'server shutdown');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Liveness
+
+  #startSweep(): void {
+    const { pingIntervalMs, clientTimeoutMs } = this.#config;
+    // A tick of a quarter of the shorter period keeps pings near their interval and drops a silent
+    // client at most a quarter-period after its deadline.
+    const tick = Math.max(10, Math.floor(Math.min(pingIntervalMs, clientTimeoutMs) / 4));
+    this.#sweep = setInterval(() => {
+      this.#sweepOnce(tick);
+    }, tick);
+    this.#sweep.unref();
+  }
+
+  #sweepOnce(tick: number): void {
+    const now = this.#clock.monotonic();
+    const { pingIntervalMs, clientTimeoutMs } = this.#config;
+    for (const s of this.#sessions) {
+      if (s.state !== 'open') continue;
+      if (now - s.lastSeen > clientTimeoutMs) {
+        s.state = 'closing';
+        s.closeCode = 1006;
+        s.closeReason = 'client timeout';
+        s.ws.terminate();
+      } else if (now - s.lastPingAt >= pingIntervalMs - tick / 2) {
+        s.lastPingAt = now;
+        if (s.ws.readyState === WebSocket.OPEN) s.ws.ping();
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Shutdown
+
+  async #close(): Promise<void> {
+    this.stopAccepting();
+    if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    this.#sweep = undefined;
+    if (this.#sessions.size > 0) {
+      const drained = new Promise<void>((resolve) => {
+        this.#allClosed = resolve;
+      });
+      const now = this.#clock.now();
+      for (const s of this.#sessions) {
+        if (s.state === 'open') this.#shutdownSession(s, now);
+        // `closing` sessions already have a backstop timer; ones whose ws is gone just wait for 'close'.
+      }
+      await drained;
+    }
+    if (this.#listening) {
+      await new Promise<void>((resolve) => {
+        this.#http.close(() => {
+          resolve();
+        });
+        this.#http.closeAllConnections();
+      });
+      this.#listening = false;
+    }
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * One relay client: its subscriptions, output mode, rate-limit window, liveness stamps and the frames
+ * gathered for it during one delivery. Plain state; the server owns the transitions.
+ */
+import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
+import type { StreamRef } from '../core/candle.ts';
+
+/**
+ *   open ──(slow consumer | too many requests | shutdown: close frame queued)──▶ closing ──▶ closed
+ *     └──────────────(client timeout | socket error: terminate)──────────────────────────────▲
+ * Only `open` sessions receive data; `closing` ones wait for the close handshake or the backstop timer.
+ */
+export type SessionState = 'open' | 'closing' | 'closed';
+
+export class Session {
+  readonly id: string;
+  readonly ws: WebSocket;
+  /** The upgraded TCP socket: pre-framed data is written here directly (see protocol.textFrame). */
+  readonly socket: Duplex;
+  state: SessionState = 'open';
+  /** Binance's `combined` property: envelopes (`/stream`) or raw payloads (`/ws`). */
+  combined: boolean;
+  /** Subscribed streams, in subscription order (LIST_SUBSCRIPTIONS answers in this order). */
+  readonly streams = new Set<StreamRef>();
+  /** Monotonic ms of the last frame from the client (message, ping or pong). */
+  lastSeen: number;
+  lastPingAt: number;
+  /** Fixed one-second window for the control-message limit. */
+  windowStart: number;
+  windowCount = 0;
+  /** Frames gathered for this client during the current deliver() call; empty between calls. */
+  readonly pending: Buffer[] = [];
+  /** Why we closed it, reported on the close event instead of the peer's echo or 1006. */
+  closeCode: number | undefined;
+  closeReason: string | undefined;
+  closeTimer: NodeJS.Timeout | undefined;
+
+  constructor(id: string, ws: WebSocket, socket: Duplex, combined: boolean, now: number) {
+    this.id = id;
+    this.ws = ws;
+    this.socket = socket;
+    this.combined = combined;
+    this.lastSeen = now;
+    this.lastPingAt = now;
+    this.windowStart = now;
+  }
+}
