@@ -214,7 +214,7 @@ export class GapTracker {
         if (expect < to) {
           // The tail is missing. If it is recent, REST may simply not have it yet: ask again before calling it a hole.
           const tailAgeMs = this.#o.clock.now() - to;
-          if (tailAgeMs < (this.#o.settleMs ?? 60_000) && st.tailAttempt < (this.#o.tailRetries ?? 3)) {
+          if (tailAgeMs < (this.#o.settleMs ?? 10_000) && st.tailAttempt < (this.#o.tailRetries ?? 3)) {
             settled = false;
           } else {
             holes += candlesBetween(stream.interval, expect, to);
