@@ -18,6 +18,14 @@ import type { LatencyRecorder } from '../core/latency.ts';
 import { CONN_STATES, countByState, evaluateReadiness } from './readiness.ts';
 import type { OpsSources } from './sources.ts';
 
+declare module 'prom-client' {
+  // Present at runtime since prom-client 13 (lib/histogram.js) and preferred by Registry.metrics(),
+  // but missing from its type declarations.
+  interface Histogram<T extends string = string> {
+    getForPromString(): ReturnType<Histogram<T>['get']>;
+  }
+}
+
 export interface MetricsOptions {
   readonly status: StatusStream;
   readonly sources: OpsSources;
@@ -91,8 +99,9 @@ class RecorderHistogram extends Histogram {
     this.#recorder = recorder;
   }
 
-  override async get(): ReturnType<Histogram['get']> {
-    const base = await super.get();
+  /** The registry calls this when present; prom-client's own version builds HELP/TYPE from the (empty) base. */
+  override async getForPromString(): ReturnType<Histogram['get']> {
+    const base = await super.getForPromString();
     const r = this.#recorder();
     const values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> = [];
     let acc = 0;
@@ -106,9 +115,8 @@ class RecorderHistogram extends Histogram {
     return { ...base, values };
   }
 
-  /** The registry calls this one when present (prom-client 15); same data as get(). */
-  async getForPromString(): ReturnType<Histogram['get']> {
-    return this.get();
+  override async get(): ReturnType<Histogram['get']> {
+    return this.getForPromString();
   }
 }
 
