@@ -136,3 +136,20 @@ describe('daemon start-up with bad configuration', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });
+
+describe('.env.example', () => {
+  it('documents every variable the schema reads, with its default, and nothing else', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { envShape } = await import('../../src/config/schema.ts');
+    const text = readFileSync(path.join(ROOT, '.env.example'), 'utf8');
+    const documented = new Map<string, string>();
+    for (const m of text.matchAll(/^#?\s*(CONNECTOR_[A-Z0-9_]+)=(\S*)/gm)) documented.set(m[1]!, m[2]!);
+    expect([...documented.keys()].sort()).toEqual(Object.keys(envShape).sort());
+    // The documented values are valid and equal the defaults.
+    const values = Object.fromEntries([...documented].filter(([, v]) => v !== ''));
+    const noPresets = mkdtempSync(path.join(tmpdir(), 'nopresets-'));
+    const { config: fromExample } = load(values, noPresets);
+    const { config: defaults } = load({}, noPresets);
+    expect(fromExample).toEqual(defaults);
+  });
+});
