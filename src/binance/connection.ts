@@ -1,0 +1,807 @@
+/**
+ * One upstream socket's lifecycle: connect (one attempt at a time, the pool decides when), the
+ * heartbeat and liveness deadline, per-stream staleness, a quality grade, SUBSCRIBE pacing, pause,
+ * and close. The pool (pool.ts) owns placement, the attempt gate (budget, breaker, penalties),
+ * reconnect scheduling and rotation; a connection reports to it through `ConnectionOwner`.
+ *
+ *                    attempt()                 'open'
+ *   (new) ──► connecting ─────────► (socket) ─────────► connected ──── liveness / stale / close ───┐
+ *               ▲   │ failure                                 │ close()                          │
+ *               │   ▼                                         ▼                                  ▼
+ *               │ reconnecting ◄──── pool: backoff ◄──────── closed                         disconnected
+ *               │   │  ▲                                                                          │
+ *               │   │  └──────────── pool: breaker half-open / closed ◄── suspended               │
+ *               └───┘ (pool grants the next attempt)            ▲ breaker open                    │
+ *                   │ retries exhausted → failed (pool re-places its streams)                     │
+ *                   └────────────────────────────────────────────── pool schedules a reconnect ◄──┘
+ *
+ * Heartbeat (binance-protocol.md §3): Binance pings every 20 s and drops a socket that has not
+ * answered within a minute; ws answers pings with the same payload (autoPong, lib/websocket.js
+ * `receiverOnPing`). Every inbound frame (data, ping, pong) proves liveness. Binance counts every
+ * inbound control frame (our pongs, pings, SUBSCRIBEs) against 5/s per socket, so client pings are
+ * sent at most once per `pingTimeoutMs / maxMissedPings` of silence and SUBSCRIBEs are paced.
+ */
+import type { ClientOptions, RawData, WebSocket } from 'ws';
+import type { Candle, StreamRef } from '../core/candle.ts';
+import type { Clock } from '../core/clock.ts';
+import { ConnectorError, errorMessage } from '../core/errors.ts';
+import type { ConnectionSnapshot, SourceHandlers } from '../core/source.ts';
+import type { ConnState, QualityGrade, StatusStream } from '../core/status.ts';
+import type { Config } from '../config/schema.ts';
+import { BINANCE, CONTROL_ERROR, PARSE_ERROR, SERVER_SHUTDOWN, UNKNOWN_STREAM } from './protocol.ts';
+import type { KlineFrameParser } from './protocol.ts';
+
+export type WebSocketFactory = (url: string, options: ClientOptions) => WebSocket;
+
+/** Binance answers nothing to URLs past ~8 KB (binance-protocol.md §2); stay under with margin. */
+export const MAX_URL_BYTES = 8000;
+/** SUBSCRIBE frames above 4096 bytes got no reply; keep each one under. */
+export const MAX_SUBSCRIBE_BYTES = 4000;
+/** Our own inbound-to-Binance control messages per rolling second, pongs and pings included (Binance: 5). */
+export const CONTROL_BUDGET_PER_SECOND = 4;
+/** SUBSCRIBE frames at most every this many ms (≤ 3/s, leaving room for pongs and a ping). */
+export const SUBSCRIBE_SPACING_MS = 350;
+/** How long a graceful close may take before the socket is destroyed. */
+export const CLOSE_BACKSTOP_MS = 5000;
+/** Quality counts errors over this trailing window. */
+const ERROR_WINDOW_MS = 5 * 60_000;
+/** A stream still silent after replacements waits staleStreamMs · 2^strikes (strikes capped here) before the next one. */
+const MAX_STALE_STRIKES = 5;
+
+/** A failed connection attempt, with the HTTP status of a refused upgrade when there was one. */
+export class UpstreamConnectError extends ConnectorError {
+  readonly status: number | undefined;
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, options: { status?: number; retryAfterMs?: number; cause?: unknown } = {}) {
+    super('CONNECTOR_ERR_UPSTREAM_CONNECT', message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'UpstreamConnectError';
+    this.status = options.status;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** What a connection tells its pool. Called synchronously from socket events and `check()`. */
+export interface ConnectionOwner {
+  /** The open socket was lost (closed by Binance, errored, or terminated for silence). */
+  lost(conn: BinanceConnection, reason: string): void;
+  /** Every stream expected on this socket has delivered at least once since it opened. */
+  allStreamsSeen(conn: BinanceConnection): void;
+  /** Binance announced a shutdown of this socket's server. */
+  serverShutdown(conn: BinanceConnection): void;
+  /** Some stream has been silent past its (backed-off) staleness deadline: the socket should be replaced. */
+  staleStreams(conn: BinanceConnection): void;
+  /** Binance rate-limited us: 1008 close, or 429/418 at upgrade. */
+  rateLimited(conn: BinanceConnection, kind: string, retryAfterMs: number): void;
+}
+
+/** Monotonic counters shared by every connection of a pool. */
+export interface UpstreamCounters {
+  messages: number;
+  bytes: number;
+  candles: number;
+  unknownStreams: number;
+  connectionAttempts: number;
+  connectionErrors: number;
+  reconnections: number;
+  rotations: number;
+  staleEvents: number;
+}
+
+export function newCounters(): UpstreamCounters {
+  return {
+    messages: 0,
+    bytes: 0,
+    candles: 0,
+    unknownStreams: 0,
+    connectionAttempts: 0,
+    connectionErrors: 0,
+    reconnections: 0,
+    rotations: 0,
+    staleEvents: 0,
+  };
+}
+
+/** Per-stream state on one socket. */
+interface StreamSlot {
+  readonly ref: StreamRef;
+  /** Monotonic ms of the last frame for this stream, or of its subscription. */
+  lastAt: number;
+  /** Known to the server (in the URL of the open socket, or SUBSCRIBE sent). */
+  subscribed: boolean;
+  /** Delivered since the socket opened. */
+  seen: boolean;
+  /** Counted toward `allStreamsSeen` (streams that arrive stale are not waited for). */
+  expected: boolean;
+  stale: boolean;
+  /** Replacements this stream caused without delivering in between. */
+  strikes: number;
+  /** Pending `handlers.resync` reason, called just before this stream's next candle. */
+  resync: string | undefined;
+}
+
+export interface StreamCarry {
+  readonly ref: StreamRef;
+  /** Call handlers.resync before the stream's next candle. */
+  readonly resync?: string | undefined;
+  /** The stream arrives stale (it caused the replacement): carry its strikes. */
+  readonly stale?: boolean;
+  readonly strikes?: number;
+}
+
+export interface BinanceConnectionOptions {
+  readonly id: string;
+  readonly config: Config;
+  readonly streams: readonly StreamCarry[];
+  readonly parser: KlineFrameParser;
+  readonly handlers: SourceHandlers;
+  readonly status: StatusStream;
+  readonly clock: Clock;
+  readonly wsFactory: WebSocketFactory;
+  readonly owner: ConnectionOwner;
+  readonly counters: UpstreamCounters;
+  readonly random: () => number;
+}
+
+export class BinanceConnection {
+  readonly id: string;
+  readonly #config: Config;
+  readonly #parser: KlineFrameParser;
+  readonly #handlers: SourceHandlers;
+  readonly #status: StatusStream;
+  readonly #clock: Clock;
+  readonly #factory: WebSocketFactory;
+  readonly #owner: ConnectionOwner;
+  readonly #counters: UpstreamCounters;
+  readonly #slots = new Map<StreamRef, StreamSlot>();
+
+  #state: ConnState = 'connecting';
+  #quality: QualityGrade = 'critical';
+  #ws: WebSocket | undefined;
+  #openedAt = 0;
+  #lastFrameAt = 0;
+  /** Wall ms matching `#lastFrameAt` is derived on snapshot (one clock read per frame). */
+  #hasFrame = false;
+  #unseen = 0;
+  #notifiedAllSeen = false;
+  #pingSentAt: number | undefined;
+  #lastClientPingAt = Number.NEGATIVE_INFINITY;
+  /** Our outbound control messages in the trailing second (pongs, pings, SUBSCRIBEs). */
+  #controlTimes: number[] = [];
+  #subscribeQueue: string[][] = [];
+  #subscribeTimer: NodeJS.Timeout | undefined;
+  #nextRequestId = 1;
+  #paused = false;
+  #pausedAt = 0;
+  #errorTimes: number[] = [];
+  #closing: Promise<void> | undefined;
+  #closeBackstop: NodeJS.Timeout | undefined;
+  #connectTimer: NodeJS.Timeout | undefined;
+
+  /** This socket's rotation age limit (maxAgeMs minus 0–10 %, so sockets do not rotate together). */
+  readonly maxAgeMs: number;
+  /** Consecutive failed attempts since the last successful one (pool's retry accounting). */
+  failures = 0;
+  /** Consecutive successful connections (pool resets the reconnect backoff after enough). */
+  successes = 0;
+  /** Reconnect attempt counter: the next reconnect uses delay(attempt). */
+  reconnectAttempt = 0;
+  /** Set by the pool while a replacement for this socket is being made. */
+  replacement: BinanceConnection | undefined;
+  /** Set by the pool on the new socket of a rotation. */
+  replacing: BinanceConnection | undefined;
+
+  constructor(options: BinanceConnectionOptions) {
+    this.id = options.id;
+    this.#config = options.config;
+    this.#parser = options.parser;
+    this.#handlers = options.handlers;
+    this.#status = options.status;
+    this.#clock = options.clock;
+    this.#factory = options.wsFactory;
+    this.#owner = options.owner;
+    this.#counters = options.counters;
+    this.maxAgeMs = Math.round(options.config.pool.maxAgeMs * (1 - 0.1 * options.random()));
+    for (const carry of options.streams) this.#addSlot(carry);
+  }
+
+  get state(): ConnState {
+    return this.#state;
+  }
+  get quality(): QualityGrade {
+    return this.#quality;
+  }
+  get streamCount(): number {
+    return this.#slots.size;
+  }
+  get isOpen(): boolean {
+    return this.#state === 'connected';
+  }
+  get openedAt(): number {
+    return this.#openedAt;
+  }
+  get lastFrameAt(): number | undefined {
+    return this.#hasFrame ? this.#lastFrameAt : undefined;
+  }
+
+  streams(): StreamRef[] {
+    return [...this.#slots.keys()];
+  }
+
+  /** The streams with their carry-over state, for a replacement socket. */
+  carry(extraResync?: string): StreamCarry[] {
+    const out: StreamCarry[] = [];
+    for (const s of this.#slots.values()) {
+      out.push({ ref: s.ref, resync: s.resync ?? (s.stale ? 'stale' : extraResync), stale: s.stale, strikes: s.stale ? s.strikes + 1 : 0 });
+    }
+    return out;
+  }
+
+  /** Streams not yet delivered since this socket opened (rotation timeout bookkeeping). */
+  unseenStreams(): StreamRef[] {
+    const out: StreamRef[] = [];
+    for (const s of this.#slots.values()) if (!s.seen) out.push(s.ref);
+    return out;
+  }
+
+  liveCount(): number {
+    let n = 0;
+    if (this.#state !== 'connected') return 0;
+    for (const s of this.#slots.values()) if (s.seen && !s.stale) n++;
+    return n;
+  }
+
+  liveNames(into: Set<string>): void {
+    if (this.#state !== 'connected') return;
+    for (const s of this.#slots.values()) if (s.seen && !s.stale) into.add(s.ref.name);
+  }
+
+  staleNames(into: Set<string>): void {
+    for (const s of this.#slots.values()) if (s.stale) into.add(s.ref.name);
+  }
+
+  /** Mark a stream to be resynced before its next candle on this socket. */
+  markResync(ref: StreamRef, reason: string): void {
+    const slot = this.#slots.get(ref);
+    if (slot !== undefined) slot.resync ??= reason;
+  }
+
+  setState(to: ConnState, reason: string): void {
+    const from = this.#state;
+    if (from === to || from === 'closed') return;
+    this.#state = to;
+    this.#status.emit({ type: 'connection.state', exchange: BINANCE, connId: this.id, from, to, reason, streams: this.#slots.size });
+    if (to !== 'connected') this.#setQuality('critical');
+  }
+
+  // -- streams ---------------------------------------------------------------------------------
+
+  #addSlot(carry: StreamCarry): StreamSlot | undefined {
+    if (this.#slots.has(carry.ref)) return undefined;
+    const stale = carry.stale ?? false;
+    const slot: StreamSlot = {
+      ref: carry.ref,
+      lastAt: this.#clock.monotonic(),
+      subscribed: false,
+      seen: false,
+      expected: !stale,
+      stale,
+      strikes: carry.strikes ?? 0,
+      resync: carry.resync,
+    };
+    this.#slots.set(carry.ref, slot);
+    return slot;
+  }
+
+  /** Add streams; on an open socket they are SUBSCRIBEd (paced), otherwise they join the next URL. */
+  addStreams(carries: readonly StreamCarry[]): void {
+    const names: string[] = [];
+    for (const c of carries) {
+      const slot = this.#addSlot(c);
+      if (slot === undefined) continue;
+      if (slot.expected && !slot.seen) this.#unseen++;
+      if (this.#state === 'connected') names.push(slot.ref.name);
+    }
+    if (names.length > 0) this.#queueSubscribe(names);
+  }
+
+  // -- connecting ------------------------------------------------------------------------------
+
+  /** The combined-stream URL with as many streams as fit under MAX_URL_BYTES; the rest are SUBSCRIBEd after open. */
+  #buildUrl(): { url: string; overflow: string[] } {
+    const base = `${this.#config.binance.wsUrl}/stream?streams=`;
+    let url = base;
+    const overflow: string[] = [];
+    let first = true;
+    for (const s of this.#slots.values()) {
+      const name = s.ref.name;
+      if (overflow.length === 0 && url.length + name.length + 1 <= MAX_URL_BYTES) {
+        url += first ? name : `/${name}`;
+        first = false;
+      } else overflow.push(name);
+    }
+    return { url, overflow };
+  }
+
+  /**
+   * One connection attempt: resolves when the socket is open, rejects with an UpstreamConnectError
+   * otherwise (refused upgrade with its HTTP status, timeout, network error). Never called twice at once.
+   */
+  attempt(): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(new UpstreamConnectError('connection closed'));
+    this.#counters.connectionAttempts++;
+    this.setState('connecting', this.failures === 0 ? 'connect' : `retry ${this.failures}`);
+    const { url, overflow } = this.#buildUrl();
+    const timeoutMs = this.#config.pool.connectTimeoutMs;
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      let ws: WebSocket;
+      const fail = (err: UpstreamConnectError): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(this.#connectTimer);
+        this.#connectTimer = undefined;
+        if (this.#ws === ws) this.#ws = undefined;
+        ws.terminate();
+        this.#noteError();
+        this.#counters.connectionErrors++;
+        reject(err);
+      };
+      try {
+        ws = this.#factory(url, {
+          maxPayload: this.#config.pool.maxMessageBytes,
+          handshakeTimeout: timeoutMs,
+          perMessageDeflate: false,
+          autoPong: true,
+          followRedirects: false,
+        });
+      } catch (err) {
+        // A bad URL or factory error is reported like any failed attempt (the pool backs off).
+        this.#counters.connectionErrors++;
+        reject(new UpstreamConnectError(`cannot create socket: ${errorMessage(err)}`, { cause: err }));
+        return;
+      }
+      this.#ws = ws;
+      // Backstop in case the handshake timeout never fires (e.g. a stuck TCP connect).
+      this.#connectTimer = setTimeout(() => {
+        fail(new UpstreamConnectError(`connect timed out after ${timeoutMs} ms`));
+      }, timeoutMs + 1000);
+      this.#connectTimer.unref();
+
+      ws.on('unexpected-response', (_req, res) => {
+        const status = res.statusCode ?? 0;
+        const retryAfterMs = parseRetryAfter(res.headers['retry-after'], this.#clock.now());
+        res.resume();
+        fail(
+          new UpstreamConnectError(`upgrade refused: HTTP ${status}`, {
+            status,
+            ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+          }),
+        );
+      });
+      ws.on('open', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(this.#connectTimer);
+        this.#connectTimer = undefined;
+        this.#onOpen(ws, overflow);
+        resolve();
+      });
+      ws.on('error', (err) => {
+        if (!settled) fail(new UpstreamConnectError(`connect failed: ${err.message}`, { cause: err }));
+        else if (this.#ws === ws) {
+          this.#noteError();
+          this.#status.emit({ type: 'connection.error', exchange: BINANCE, connId: this.id, error: err.message });
+        }
+      });
+      ws.on('close', (code, reason) => {
+        if (!settled) {
+          fail(new UpstreamConnectError(`closed before open (code ${code})`));
+          return;
+        }
+        this.#onClose(ws, code, reason.toString());
+      });
+      ws.on('message', (data) => {
+        if (this.#ws === ws) this.#onMessage(data);
+      });
+      ws.on('ping', () => {
+        if (this.#ws !== ws) return;
+        // autoPong has already answered with the same payload; count the pong against our budget.
+        const now = this.#clock.monotonic();
+        this.#frameSeen(now);
+        this.#recordControl(now);
+      });
+      ws.on('pong', () => {
+        if (this.#ws === ws) this.#frameSeen(this.#clock.monotonic());
+      });
+    });
+  }
+
+  #onOpen(ws: WebSocket, overflow: string[]): void {
+    const now = this.#clock.monotonic();
+    this.#openedAt = now;
+    this.#lastFrameAt = now;
+    this.#pingSentAt = undefined;
+    this.#lastClientPingAt = now;
+    this.#controlTimes = [];
+    this.#notifiedAllSeen = false;
+    this.#unseen = 0;
+    const pending = new Set(overflow);
+    for (const s of this.#slots.values()) {
+      s.seen = false;
+      s.subscribed = !pending.has(s.ref.name);
+      s.lastAt = now;
+      if (s.expected) this.#unseen++;
+    }
+    this.failures = 0;
+    this.setState('connected', 'open');
+    this.#setQuality('good');
+    if (this.#paused) ws.pause();
+    if (overflow.length > 0) this.#queueSubscribe(overflow);
+  }
+
+  #onClose(ws: WebSocket, code: number, reason: string): void {
+    if (this.#ws !== ws) return;
+    this.#ws = undefined;
+    this.#stopSubscribing();
+    if (this.#state === 'closed') return;
+    if (code === 1008) this.#owner.rateLimited(this, '1008', 0);
+    this.#noteError();
+    this.#lost(`closed by server (${code}${reason === '' ? '' : ` ${reason}`})`);
+  }
+
+  #lost(reason: string): void {
+    for (const s of this.#slots.values()) {
+      s.subscribed = false;
+      s.resync ??= reason;
+    }
+    this.setState('disconnected', reason);
+    this.#owner.lost(this, reason);
+  }
+
+  /** The socket is dead (silent past its deadline): destroy it without a closing handshake and report it lost. */
+  drop(reason: string): void {
+    const ws = this.#ws;
+    if (ws === undefined || this.#state !== 'connected') return;
+    this.#ws = undefined;
+    this.#stopSubscribing();
+    ws.terminate();
+    this.#status.emit({ type: 'connection.error', exchange: BINANCE, connId: this.id, error: reason });
+    this.#counters.connectionErrors++;
+    this.#noteError();
+    this.#lost(reason);
+  }
+
+  // -- frames (hot path) -----------------------------------------------------------------------
+
+  #frameSeen(now: number): void {
+    this.#lastFrameAt = now;
+    this.#hasFrame = true;
+    this.#pingSentAt = undefined;
+  }
+
+  #onMessage(data: RawData): void {
+    const now = this.#clock.monotonic();
+    this.#lastFrameAt = now;
+    this.#hasFrame = true;
+    this.#pingSentAt = undefined;
+    const text = rawToString(data);
+    this.#counters.messages++;
+    this.#counters.bytes += text.length;
+    const out = this.#parser.parse(text, now);
+    if ('signal' in out) {
+      this.#onSignal(out.signal);
+      return;
+    }
+    this.#deliver(out, now);
+  }
+
+  #deliver(candle: Candle, now: number): void {
+    const slot = this.#slots.get(candle.stream);
+    if (slot !== undefined) {
+      slot.lastAt = now;
+      if (!slot.seen) {
+        slot.seen = true;
+        if (slot.expected) this.#unseen--;
+      }
+      if (slot.stale) {
+        slot.stale = false;
+        slot.strikes = 0;
+        this.#status.emit({ type: 'stream.live', exchange: BINANCE, stream: slot.ref.name, connId: this.id });
+      }
+      if (slot.resync !== undefined) {
+        const reason = slot.resync;
+        slot.resync = undefined;
+        this.#handlers.resync(slot.ref, reason);
+      }
+    }
+    this.#counters.candles++;
+    this.#handlers.candle(candle);
+    if (this.#unseen <= 0 && !this.#notifiedAllSeen && this.#state === 'connected') {
+      this.#notifiedAllSeen = true;
+      this.#owner.allStreamsSeen(this);
+    }
+  }
+
+  #onSignal(signal: string): void {
+    if (signal === PARSE_ERROR.signal) {
+      this.#noteError();
+    } else if (signal === SERVER_SHUTDOWN.signal) {
+      this.#status.emit({ type: 'server.shutdown-notice', exchange: BINANCE, connId: this.id });
+      this.#owner.serverShutdown(this);
+    } else if (signal === UNKNOWN_STREAM.signal) {
+      this.#counters.unknownStreams++;
+    } else if (signal === CONTROL_ERROR.signal) {
+      this.#noteError();
+      const e = this.#parser.lastControlError;
+      this.#status.emit({
+        type: 'connection.error',
+        exchange: BINANCE,
+        connId: this.id,
+        error: `control request ${String(this.#parser.lastControlId)} failed: ${e === undefined ? 'unknown' : `${e.code} ${e.msg}`}`,
+      });
+    }
+    // CONTROL_REPLY: a SUBSCRIBE was accepted; nothing to do.
+  }
+
+  // -- control messages --------------------------------------------------------------------------
+
+  #recordControl(now: number): void {
+    this.#controlTimes.push(now);
+    this.#trimControl(now);
+  }
+
+  #trimControl(now: number): void {
+    const times = this.#controlTimes;
+    let i = 0;
+    while (i < times.length && (times[i] ?? 0) <= now - 1000) i++;
+    if (i > 0) times.splice(0, i);
+  }
+
+  /** Outbound control messages in the trailing second (tests, snapshot). */
+  controlRate(): number {
+    this.#trimControl(this.#clock.monotonic());
+    return this.#controlTimes.length;
+  }
+
+  #queueSubscribe(names: readonly string[]): void {
+    // Frames of at most MAX_SUBSCRIBE_BYTES each.
+    const overhead = '{"method":"SUBSCRIBE","params":[],"id":4294967295}'.length;
+    let batch: string[] = [];
+    let size = overhead;
+    for (const name of names) {
+      const add = name.length + 3;
+      if (batch.length > 0 && size + add > MAX_SUBSCRIBE_BYTES) {
+        this.#subscribeQueue.push(batch);
+        batch = [];
+        size = overhead;
+      }
+      batch.push(name);
+      size += add;
+    }
+    if (batch.length > 0) this.#subscribeQueue.push(batch);
+    this.#pumpSubscribe();
+  }
+
+  #pumpSubscribe(): void {
+    if (this.#subscribeTimer !== undefined) return;
+    const ws = this.#ws;
+    if (ws === undefined || this.#state !== 'connected') return;
+    const batch = this.#subscribeQueue[0];
+    if (batch === undefined) return;
+    const now = this.#clock.monotonic();
+    this.#trimControl(now);
+    const last = this.#controlTimes[this.#controlTimes.length - 1] ?? Number.NEGATIVE_INFINITY;
+    // Leave one slot of the per-second budget for a pong.
+    const room = this.#controlTimes.length < CONTROL_BUDGET_PER_SECOND - 1;
+    const wait = room ? Math.max(0, last + SUBSCRIBE_SPACING_MS - now) : (this.#controlTimes[0] ?? now) + 1000 - now + 1;
+    if (wait > 0) {
+      this.#subscribeTimer = setTimeout(() => {
+        this.#subscribeTimer = undefined;
+        this.#pumpSubscribe();
+      }, wait);
+      this.#subscribeTimer.unref();
+      return;
+    }
+    this.#subscribeQueue.shift();
+    const id = this.#nextRequestId++;
+    ws.send(JSON.stringify({ method: 'SUBSCRIBE', params: batch, id }));
+    this.#recordControl(now);
+    const sent = new Set(batch);
+    for (const s of this.#slots.values()) {
+      if (sent.has(s.ref.name)) {
+        s.subscribed = true;
+        s.lastAt = now;
+      }
+    }
+    if (this.#subscribeQueue.length > 0) {
+      this.#subscribeTimer = setTimeout(() => {
+        this.#subscribeTimer = undefined;
+        this.#pumpSubscribe();
+      }, SUBSCRIBE_SPACING_MS);
+      this.#subscribeTimer.unref();
+    }
+  }
+
+  #stopSubscribing(): void {
+    clearTimeout(this.#subscribeTimer);
+    this.#subscribeTimer = undefined;
+    this.#subscribeQueue = [];
+  }
+
+  // -- periodic check (driven by the pool's tick) -------------------------------------------------
+
+  /**
+   * Liveness, client ping, staleness and quality. `now` is monotonic ms. Suspended while paused
+   * (deadlines are shifted by the paused time on resume).
+   */
+  check(now: number): void {
+    if (this.#state !== 'connected' || this.#ws === undefined) return;
+    if (this.#paused) return;
+    const hb = this.#config.heartbeat;
+    const silent = now - this.#lastFrameAt;
+    if (silent >= hb.pingTimeoutMs) {
+      this.drop(`no frame for ${Math.round(silent)} ms (liveness deadline ${hb.pingTimeoutMs} ms)`);
+      return;
+    }
+    if (this.#pingSentAt !== undefined) {
+      if (now - this.#pingSentAt >= hb.pongTimeoutMs) {
+        this.drop(`no pong within ${hb.pongTimeoutMs} ms`);
+        return;
+      }
+    } else {
+      const period = hb.pingTimeoutMs / hb.maxMissedPings;
+      this.#trimControl(now);
+      if (silent >= period && now - this.#lastClientPingAt >= period && this.#controlTimes.length < CONTROL_BUDGET_PER_SECOND - 1) {
+        this.#pingSentAt = now;
+        this.#lastClientPingAt = now;
+        this.#recordControl(now);
+        this.#ws.ping();
+      }
+    }
+
+    // Staleness: a stream silent past staleStreamMs is stale; one still silent after it already caused
+    // replacements waits staleStreamMs · 2^strikes before causing another (genuinely quiet streams).
+    let replace = false;
+    let stale = 0;
+    for (const s of this.#slots.values()) {
+      if (!s.subscribed) continue;
+      const quiet = now - s.lastAt;
+      if (!s.stale && quiet >= hb.staleStreamMs) {
+        s.stale = true;
+        s.resync ??= 'stale';
+        this.#counters.staleEvents++;
+        this.#status.emit({ type: 'stream.stale', exchange: BINANCE, stream: s.ref.name, silentMs: Math.round(quiet), connId: this.id });
+      }
+      if (s.stale) {
+        stale++;
+        if (quiet >= hb.staleStreamMs * 2 ** Math.min(s.strikes, MAX_STALE_STRIKES)) replace = true;
+      }
+    }
+    this.#grade(now, silent, stale);
+    if (replace) this.#owner.staleStreams(this);
+  }
+
+  /**
+   * Quality grade from measured figures:
+   * - gap = time since the last frame / liveness deadline (pingTimeoutMs);
+   * - stale = share of this socket's streams that are stale;
+   * - errors = parse errors, control errors and socket errors in the last 5 minutes.
+   * critical: not connected, gap ≥ 0.5 or stale ≥ unhealthyThreshold;
+   * poor: gap ≥ 0.25, any stale stream, or ≥ 5 errors; good: gap ≥ 0.1 or any error; else excellent.
+   */
+  #grade(now: number, silent: number, stale: number): void {
+    const gap = silent / this.#config.heartbeat.pingTimeoutMs;
+    const staleShare = this.#slots.size === 0 ? 0 : stale / this.#slots.size;
+    const errors = this.#recentErrors(now);
+    let grade: QualityGrade;
+    if (gap >= 0.5 || staleShare >= this.#config.heartbeat.unhealthyThreshold) grade = 'critical';
+    else if (gap >= 0.25 || stale > 0 || errors >= 5) grade = 'poor';
+    else if (gap >= 0.1 || errors > 0) grade = 'good';
+    else grade = 'excellent';
+    this.#setQuality(grade);
+  }
+
+  #setQuality(grade: QualityGrade): void {
+    if (grade === this.#quality) return;
+    this.#quality = grade;
+    this.#status.emit({ type: 'connection.quality', exchange: BINANCE, connId: this.id, grade });
+  }
+
+  #noteError(): void {
+    const now = this.#clock.monotonic();
+    this.#errorTimes.push(now);
+    if (this.#errorTimes.length > 64) this.#errorTimes.shift();
+  }
+
+  #recentErrors(now: number): number {
+    let n = 0;
+    for (const t of this.#errorTimes) if (t > now - ERROR_WINDOW_MS) n++;
+    return n;
+  }
+
+  // -- flow control ------------------------------------------------------------------------------
+
+  pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#pausedAt = this.#clock.monotonic();
+    this.#ws?.pause();
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    // Deadlines do not run while paused: shift every reference time by the paused duration.
+    const shift = this.#clock.monotonic() - this.#pausedAt;
+    this.#lastFrameAt += shift;
+    this.#lastClientPingAt += shift;
+    if (this.#pingSentAt !== undefined) this.#pingSentAt += shift;
+    for (const s of this.#slots.values()) s.lastAt += shift;
+    this.#ws?.resume();
+  }
+
+  // -- shutdown ----------------------------------------------------------------------------------
+
+  /**
+   * Close on purpose (rotation done, re-placement, shutdown). Idempotent. A live socket gets a close
+   * frame and a backstop timer; a connecting one is terminated.
+   */
+  close(reason: string): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    this.setState('closed', reason);
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
+    this.#stopSubscribing();
+    const ws = this.#ws;
+    this.#ws = undefined;
+    if (ws === undefined || ws.readyState === ws.CLOSED) {
+      this.#closing = Promise.resolve();
+      return this.#closing;
+    }
+    if (ws.readyState !== ws.OPEN) {
+      ws.terminate();
+      this.#closing = Promise.resolve();
+      return this.#closing;
+    }
+    this.#closing = new Promise<void>((resolve) => {
+      ws.once('close', () => {
+        clearTimeout(this.#closeBackstop);
+        resolve();
+      });
+      this.#closeBackstop = setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, CLOSE_BACKSTOP_MS);
+      this.#closeBackstop.unref();
+      ws.close(1000, reason.slice(0, 100));
+    });
+    return this.#closing;
+  }
+
+  snapshot(nowMono: number, nowWall: number): ConnectionSnapshot {
+    return {
+      id: this.id,
+      state: this.#state,
+      quality: this.#quality,
+      streams: this.#slots.size,
+      liveStreams: this.liveCount(),
+      ageMs: this.#state === 'connected' ? Math.round(nowMono - this.#openedAt) : 0,
+      lastMessageAt: this.#hasFrame ? Math.round(nowWall - (nowMono - this.#lastFrameAt)) : undefined,
+    };
+  }
+}
+
+function rawToString(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
+
+/** Retry-After: delta-seconds or an HTTP date. */
+export function parseRetryAfter(value: string | string[] | undefined, nowWall: number): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined || v.trim() === '') return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowWall);
+}
