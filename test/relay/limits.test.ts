@@ -26,10 +26,15 @@ describe('relay protection limits', () => {
 
   it('answers HTTP 503 at upgrade past maxClients', async () => {
     const h = await startRelay({ maxClients: 2 });
-    await TestClient.open(`${h.url}/ws`);
+    const first = await TestClient.open(`${h.url}/ws`);
     await TestClient.open(`${h.url}/ws`);
     expect(await upgradeStatus(`${h.url}/ws`)).toBe(503);
     expect(h.events).toContainEqual(expect.objectContaining({ type: 'relay.client.rejected', status: 503 }));
+    // A slot frees when a client leaves.
+    first.ws.close();
+    await waitFor(() => h.relay.stats().clients === 1, 3000, 'the first client to leave');
+    await TestClient.open(`${h.url}/ws`);
+    expect(h.relay.stats()).toMatchObject({ clients: 2, rejected: 1 });
   });
 
   it('requires the token when one is configured: missing or wrong → 401; Bearer header or ?token= accepted', async () => {
