@@ -110,6 +110,17 @@ describe('relay shutdown', () => {
     await h.relay.close(); // idempotent
   });
 
+  it('close() terminates a client that never completes the close handshake after closeTimeoutMs, then resolves', async () => {
+    const h = await startRelay({ closeTimeoutMs: 200 });
+    await stuckClient(Number(new URL(h.url).port), '/ws/btcusdt@kline_1m');
+    const good = await TestClient.open(`${h.url}/ws`);
+    await h.relay.close();
+    expect((await good.closed).code).toBe(1001);
+    expect(h.relay.stats().clients).toBe(0);
+    expect(h.events.filter((e) => e.type === 'relay.client.close')).toHaveLength(2);
+    expect(await upgradeStatus(`${h.url}/ws`).catch((err: unknown) => (err as NodeJS.ErrnoException).code)).toBe('ECONNREFUSED');
+  });
+
   it('stopAccepting() turns new upgrades away with 503 while existing clients keep receiving', async () => {
     const h = await startRelay();
     const c = await TestClient.open(`${h.url}/ws/btcusdt@kline_1m`);
