@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { BTC, ETH, MANY, TZ, TestClient, cleanup, restCandle, startRelay, wsCandle } from './helpers.ts';
+import { BTC, ETH, MANY, TZ, TestClient, cleanup, restCandle, startRelay, upgradeStatus, wsCandle } from './helpers.ts';
 
 afterEach(cleanup);
 
@@ -60,7 +60,6 @@ describe('relay paths and payload shapes', () => {
 
   it('answers 404 at upgrade for paths that are not /ws or /stream', async () => {
     const h = await startRelay();
-    const { upgradeStatus } = await import('./helpers.ts');
     expect(await upgradeStatus(`${h.url}/api/v3/klines`)).toBe(404);
   });
 });
