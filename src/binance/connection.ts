@@ -411,7 +411,9 @@ export class BinanceConnection {
         this.#recordControl(now);
       });
       ws.on('pong', () => {
-        if (this.#ws === ws) this.#frameSeen(this.#clock.monotonic());
+        // A pong answers our ping (the pong deadline) but does not prove data flows: the liveness
+        // deadline only counts data frames and server pings.
+        if (this.#ws === ws) this.#pingSentAt = undefined;
       });
     });
   }
@@ -475,7 +477,6 @@ export class BinanceConnection {
 
   #frameSeen(now: number): void {
     this.#lastFrameAt = now;
-    this.#hasFrame = true;
     this.#pingSentAt = undefined;
   }
 

@@ -389,12 +389,23 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     }
     conn.failures++;
     conn.successes = 0;
+    if (this.#breakerHolds()) {
+      // The breaker opened (possibly on this very failure): hold the socket instead of retrying.
+      this.#suspend(conn);
+      return;
+    }
     if (conn.failures > this.#config.reconnect.maxRetries) {
       conn.setState('failed', `${conn.failures - 1} retries exhausted: ${message}`);
       this.#replaceFailed(conn);
       return;
     }
     this.#scheduleReconnect(conn, message);
+  }
+
+  /** The breaker is open and its recovery time has not come: attempts would be refused. */
+  #breakerHolds(): boolean {
+    const state = this.#breaker.state;
+    return (state === CircuitState.Open || state === CircuitState.Isolated) && !this.#breakerDue;
   }
 
   #scheduleReconnect(conn: BinanceConnection, reason: string): void {
@@ -497,6 +508,10 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
       // not delivered yet may have a gap.
       for (const ref of next.unseenStreams()) next.markResync(ref, reason);
       this.#finishRotation(next, conn, 'lost during rotation');
+      return;
+    }
+    if (this.#breakerHolds()) {
+      this.#suspend(conn);
       return;
     }
     this.#scheduleReconnect(conn, reason);

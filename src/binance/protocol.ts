@@ -204,11 +204,11 @@ export class KlineFrameParser {
       dataStart = q + L_DATA.length;
       ref = this.#ref(name);
       if (ref === undefined) {
-        // An escape in the name could spell a registered stream: let the fallback decode it.
-        if (name.includes('\\')) return undefined;
-        if (name === '!serverShutdown') return s.startsWith(L_SHUTDOWN, dataStart) ? this.#shutdown() : undefined;
-        this.unknownStreams++;
-        return UNKNOWN_STREAM;
+        // An escape in the name could spell a registered stream: the fallback decodes it.
+        // Unknown names are rare (Binance only sends what we subscribed): the fallback validates the
+        // frame, so a truncated frame is an error rather than an unknown stream.
+        if (name === '!serverShutdown' && s.startsWith(L_SHUTDOWN, dataStart)) return this.#shutdown();
+        return undefined;
       }
       combined = true;
     } else if (s.startsWith(L_SHUTDOWN)) {
