@@ -24,7 +24,7 @@ import { Pipeline } from './pipeline/pipeline.ts';
 import { RelayServer } from './relay/server.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { createHttpServer } from './ops/http.ts';
-import type { OpsSources } from './ops/readiness.ts';
+import type { OpsSources } from './ops/sources.ts';
 import { logStatus, type Logger } from './ops/logger.ts';
 
 export interface ConnectorDeps {
@@ -150,8 +150,10 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       relay.stopAccepting();
       await upstream.close();
       await rest.close();
+      const started = clock.monotonic();
       const drained = await pipeline.drain(config.shutdownGraceMs);
-      await relay.close();
+      // Clients get what was drained, then serverShutdown and 1001; stragglers are cut when the grace runs out.
+      await relay.close(Math.max(1000, config.shutdownGraceMs - (clock.monotonic() - started)));
       await http.close();
       metrics.dispose();
       status.emit({ type: 'lifecycle', phase: 'stopped', detail: drained ? 'drained' : 'grace period exceeded' });

@@ -237,8 +237,12 @@ export class RelayServer implements CandleSink {
     this.#accepting = false;
   }
 
-  close(): Promise<void> {
-    this.#closing ??= this.#close();
+  /**
+   * `maxWaitMs` bounds the whole close (shutdown has a grace budget): clients that have not completed
+   * their close handshake by then are terminated. Default: each client's closeTimeoutMs backstop.
+   */
+  close(maxWaitMs?: number): Promise<void> {
+    this.#closing ??= this.#close(maxWaitMs);
     return this.#closing;
   }
 
@@ -549,7 +553,7 @@ export class RelayServer implements CandleSink {
   // -------------------------------------------------------------------------------------------
   // Shutdown
 
-  async #close(): Promise<void> {
+  async #close(maxWaitMs: number | undefined): Promise<void> {
     this.stopAccepting();
     if (this.#sweep !== undefined) clearInterval(this.#sweep);
     this.#sweep = undefined;
@@ -562,7 +566,14 @@ export class RelayServer implements CandleSink {
         if (s.state === 'open') this.#shutdownSession(s, now);
         // `closing` sessions already have a backstop timer; ones whose ws is gone just wait for 'close'.
       }
+      const cap =
+        maxWaitMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              for (const s of this.#sessions) s.ws.terminate();
+            }, maxWaitMs);
       await drained;
+      if (cap !== undefined) clearTimeout(cap);
     }
     if (this.#listening) {
       await new Promise<void>((resolve) => {

@@ -1,0 +1,123 @@
+/** Shared set-up for end-to-end tests: a simulator, the real daemon graph, and recording relay clients. */
+import { WebSocket } from 'ws';
+import { pino } from 'pino';
+import { BinanceSimulator, type SimulatorOptions } from '../../src/simulator/server.ts';
+import { klineAt } from '../../src/simulator/klines.ts';
+import { EnvSchema, type Config } from '../../src/config/schema.ts';
+import { startConnector, type Connector, type ConnectorDeps } from '../../src/app.ts';
+
+export interface KlineMsg {
+  stream: string;
+  t: number;
+  x: boolean;
+  E: number;
+  k: Record<string, unknown>;
+}
+
+export class RecordingClient {
+  readonly ws: WebSocket;
+  readonly messages: KlineMsg[] = [];
+  readonly other: unknown[] = [];
+  closeCode: number | undefined;
+  readonly opened: Promise<void>;
+  readonly closedP: Promise<number>;
+
+  constructor(url: string) {
+    this.ws = new WebSocket(url);
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+    });
+    this.closedP = new Promise((resolve) => {
+      this.ws.once('close', (code) => {
+        this.closeCode = code;
+        resolve(code);
+      });
+    });
+    this.ws.on('message', (data: Buffer) => {
+      const msg = JSON.parse(data.toString('utf8')) as { stream?: string; data?: { e?: string; E: number; k: Record<string, unknown> } };
+      if (msg.data?.e === 'kline' && msg.stream !== undefined) {
+        const k = msg.data.k;
+        this.messages.push({ stream: msg.stream, t: k.t as number, x: k.x as boolean, E: msg.data.E, k });
+      } else {
+        this.other.push(msg);
+      }
+    });
+  }
+
+  closedCandles(stream: string): number[] {
+    return this.messages.filter((m) => m.stream === stream && m.x).map((m) => m.t);
+  }
+}
+
+export function testConfig(sim: BinanceSimulator, overrides: Record<string, unknown>): Config {
+  return EnvSchema.parse({
+    CONNECTOR_BINANCE_WS_URL: sim.wsUrl,
+    CONNECTOR_BINANCE_REST_URL: sim.restUrl,
+    CONNECTOR_RELAY_HOST: '127.0.0.1',
+    CONNECTOR_RELAY_PORT: 0,
+    CONNECTOR_HEALTH_CHECK_HOST: '127.0.0.1',
+    CONNECTOR_WSS_HEALTH_CHECK_PORT: 0,
+    CONNECTOR_RECONNECT_BASE_MS: 50,
+    CONNECTOR_RECONNECT_MAX_MS: 500,
+    CONNECTOR_LOG_LEVEL: 'silent',
+    ...overrides,
+  });
+}
+
+export async function startStack(
+  simOptions: SimulatorOptions,
+  overrides: Record<string, unknown>,
+  deps: Partial<ConnectorDeps> = {},
+): Promise<{ sim: BinanceSimulator; connector: Connector; relayUrl: string; stop: () => Promise<void> }> {
+  const sim = await BinanceSimulator.start({ openUpdateMs: 100, ...simOptions });
+  const config = testConfig(sim, overrides);
+  const connector = await startConnector(config, {
+    log: pino({ level: 'silent' }),
+    collectDefaultMetrics: false,
+    gapRetryDelaysMs: [50, 100, 200, 500],
+    ...deps,
+  });
+  const relayUrl = `ws://127.0.0.1:${connector.relayAddress.port}`;
+  return {
+    sim,
+    connector,
+    relayUrl,
+    stop: async () => {
+      await connector.shutdown('test');
+      await sim.close();
+    },
+  };
+}
+
+/** Assert-friendly summary of one stream's closed candles: gaps, duplicates, disorder, wrong values. */
+export function audit(client: RecordingClient, stream: string, stepMs: number): { count: number; missing: number; duplicated: number; outOfOrder: number; wrong: number } {
+  const closed = client.messages.filter((m) => m.stream === stream && m.x);
+  let missing = 0;
+  let duplicated = 0;
+  let outOfOrder = 0;
+  let wrong = 0;
+  const [symbol, rest] = stream.split('@kline_') as [string, string];
+  for (let i = 0; i < closed.length; i++) {
+    const m = closed[i]!;
+    const truth = klineAt(symbol, rest, m.t);
+    const k = m.k;
+    if (k.o !== truth.o || k.h !== truth.h || k.l !== truth.l || k.c !== truth.c || k.v !== truth.v || k.n !== truth.n || k.q !== truth.q || k.V !== truth.V || k.Q !== truth.Q || k.T !== truth.T) wrong++;
+    if (i === 0) continue;
+    const prev = closed[i - 1]!.t;
+    if (m.t === prev) duplicated++;
+    else if (m.t < prev) outOfOrder++;
+    else missing += (m.t - prev) / stepMs - 1;
+  }
+  return { count: closed.length, missing, duplicated, outOfOrder, wrong };
+}
+
+export async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
