@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { BinanceSimulator } from '../../src/simulator/server.ts';
 import { eventsOf, sleep, startHarness, testConfig, waitFor, type Harness } from './helpers.ts';
 
@@ -123,6 +124,31 @@ describe('BinancePool recovery', () => {
     for (const r of x.resyncs) expect(r.at).toBeGreaterThanOrEqual(before); // before the stream's next candle
     expect(x.pool.stats().reconnections).toBeGreaterThanOrEqual(1);
     await waitFor('live again', () => allLive(x));
+  });
+
+  it('gives up on a connection after maxRetries and re-places its streams on a healthy socket', async () => {
+    const s = await simulator();
+    // Sockets carrying ethusdt are sent to a closed port: that connection can never open.
+    const dead = 'ws://127.0.0.1:1';
+    h = startHarness(
+      testConfig(s.wsUrl, {
+        CONNECTOR_INITIAL_CONNECTIONS: 2,
+        CONNECTOR_MAX_STREAMS_PER_CONNECTION: 5,
+        CONNECTOR_RECONNECT_MAX_RETRIES: 2,
+        CONNECTOR_CIRCUIT_BREAKER_FAILURE_THRESHOLD: 100,
+      }),
+      { wsFactory: (url, options) => new WebSocket(url.includes('ethusdt') ? url.replace(s.wsUrl, dead) : url, options) },
+    );
+    await h.pool.start();
+    const x = h;
+    await waitFor('failed', () => eventsOf(x.events, 'connection.state').some((e) => e.to === 'failed'));
+    await waitFor('both live on one socket', () => allLive(x));
+    const sockets = s.sockets();
+    expect(sockets).toHaveLength(1);
+    expect([...sockets[0]!.streams].sort()).toEqual(['btcusdt@kline_1s', 'ethusdt@kline_1s']);
+    const snap = x.pool.snapshot();
+    expect(snap.connections.map((c) => c.state)).toEqual(['connected']);
+    expect(x.pool.stats().connectionErrors).toBe(3); // the first try and 2 retries
   });
 
   it('opens the breaker after 5 consecutive failures, half-opens after the recovery time and closes on success', async () => {
