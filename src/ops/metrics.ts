@@ -169,6 +169,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers,
   }).set({ version: options.version ?? packageVersion(), node: process.version }, 1);
 
+  // The container's memory limit as configured (CONNECTOR_MAX_MEMORY_MB, set per overlay to the
+  // Deployment's limit), so "memory near limit" is one self-contained ratio with process_resident_memory_bytes.
+  new Gauge({
+    name: 'connector_memory_limit_bytes',
+    help: 'Memory limit the daemon runs under (CONNECTOR_MAX_MEMORY_MB).',
+    registers,
+  }).set(config.health.maxMemoryBytes);
+
   // ---- readiness ---------------------------------------------------------------------------
   new Gauge({
     name: 'connector_ready',

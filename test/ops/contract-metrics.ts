@@ -30,6 +30,7 @@ export const CONTRACT_METRICS = [
   'connector_queue_blocked',
   'connector_ready',
   'connector_build_info',
+  'connector_memory_limit_bytes',
   // Node process metrics
   'process_cpu_seconds_total',
   'process_resident_memory_bytes',
