@@ -112,6 +112,37 @@ describe('BinancePool recovery', () => {
     await waitFor('old socket closed', () => s.sockets().length === 1);
   });
 
+  it('backs off replacements for a stream that stays silent (no replacement loop)', async () => {
+    const s = await simulator();
+    h = startHarness(testConfig(s.wsUrl));
+    await h.pool.start();
+    const x = h;
+    await waitFor('live', () => allLive(x));
+    s.faults.stallStreams(['btcusdt@kline_1s'], 60_000);
+    await sleep(4000);
+    // Without backoff a replacement would follow every 800 ms (~5 in 4 s); with it they come at
+    // ~0.8 s, then 1.6 s and 3.2 s after each new socket opens.
+    const rotations = eventsOf(x.events, 'connection.rotation').length;
+    expect(rotations).toBeGreaterThanOrEqual(1);
+    expect(rotations).toBeLessThanOrEqual(2);
+    expect(eventsOf(x.events, 'stream.stale').filter((e) => e.stream === 'btcusdt@kline_1s')).toHaveLength(1);
+    expect(x.pool.snapshot().staleStreams).toEqual(['btcusdt@kline_1s']);
+    expect(s.sockets().length).toBeLessThanOrEqual(2);
+  });
+
+  it('treats an HTTP 429 at upgrade as a rate limit and holds further attempts', async () => {
+    const s = await simulator();
+    h = startHarness(testConfig(s.wsUrl));
+    s.faults.refuseConnections(1, 429);
+    await h.pool.start();
+    const x = h;
+    await waitFor('ratelimit event', () => eventsOf(x.events, 'ratelimit').length > 0);
+    expect(eventsOf(x.events, 'ratelimit')[0]).toMatchObject({ scope: 'ws', kind: '429' });
+    expect(eventsOf(x.events, 'ratelimit')[0]!.retryAfterMs).toBeGreaterThanOrEqual(1000);
+    await sleep(500);
+    expect(s.counters.connectionsOpened + s.counters.connectionsRefused).toBe(1);
+  });
+
   it('resyncs every stream of a lost socket and reconnects', async () => {
     const s = await simulator();
     h = startHarness(testConfig(s.wsUrl));
