@@ -75,20 +75,23 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     resolve: (name) => registry.get(BINANCE, name),
   });
 
-  // The pool and the pipeline point at each other (candles one way, pause/resume the other);
-  // `pool` is assigned before any socket opens, so the callbacks never see it unset.
-  let pool: BinancePool | undefined;
+  // The pool and the pipeline point at each other (candles one way, pause/resume the other). The
+  // pipeline's callbacks run only once candles flow, which is after `upstream` below exists.
   const pipeline = new Pipeline({
     config: config.pipeline,
     sinks: [relay, ...(deps.sinks ?? [])],
     status,
     clock,
     recover: rest.fetchClosed,
-    onBlocked: () => pool?.pause(),
-    onUnblocked: () => pool?.resume(),
+    onBlocked: () => {
+      upstream.pause();
+    },
+    onUnblocked: () => {
+      upstream.resume();
+    },
     ...(deps.gapRetryDelaysMs === undefined ? {} : { gapRetryDelaysMs: deps.gapRetryDelaysMs }),
   });
-  pool = new BinancePool({
+  const upstream = new BinancePool({
     config,
     streams,
     registry,
@@ -105,7 +108,6 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     },
     ...(deps.wsFactory === undefined ? {} : { wsFactory: deps.wsFactory }),
   });
-  const upstream = pool;
 
   let draining = false;
   const sources: OpsSources = {

@@ -25,7 +25,9 @@ export class RecordingClient {
   constructor(url: string) {
     this.ws = new WebSocket(url);
     this.opened = new Promise((resolve, reject) => {
-      this.ws.once('open', () => resolve());
+      this.ws.once('open', () => {
+        resolve();
+      });
       this.ws.once('error', reject);
     });
     this.closedP = new Promise((resolve) => {

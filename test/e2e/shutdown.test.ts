@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
 import { BinanceSimulator } from '../../src/simulator/server.ts';
 import { audit, RecordingClient, until } from './harness.ts';
 
@@ -25,21 +26,29 @@ function freePort(): Promise<number> {
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
       const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
+      srv.close(() => { resolve(port); });
     });
   });
 }
 
-function spawnDaemon(env: Record<string, string>): { proc: ChildProcess; stdout: string[]; exited: Promise<number | null> } {
+function spawnDaemon(env: Record<string, string>): { proc: ReturnType<typeof spawn>; stdout: string[]; exited: Promise<number | null> } {
   const stdout: string[] = [];
   const proc = spawn(process.execPath, [path.join(ROOT, 'src/main.ts')], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  proc.stdout?.on('data', (d: Buffer) => stdout.push(d.toString('utf8')));
-  proc.stderr?.on('data', (d: Buffer) => stdout.push(d.toString('utf8')));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  proc.stdout.on('data', (d: Buffer) => {
+    stdout.push(d.toString('utf8'));
+  });
+  proc.stderr.on('data', (d: Buffer) => {
+    stdout.push(d.toString('utf8'));
+  });
+  const exited = new Promise<number | null>((resolve) => {
+    proc.once('exit', (code) => {
+      resolve(code);
+    });
+  });
   return { proc, stdout, exited };
 }
 
@@ -82,6 +91,14 @@ describe('graceful shutdown of the spawned daemon', () => {
     await until(() => d.stdout.join('').includes('"phase":"draining"'), 'draining', 5000);
     const afterSignal = await ready().catch(() => 503);
     expect(afterSignal).toBe(503);
+    // No new relay clients: the upgrade is answered 503, or the listener is already gone.
+    const late = await new Promise<string>((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${relayPort}/ws/${streams[0]!}`);
+      ws.once('open', () => { resolve('open'); });
+      ws.once('unexpected-response', (_req, res) => { resolve(`http ${res.statusCode ?? 0}`); });
+      ws.once('error', (err) => { resolve(`error ${(err as NodeJS.ErrnoException).code ?? err.message}`); });
+    });
+    expect(late).toMatch(/^(http 503|error ECONNREFUSED|error ECONNRESET)$/);
 
     const code = await d.exited;
     expect(code).toBe(0);

@@ -1,0 +1,24 @@
+import { it } from 'vitest';
+import { StatusStream } from '../../src/core/status.ts';
+import { RecordingClient, sleep, startStack, until } from './harness.ts';
+const SYMBOLS = ['btcusdt', 'ethusdt', 'bnbusdt', 'solusdt', 'xrpusdt'];
+const STREAMS = SYMBOLS.map((s) => `${s}@kline_1s`);
+it('dbg', async () => {
+  const status = new StatusStream();
+  const t0 = Date.now();
+  status.subscribe((e) => { if (e.type !== 'relay.client.open' && e.type !== 'connection.quality') console.log(Date.now() - t0, JSON.stringify(e)); });
+  const stack = await startStack({}, { CONNECTOR_SYMBOLS: SYMBOLS.join(','), CONNECTOR_INTERVALS: '1s', CONNECTOR_MAX_STREAMS_PER_CONNECTION: 2, CONNECTOR_RECONNECT_BASE_MS: 300, CONNECTOR_RECONNECT_MAX_MS: 1200, CONNECTOR_CIRCUIT_BREAKER_FAILURE_THRESHOLD: 20 }, { status });
+  const c = new RecordingClient(`${stack.relayUrl}/stream?streams=${STREAMS.join('/')}`);
+  await c.opened;
+  await until(() => STREAMS.every((s) => c.closedCandles(s).length >= 1), 'first');
+  console.log(Date.now() - t0, 'FAULT refuse+drop');
+  stack.sim.faults.refuseConnections(6); stack.sim.faults.dropAll(); await sleep(3500);
+  console.log(Date.now() - t0, 'FAULT stall');
+  stack.sim.faults.stallStreams(STREAMS.slice(0, 2), 2500); await sleep(3500);
+  console.log(Date.now() - t0, 'FAULT shutdown');
+  stack.sim.faults.serverShutdown(); await sleep(2200);
+  console.log(Date.now() - t0, 'FAULT closeAll');
+  stack.sim.faults.closeAll(1001, 'maintenance'); await sleep(2500);
+  const ts = c.closedCandles('btcusdt@kline_1s'); console.log('btc', ts.map((t) => (t - ts[0]!) / 1000).join(','));
+  await stack.stop();
+}, 60000);
