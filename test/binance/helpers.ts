@@ -36,8 +36,8 @@ export interface Harness {
   readonly status: StatusStream;
   readonly events: StatusEvent[];
   readonly candles: Candle[];
+  /** `at` = candles delivered before this resync (checks that resync precedes the stream's next candle). */
   readonly resyncs: Array<{ stream: string; reason: string; at: number }>;
-  /** Index in `candles` at each resync, to check resync comes before the stream's next candle. */
   readonly config: Config;
 }
 
