@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Candle, CandleSink } from '../../src/core/candle.ts';
-import { audit, RecordingClient, sleep, startStack, until } from './harness.ts';
+import { audit, explain, RecordingClient, sleep, startStack, until } from './harness.ts';
 
 const SYMBOLS = ['btcusdt', 'ethusdt', 'bnbusdt', 'solusdt', 'xrpusdt'];
 const STREAMS = SYMBOLS.map((s) => `${s}@kline_1s`);
@@ -37,7 +37,7 @@ describe('end to end: simulator → daemon → relay clients', () => {
     for (const c of clients) {
       for (const s of STREAMS) {
         const a = audit(c, s, 1000);
-        expect(a, s).toMatchObject({ missing: 0, duplicated: 0, outOfOrder: 0, wrong: 0 });
+        expect(a, explain(c, s, stack.events)).toMatchObject({ missing: 0, duplicated: 0, outOfOrder: 0, wrong: 0 });
         expect(a.count).toBeGreaterThanOrEqual(6);
       }
     }

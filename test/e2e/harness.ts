@@ -5,6 +5,7 @@ import { BinanceSimulator, type SimulatorOptions } from '../../src/simulator/ser
 import { klineAt } from '../../src/simulator/klines.ts';
 import { EnvSchema, type Config } from '../../src/config/schema.ts';
 import { startConnector, type Connector, type ConnectorDeps } from '../../src/app.ts';
+import type { StatusEvent } from '../../src/core/status.ts';
 
 export interface KlineMsg {
   stream: string;
@@ -37,10 +38,21 @@ export class RecordingClient {
       });
     });
     this.ws.on('message', (data: Buffer) => {
-      const msg = JSON.parse(data.toString('utf8')) as { stream?: string; data?: { e?: string; E: number; k: Record<string, unknown> } };
+      const msg = JSON.parse(data.toString('utf8')) as {
+        stream?: string;
+        data?: { e?: string; E: number; k: Record<string, unknown> };
+        e?: string;
+        E?: number;
+        k?: Record<string, unknown>;
+      };
       if (msg.data?.e === 'kline' && msg.stream !== undefined) {
         const k = msg.data.k;
         this.messages.push({ stream: msg.stream, t: k.t as number, x: k.x as boolean, E: msg.data.E, k });
+      } else if (msg.e === 'kline' && msg.k !== undefined) {
+        // Raw (`/ws`) events carry no stream name: derive it from the payload, as a Binance client does.
+        const k = msg.k;
+        const stream = `${String(k.s).toLowerCase()}@kline_${String(k.i)}`;
+        this.messages.push({ stream, t: k.t as number, x: k.x as boolean, E: msg.E ?? 0, k });
       } else {
         this.other.push(msg);
       }
@@ -71,7 +83,7 @@ export async function startStack(
   simOptions: SimulatorOptions,
   overrides: Record<string, unknown>,
   deps: Partial<ConnectorDeps> = {},
-): Promise<{ sim: BinanceSimulator; connector: Connector; relayUrl: string; stop: () => Promise<void> }> {
+): Promise<{ sim: BinanceSimulator; connector: Connector; relayUrl: string; events: StatusEvent[]; stop: () => Promise<void> }> {
   const sim = await BinanceSimulator.start({ openUpdateMs: 100, ...simOptions });
   const config = testConfig(sim, overrides);
   const connector = await startConnector(config, {
@@ -81,10 +93,16 @@ export async function startStack(
     ...deps,
   });
   const relayUrl = `ws://127.0.0.1:${connector.relayAddress.port}`;
+  // Kept for failure messages: what the daemon did about each stream.
+  const events: StatusEvent[] = [];
+  connector.status.subscribe((e) => {
+    if (e.type !== 'relay.client.open' && e.type !== 'relay.client.close') events.push(e);
+  });
   return {
     sim,
     connector,
     relayUrl,
+    events,
     stop: async () => {
       await connector.shutdown('test');
       await sim.close();
@@ -123,3 +141,11 @@ export async function until(cond: () => boolean, what: string, ms = 10_000): Pro
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A failure message that shows what the client got and what the daemon did for one stream. */
+export function explain(client: RecordingClient, stream: string, events: readonly StatusEvent[]): string {
+  const times = client.closedCandles(stream);
+  const t0 = times[0] ?? 0;
+  const mine = events.filter((e) => ('stream' in e && e.stream === stream) || e.type.startsWith('connection.') || e.type === 'breaker');
+  return `${stream}: received ${JSON.stringify(times.map((t) => (t - t0) / 1000))} (s after ${new Date(t0).toISOString()})\n` + mine.map((e) => JSON.stringify(e)).join('\n');
+}
