@@ -141,7 +141,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   const addr = http.server.address();
   const httpAddress = { host: config.http.host, port: typeof addr === 'object' && addr !== null ? addr.port : config.http.port };
   await upstream.start();
-  status.emit({ type: 'lifecycle', phase: 'ready', detail: `relay :${relayAddress.port}, http :${httpAddress.port}` });
+  status.emit({ type: 'lifecycle', phase: 'started', detail: `relay :${relayAddress.port}, http :${httpAddress.port}` });
 
   let stopping: Promise<{ drained: boolean }> | undefined;
   async function shutdown(reason: string): Promise<{ drained: boolean }> {

@@ -64,7 +64,7 @@ export type StatusEvent =
   | { readonly type: 'relay.client.rejected'; readonly remote: string; readonly status: number; readonly reason: string }
   | { readonly type: 'relay.slow-consumer'; readonly clientId: string; readonly bufferedBytes: number }
   | { readonly type: 'relay.client.error'; readonly clientId: string; readonly code: number; readonly msg: string }
-  | { readonly type: 'lifecycle'; readonly phase: 'starting' | 'ready' | 'draining' | 'stopped'; readonly detail?: string };
+  | { readonly type: 'lifecycle'; readonly phase: 'starting' | 'started' | 'draining' | 'stopped'; readonly detail?: string };
 
 export type StatusEventType = StatusEvent['type'];
 export type StatusEventOf<T extends StatusEventType> = Extract<StatusEvent, { type: T }>;

@@ -71,7 +71,7 @@ describe('graceful shutdown of the spawned daemon', () => {
     });
     child = d.proc;
     const ready = async () => (await fetch(`http://127.0.0.1:${httpPort}/ready`)).status;
-    await until(() => d.stdout.join('').includes('"phase":"ready"'), 'daemon start', 20_000);
+    await until(() => d.stdout.join('').includes('"phase":"started"'), 'daemon start', 20_000);
     let status = 0;
     const deadline = Date.now() + 15_000;
     while (status !== 200 && Date.now() < deadline) {
@@ -131,7 +131,7 @@ describe('graceful shutdown of the spawned daemon', () => {
       CONNECTOR_SHUTDOWN_GRACE_MS: '30000',
     });
     child = d.proc;
-    await until(() => d.stdout.join('').includes('"phase":"ready"'), 'daemon start', 20_000);
+    await until(() => d.stdout.join('').includes('"phase":"started"'), 'daemon start', 20_000);
     // A relay client that never completes its close handshake keeps the first shutdown busy.
     const stuck = new RecordingClient(`ws://127.0.0.1:${relayPort}/ws`);
     await stuck.opened;
