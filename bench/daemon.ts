@@ -42,6 +42,9 @@ export interface DaemonSample {
   cpuUs: number;
   /** Wall ms since the last reset. */
   wallMs: number;
+  /** Upstream frames read by the pool since the last reset. */
+  upstreamMessages: number;
+  parseErrors: number;
   deliveredClosed: number;
   deliveredOpen: number;
   /** Relay messages written (one per client per event). */
@@ -67,6 +70,7 @@ let deliveredOpen = 0;
 let cpuBase = process.cpuUsage();
 let wallBase = performance.now();
 let relayBase = 0;
+let upstreamBase = 0;
 
 // Runs after the relay in the same drain step: the relay has written this batch to every socket.
 const measuring: CandleSink = {
@@ -109,6 +113,7 @@ function sample(forceGc: boolean): DaemonSample {
   const p = connector.pipeline.stats();
   const r = connector.relay.stats();
   const g = connector.pipeline.gapStats;
+  const u = connector.pool.stats();
   return {
     type: 'sample',
     rssBytes: m.rss,
@@ -117,6 +122,8 @@ function sample(forceGc: boolean): DaemonSample {
     externalBytes: m.external,
     cpuUs: cpu.user + cpu.system,
     wallMs: performance.now() - wallBase,
+    upstreamMessages: u.messages - upstreamBase,
+    parseErrors: u.parseErrors,
     deliveredClosed,
     deliveredOpen,
     relaySent: r.messagesSent - relayBase,
@@ -147,6 +154,7 @@ process.on('message', (raw: unknown) => {
     cpuBase = process.cpuUsage();
     wallBase = performance.now();
     relayBase = connector.relay.stats().messagesSent;
+    upstreamBase = connector.pool.stats().messages;
     send({ type: 'reset' });
   } else if (msg.type === 'stop') {
     void connector.shutdown('bench done').then(() => process.exit(0));

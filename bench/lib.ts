@@ -1,51 +1,59 @@
 /** Shared pieces of the soak and the benchmark: the forked daemon, IPC request/response, statistics. */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { DaemonArgs, DaemonMessage, DaemonSample } from './daemon.ts';
+import type { DaemonArgs, DaemonSample } from './daemon.ts';
 
 export const here = (name: string): string => fileURLToPath(new URL(name, import.meta.url));
 
-/** A forked bench/daemon.ts: one request in flight at a time (the replies carry no id). */
-export class DaemonProcess {
+/**
+ * A forked helper process speaking a tiny IPC protocol: it sends `{type:'ready', …}` once, then answers
+ * each request with exactly one message. One request in flight at a time (replies carry no id).
+ */
+export class Forked<Ready extends { type: string } = { type: 'ready' }> {
   readonly child: ChildProcess;
-  relayPort = 0;
-  httpPort = 0;
-  #waiting: ((m: DaemonMessage) => void) | undefined;
-  #exited: Promise<number | null>;
+  ready!: Ready;
+  #waiting: ((m: { type: string }) => void) | undefined;
+  readonly #exited: Promise<number | null>;
 
   private constructor(child: ChildProcess) {
     this.child = child;
-    this.#exited = new Promise((resolve) => child.once('exit', (code) => { resolve(code); }));
+    this.#exited = new Promise((resolve) => child.once('exit', (code) => {
+      resolve(code);
+    }));
     child.on('message', (m: unknown) => {
       const w = this.#waiting;
       this.#waiting = undefined;
-      w?.(m as DaemonMessage);
+      w?.(m as { type: string });
     });
   }
 
-  static async start(args: DaemonArgs, execArgv: readonly string[] = []): Promise<DaemonProcess> {
-    const child = fork(here('./daemon.ts'), [JSON.stringify(args)], {
-      execArgv: ['--expose-gc', ...execArgv],
+  static async start<R extends { type: string }>(file: string, args: unknown, execArgv: readonly string[] = []): Promise<Forked<R>> {
+    const child = fork(here(file), args === undefined ? [] : [JSON.stringify(args)], {
+      execArgv: [...execArgv],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    const d = new DaemonProcess(child);
-    const ready = await d.#next(30_000, 'daemon ready');
-    if (ready.type !== 'ready') throw new Error(`daemon: unexpected ${ready.type}`);
-    d.relayPort = ready.relayPort;
-    d.httpPort = ready.httpPort;
-    return d;
+    const f = new Forked<R>(child);
+    try {
+      f.ready = (await f.#next(30_000, `${file} ready`)) as R;
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
+    return f;
   }
 
-  #next(timeoutMs: number, what: string): Promise<DaemonMessage> {
+  #next(timeoutMs: number, what: string): Promise<{ type: string }> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiting = undefined;
-        reject(new Error(`timed out waiting for ${what}`));
-      }, timeoutMs);
       const onExit = (code: number | null): void => {
         clearTimeout(timer);
-        reject(new Error(`daemon exited (${code}) while waiting for ${what}`));
+        this.#waiting = undefined;
+        reject(new Error(`child exited (${code}) while waiting for ${what}`));
       };
+      const timer = setTimeout(() => {
+        this.#waiting = undefined;
+        this.child.off('exit', onExit);
+        reject(new Error(`timed out waiting for ${what}`));
+      }, timeoutMs);
       this.child.once('exit', onExit);
       this.#waiting = (m) => {
         clearTimeout(timer);
@@ -55,26 +63,54 @@ export class DaemonProcess {
     });
   }
 
-  async sample(gc = false): Promise<DaemonSample> {
-    const p = this.#next(30_000, 'sample');
-    this.child.send({ type: 'sample', gc });
-    const m = await p;
-    if (m.type !== 'sample') throw new Error(`daemon: unexpected ${m.type}`);
-    return m;
+  async request<T>(msg: { type: string } & Record<string, unknown>, timeoutMs = 30_000): Promise<T> {
+    const p = this.#next(timeoutMs, msg.type);
+    this.child.send(msg);
+    const reply = await p;
+    if (reply.type !== msg.type) throw new Error(`expected a ${msg.type} reply, got ${reply.type}`);
+    return reply as T;
   }
 
-  async reset(): Promise<void> {
-    const p = this.#next(30_000, 'reset');
-    this.child.send({ type: 'reset' });
-    await p;
-  }
-
+  /** Ask it to stop; SIGKILL (by its pid) if it has not exited within timeoutMs. */
   async stop(timeoutMs = 15_000): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.send({ type: 'stop' });
+    if (this.child.connected) this.child.send({ type: 'stop' });
     const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
     await this.#exited;
     clearTimeout(timer);
+  }
+}
+
+/** A forked bench/daemon.ts (node --expose-gc). */
+export class DaemonProcess {
+  readonly #f: Forked<{ type: 'ready'; relayPort: number; httpPort: number }>;
+  readonly relayPort: number;
+  readonly httpPort: number;
+
+  private constructor(f: Forked<{ type: 'ready'; relayPort: number; httpPort: number }>) {
+    this.#f = f;
+    this.relayPort = f.ready.relayPort;
+    this.httpPort = f.ready.httpPort;
+  }
+
+  get child(): ChildProcess {
+    return this.#f.child;
+  }
+
+  static async start(args: DaemonArgs, execArgv: readonly string[] = []): Promise<DaemonProcess> {
+    return new DaemonProcess(await Forked.start('./daemon.ts', args, ['--expose-gc', ...execArgv]));
+  }
+
+  sample(gc = false): Promise<DaemonSample> {
+    return this.#f.request<DaemonSample>({ type: 'sample', gc });
+  }
+
+  async reset(): Promise<void> {
+    await this.#f.request({ type: 'reset' });
+  }
+
+  stop(timeoutMs = 15_000): Promise<void> {
+    return this.#f.stop(timeoutMs);
   }
 }
 

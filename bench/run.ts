@@ -1,0 +1,354 @@
+/**
+ * `npm run bench [-- --quick] [-- --rounds N] [-- --out file]`: the daemon's full path against a floor,
+ * on loopback, in one run, interleaved, as ratios (connector-contract.md §8). Not a test: numbers
+ * depend on the machine; the ratios to the floor measured in the same run are what to compare.
+ *
+ * Process layout (each its own `node` process, so process.cpuUsage() of the consumer is its own):
+ *   run.ts (this)      orchestrates over IPC and sleeps while measuring; hosts the BinanceSimulator
+ *                      for the memory scenarios; scrapes /metrics in the metrics-overhead scenario
+ *   bench/flood.ts     upstream: Binance-like /stream endpoint, pre-templated kline frames, as fast
+ *                      as the socket drains or at a fixed rate (one process for the whole run)
+ *   bench/consumer.ts  floor (bare ws + JSON.parse) | binance npm WebsocketClient | N relay clients
+ *   bench/daemon.ts    the real daemon (startConnector) + a measuring sink after the relay
+ * Scenario by scenario only one consumer (and, for the daemon, its relay-client process) runs, so
+ * they never share the flood. With 2 cores the flood, the daemon and the relay clients compete for
+ * CPU: the daemon scenarios pay for it, the floor does not (it has no relay clients).
+ *
+ * Per round, in this order: floor, full×1, full×1+scrape, full×10, floor, full×100, binance npm,
+ * full×100 @10k/s, full×1 @10k/s. Medians over rounds. Then memory at 200 and 2000 streams
+ * (daemon against the simulator, 1 relay client, after warm-up and a forced GC).
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { BinanceSimulator } from '../src/simulator/server.ts';
+import type { DaemonArgs, DaemonSample } from './daemon.ts';
+import type { ConsumerArgs, ConsumerSample } from './consumer.ts';
+import type { FloodMessage } from './flood.ts';
+import { DaemonProcess, Forked, MB, argValue, benchSymbols, here, median, round, sleep } from './lib.ts';
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const P = quick
+  ? { rounds: 1, warmMs: 300, measureMs: 700, fixedMs: 800, memWarmMs: 1000, memStreams: [200, 2000] }
+  : { rounds: 3, warmMs: 2000, measureMs: 5000, fixedMs: 6000, memWarmMs: 15_000, memStreams: [200, 2000] };
+const rounds = Number(argValue(argv, '--rounds') ?? P.rounds);
+const outFile = argValue(argv, '--out') ?? here('./results.json');
+const STREAM_COUNT = 500;
+const FIXED_RATE = 10_000;
+const streams = benchSymbols(STREAM_COUNT).map((s) => `${s}@kline_1m`);
+
+type Flood = Forked<{ type: 'ready'; wsUrl: string; restUrl: string }>;
+type FloodStats = Extract<FloodMessage, { type: 'stats' }>;
+
+/** One measured run of one scenario. */
+interface Run {
+  msgsPerSec: number;
+  cpuUsPerMsg: number;
+  rssMB: number;
+  heapMB: number;
+  floodCpuPct: number;
+  p50Us?: number;
+  p99Us?: number;
+  p999Us?: number;
+  maxUs?: number;
+  deliveredPerSec?: number;
+  relaySentPerSec?: number;
+  clientMsgsPerSec?: number;
+  clientsOpen?: number;
+  clientCpuPct?: number;
+  scrapes?: number;
+}
+
+async function floodStats(flood: Flood): Promise<FloodStats> {
+  return flood.request<FloodStats>({ type: 'stats' });
+}
+
+async function setRate(flood: Flood, rate: number): Promise<void> {
+  await flood.request({ type: 'rate', rate });
+}
+
+function startConsumer(args: ConsumerArgs): Promise<Forked> {
+  return Forked.start('./consumer.ts', args);
+}
+
+async function measureConsumer(flood: Flood, args: ConsumerArgs): Promise<Run> {
+  await setRate(flood, 0);
+  const c = await startConsumer(args);
+  try {
+    await sleep(P.warmMs);
+    await c.request({ type: 'reset' });
+    const f0 = await floodStats(flood);
+    await sleep(P.measureMs);
+    const s = await c.request<ConsumerSample>({ type: 'sample' });
+    const f1 = await floodStats(flood);
+    return {
+      msgsPerSec: (s.messages / s.wallMs) * 1000,
+      cpuUsPerMsg: s.cpuUs / Math.max(1, s.messages),
+      rssMB: s.rssBytes / MB,
+      heapMB: s.heapUsedBytes / MB,
+      floodCpuPct: ((f1.cpuUs - f0.cpuUs) / 1000 / s.wallMs) * 100,
+    };
+  } finally {
+    await c.stop();
+  }
+}
+
+function daemonEnv(upstreamWs: string, restUrl: string, symbols: readonly string[], intervals: readonly string[], perConn: number): Record<string, unknown> {
+  const total = symbols.length * intervals.length;
+  return {
+    CONNECTOR_BINANCE_WS_URL: upstreamWs,
+    CONNECTOR_BINANCE_REST_URL: restUrl,
+    CONNECTOR_SYMBOLS: symbols.join(','),
+    CONNECTOR_INTERVALS: intervals.join(','),
+    CONNECTOR_MAX_STREAMS_PER_CONNECTION: perConn,
+    CONNECTOR_MAX_CONNECTIONS: Math.max(10, Math.ceil(total / perConn) + 2),
+    CONNECTOR_RELAY_MAX_STREAMS_PER_CLIENT: Math.max(1024, total),
+    CONNECTOR_RELAY_MAX_FRAME_BYTES: 256 * 1024,
+    CONNECTOR_RELAY_MAX_CLIENTS: 1000,
+  };
+}
+
+async function measureDaemon(flood: Flood, clients: number, opts: { rate?: number; scrape?: boolean; cpuProf?: string } = {}): Promise<Run> {
+  await setRate(flood, opts.rate ?? 0);
+  const args: DaemonArgs = {
+    env: daemonEnv(flood.ready.wsUrl, flood.ready.restUrl, streams.map((s) => s.split('@')[0]!), ['1m'], 1024),
+    latency: true,
+  };
+  const d = await DaemonProcess.start(args, opts.cpuProf === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${here('.')}`, `--cpu-prof-name=${opts.cpuProf}`]);
+  let c: Forked | undefined;
+  let scrapeTimer: NodeJS.Timeout | undefined;
+  try {
+    if (clients > 0) c = await startConsumer({ mode: 'relay', url: `ws://127.0.0.1:${d.relayPort}`, streams, clients });
+    await sleep(P.warmMs);
+    await d.reset();
+    await c?.request({ type: 'reset' });
+    let scrapes = 0;
+    if (opts.scrape === true) {
+      const url = `http://127.0.0.1:${d.httpPort}/metrics`;
+      scrapeTimer = setInterval(() => {
+        void fetch(url)
+          .then(async (r) => {
+            await r.text();
+            scrapes++;
+          })
+          .catch(() => undefined);
+      }, 1000);
+    }
+    const f0 = await floodStats(flood);
+    const ms = opts.rate === undefined ? P.measureMs : P.fixedMs;
+    await sleep(ms);
+    const s: DaemonSample = await d.sample(false);
+    const cs = c === undefined ? undefined : await c.request<ConsumerSample>({ type: 'sample' });
+    const f1 = await floodStats(flood);
+    if (scrapeTimer !== undefined) clearInterval(scrapeTimer);
+    const perSec = (n: number): number => (n / s.wallMs) * 1000;
+    return {
+      msgsPerSec: perSec(s.upstreamMessages),
+      cpuUsPerMsg: s.cpuUs / Math.max(1, s.upstreamMessages),
+      rssMB: s.rssBytes / MB,
+      heapMB: s.heapUsedBytes / MB,
+      floodCpuPct: ((f1.cpuUs - f0.cpuUs) / 1000 / s.wallMs) * 100,
+      p50Us: s.latency.p50Us,
+      p99Us: s.latency.p99Us,
+      p999Us: s.latency.p999Us,
+      maxUs: s.latency.maxUs,
+      deliveredPerSec: perSec(s.deliveredClosed + s.deliveredOpen),
+      relaySentPerSec: perSec(s.relaySent),
+      ...(cs === undefined
+        ? {}
+        : { clientMsgsPerSec: (cs.messages / cs.wallMs) * 1000, clientsOpen: cs.open, clientCpuPct: (cs.cpuUs / 1000 / cs.wallMs) * 100 }),
+      ...(opts.scrape === true ? { scrapes } : {}),
+    };
+  } finally {
+    if (scrapeTimer !== undefined) clearInterval(scrapeTimer);
+    await c?.stop();
+    await d.stop();
+  }
+}
+
+async function measureMemory(sim: BinanceSimulator, streamCount: number): Promise<{ streams: number; rssMB: number; heapMB: number; deliveredPerSec: number; connections: number }> {
+  const symbols = benchSymbols(streamCount / 2);
+  const intervals = ['1s', '1m'];
+  const names = symbols.flatMap((s) => intervals.map((i) => `${s}@kline_${i}`));
+  const opened = sim.counters.connectionsOpened;
+  const d = await DaemonProcess.start({ env: daemonEnv(sim.wsUrl, sim.restUrl, symbols, intervals, 200) });
+  const c = await startConsumer({ mode: 'relay', url: `ws://127.0.0.1:${d.relayPort}`, streams: names, clients: 1 });
+  try {
+    await sleep(P.memWarmMs);
+    await d.reset();
+    await sleep(Math.min(P.memWarmMs, 5000));
+    const s = await d.sample(true);
+    return {
+      streams: names.length,
+      rssMB: s.rssBytes / MB,
+      heapMB: s.heapUsedBytes / MB,
+      deliveredPerSec: ((s.deliveredClosed + s.deliveredOpen) / s.wallMs) * 1000,
+      connections: sim.counters.connectionsOpened - opened,
+    };
+  } finally {
+    await c.stop();
+    await d.stop();
+  }
+}
+
+interface Summary {
+  runs: number;
+  msgsPerSec: number;
+  cpuUsPerMsg: number;
+  rssMB: number;
+  heapMB: number;
+  floodCpuPct: number;
+  ratioMsgsPerSec: number;
+  ratioCpuUsPerMsg: number;
+  ratioRss: number;
+  ratioHeap: number;
+  p50Us?: number;
+  p99Us?: number;
+  p999Us?: number;
+  maxUs?: number;
+  deliveredPerSec?: number;
+  relaySentPerSec?: number;
+  clientMsgsPerSec?: number;
+  clientsOpen?: number;
+  clientCpuPct?: number;
+}
+
+function summarize(runs: readonly Run[], floor: Omit<Summary, 'runs'> | undefined): Summary {
+  const med = (k: keyof Run): number | undefined => {
+    const vs = runs.map((r) => r[k]).filter((v): v is number => typeof v === 'number');
+    return vs.length === 0 ? undefined : median(vs);
+  };
+  const m = (k: keyof Run): number => med(k) ?? NaN;
+  const out: Summary = {
+    runs: runs.length,
+    msgsPerSec: round(m('msgsPerSec'), 0),
+    cpuUsPerMsg: round(m('cpuUsPerMsg'), 3),
+    rssMB: round(m('rssMB'), 1),
+    heapMB: round(m('heapMB'), 1),
+    floodCpuPct: round(m('floodCpuPct'), 0),
+    ratioMsgsPerSec: floor === undefined ? 1 : round(m('msgsPerSec') / floor.msgsPerSec, 3),
+    ratioCpuUsPerMsg: floor === undefined ? 1 : round(m('cpuUsPerMsg') / floor.cpuUsPerMsg, 3),
+    ratioRss: floor === undefined ? 1 : round(m('rssMB') / floor.rssMB, 3),
+    ratioHeap: floor === undefined ? 1 : round(m('heapMB') / floor.heapMB, 3),
+  };
+  for (const k of ['p50Us', 'p99Us', 'p999Us', 'maxUs', 'deliveredPerSec', 'relaySentPerSec', 'clientMsgsPerSec', 'clientsOpen', 'clientCpuPct'] as const) {
+    const v = med(k);
+    if (v !== undefined) out[k] = round(v, k === 'clientsOpen' ? 1 : 0);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date().toISOString();
+  const t0 = performance.now();
+  const flood = await Forked.start<{ type: 'ready'; wsUrl: string; restUrl: string }>('./flood.ts', undefined);
+  const runs = new Map<string, Run[]>();
+  const add = (name: string, r: Run): void => {
+    (runs.get(name) ?? runs.set(name, []).get(name)!).push(r);
+    const lat = r.p99Us === undefined ? '' : `  p50/p99/p999=${r.p50Us}/${r.p99Us}/${r.p999Us} µs`;
+    console.log(`  ${name.padEnd(22)} ${r.msgsPerSec.toFixed(0).padStart(8)} msg/s  ${r.cpuUsPerMsg.toFixed(2).padStart(6)} µs CPU/msg  rss=${r.rssMB.toFixed(0)} MB${lat}`);
+  };
+  const floorArgs: ConsumerArgs = { mode: 'floor', url: flood.ready.wsUrl, streams };
+  try {
+    for (let round_ = 1; round_ <= rounds; round_++) {
+      console.log(`round ${round_}/${rounds}`);
+      add('floor', await measureConsumer(flood, floorArgs));
+      add('full x1', await measureDaemon(flood, 1));
+      add('full x1 + scrape 1s', await measureDaemon(flood, 1, { scrape: true }));
+      add('full x10', await measureDaemon(flood, 10));
+      // A second floor mid-round keeps the comparison interleaved (skipped in --quick to save time).
+      if (!quick) add('floor', await measureConsumer(flood, floorArgs));
+      add('full x100', await measureDaemon(flood, 100));
+      add('binance npm', await measureConsumer(flood, { mode: 'binance', url: flood.ready.wsUrl, streams }));
+      add('full x100 @10k/s', await measureDaemon(flood, 100, { rate: FIXED_RATE }));
+      add('full x1 @10k/s', await measureDaemon(flood, 1, { rate: FIXED_RATE }));
+    }
+    await setRate(flood, 0);
+  } finally {
+    await flood.stop();
+  }
+
+  const sim = await BinanceSimulator.start({ host: '127.0.0.1', port: 0 });
+  const memory: Awaited<ReturnType<typeof measureMemory>>[] = [];
+  try {
+    for (const n of P.memStreams) {
+      const m = await measureMemory(sim, n);
+      console.log(`  memory ${String(n).padStart(5)} streams: rss=${m.rssMB.toFixed(1)} MB heap=${m.heapMB.toFixed(1)} MB (after GC)`);
+      memory.push(m);
+    }
+  } finally {
+    await sim.close();
+  }
+
+  const floor = summarize(runs.get('floor') ?? [], undefined);
+  const scenarios: Record<string, Summary> = {};
+  for (const [name, rs] of runs) scenarios[name] = name === 'floor' ? floor : summarize(rs, floor);
+  const s = (name: string): Summary => scenarios[name]!;
+  const overheadCpu = s('full x1 + scrape 1s').cpuUsPerMsg / s('full x1').cpuUsPerMsg - 1;
+  const overheadRate = 1 - s('full x1 + scrape 1s').msgsPerSec / s('full x1').msgsPerSec;
+  const mem2000 = memory.find((m) => m.streams === 2000);
+  const targets = [
+    { name: 'full path to 1 client, msgs/s vs floor', value: s('full x1').ratioMsgsPerSec, goal: '>= 1.0', pass: s('full x1').ratioMsgsPerSec >= 1 },
+    { name: '100 clients at 10k msgs/s, p99 ms', value: round((s('full x100 @10k/s').p99Us ?? NaN) / 1000, 3), goal: '< 5', pass: (s('full x100 @10k/s').p99Us ?? Infinity) < 5000 },
+    { name: '1 client at 10k msgs/s, p99 ms', value: round((s('full x1 @10k/s').p99Us ?? NaN) / 1000, 3), goal: '< 2', pass: (s('full x1 @10k/s').p99Us ?? Infinity) < 2000 },
+    { name: 'RSS with 2000 streams, MB', value: round(mem2000?.rssMB ?? NaN, 1), goal: '< 100', pass: (mem2000?.rssMB ?? Infinity) < 100 },
+    { name: 'metrics overhead (CPU/msg, scrape 1 s vs none), %', value: round(overheadCpu * 100, 2), goal: '< 1', pass: overheadCpu < 0.01 },
+  ];
+
+  const results = {
+    kind: 'bench' as const,
+    version: 1,
+    quick,
+    startedAt,
+    durationSeconds: round((performance.now() - t0) / 1000, 1),
+    machine: { node: process.version, platform: `${os.platform()} ${os.arch()}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown' },
+    params: { rounds, streams: STREAM_COUNT, interval: '1m', closedEvery: 10, fixedRate: FIXED_RATE, warmMs: P.warmMs, measureMs: P.measureMs, fixedMs: P.fixedMs, memWarmMs: P.memWarmMs },
+    layout:
+      'separate processes: orchestrator (+simulator for memory), flood source, one consumer at a time (floor | binance npm | daemon), relay clients in their own process; loopback; msgs/s = upstream frames consumed per second; CPU = process.cpuUsage of the consumer; latency = frame arrival -> relay socket write (daemon sink)',
+    scenarios,
+    metricsOverhead: { cpuPerMsgPct: round(overheadCpu * 100, 2), msgsPerSecPct: round(overheadRate * 100, 2) },
+    memory: memory.map((m) => ({ streams: m.streams, rssMB: round(m.rssMB, 1), heapMB: round(m.heapMB, 1), deliveredPerSec: round(m.deliveredPerSec, 0), connections: m.connections })),
+    targets,
+  };
+  writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
+  printTable(results.scenarios, results.memory, results.targets, results.metricsOverhead);
+  console.log(`wrote ${outFile} (${results.durationSeconds} s)`);
+}
+
+function printTable(
+  scenarios: Record<string, Summary>,
+  memory: readonly { streams: number; rssMB: number; heapMB: number }[],
+  targets: readonly { name: string; value: number; goal: string; pass: boolean }[],
+  overhead: { cpuPerMsgPct: number; msgsPerSecPct: number },
+): void {
+  const rows: string[][] = [['scenario', 'msg/s', '×floor', 'CPU µs/msg', '×floor', 'p50 µs', 'p99 µs', 'p999 µs', 'RSS MB', 'heap MB', 'relay sent/s', 'clients open', 'flood CPU %']];
+  for (const [name, x] of Object.entries(scenarios)) {
+    rows.push([
+      name,
+      String(x.msgsPerSec),
+      x.ratioMsgsPerSec.toFixed(2),
+      x.cpuUsPerMsg.toFixed(2),
+      x.ratioCpuUsPerMsg.toFixed(2),
+      x.p50Us === undefined ? '' : String(x.p50Us),
+      x.p99Us === undefined ? '' : String(x.p99Us),
+      x.p999Us === undefined ? '' : String(x.p999Us),
+      x.rssMB.toFixed(0),
+      x.heapMB.toFixed(0),
+      x.relaySentPerSec === undefined ? '' : String(x.relaySentPerSec),
+      x.clientsOpen === undefined ? '' : String(x.clientsOpen),
+      String(x.floodCpuPct),
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  console.log('');
+  for (const m of memory) console.log(`memory held, ${m.streams} streams (1s+1m, simulator, 1 relay client, after GC): RSS ${m.rssMB} MB, heap ${m.heapMB} MB`);
+  console.log(`metrics overhead (scrape every 1 s vs none): CPU/msg ${overhead.cpuPerMsgPct} %, msg/s ${overhead.msgsPerSecPct} %`);
+  console.log('');
+  for (const t of targets) console.log(`${t.pass ? 'PASS' : 'MISS'}  ${t.name}: ${t.value} (goal ${t.goal})`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
