@@ -292,7 +292,8 @@ async function main(): Promise<void> {
     { name: '100 clients at 10k msgs/s, p99 ms', value: round((s('full x100 @10k/s').p99Us ?? NaN) / 1000, 3), goal: '< 5', pass: (s('full x100 @10k/s').p99Us ?? Infinity) < 5000 },
     { name: '1 client at 10k msgs/s, p99 ms', value: round((s('full x1 @10k/s').p99Us ?? NaN) / 1000, 3), goal: '< 2', pass: (s('full x1 @10k/s').p99Us ?? Infinity) < 2000 },
     { name: 'RSS with 2000 streams, MB', value: round(mem2000?.rssMB ?? NaN, 1), goal: '< 100', pass: (mem2000?.rssMB ?? Infinity) < 100 },
-    { name: 'metrics overhead (CPU/msg, scrape 1 s vs none), %', value: round(overheadCpu * 100, 2), goal: '< 1', pass: overheadCpu < 0.01 },
+    // A negative "overhead" means run-to-run noise exceeds the effect: it is not a pass.
+    { name: 'metrics overhead (CPU/msg, scrape 1 s vs none), %', value: round(overheadCpu * 100, 2), goal: '< 1 (|x| < 1: below -1 = noise, inconclusive)', pass: Math.abs(overheadCpu) < 0.01 },
   ];
 
   const results = {
