@@ -234,6 +234,8 @@ export interface ChaosReport {
     readonly staleEvents: number;
     readonly parseErrors: number;
   };
+  /** The daemon's state when the settle wait ended and its last status events (for a failing run). */
+  readonly diagnostics: readonly string[];
   /** The applied schedule, `+offset_ms kind(args)` per fault: enough to replay with the seed. */
   readonly schedule: readonly string[];
 }
@@ -308,6 +310,8 @@ export function failureText(r: ChaosReport, problems: readonly string[]): string
     `chaos run FAILED: seed=${r.seed} faults=${r.faults} streams=${r.streams} (replay: npm run chaos -- --seed ${r.seed} --faults ${r.faults} --streams ${r.streams})`,
     `problems: ${problems.join('; ')}`,
     ...r.clients.flatMap((c) => c.examples.map((e) => `  ${c.client}: ${e}`)),
+    'daemon state at the end of the settle wait, then its last status events:',
+    ...r.diagnostics.map((d) => `  ${d}`),
     'schedule:',
     ...r.schedule.map((s) => `  ${s}`),
   ];
@@ -465,11 +469,21 @@ function auditClient(name: string, client: RecordingClient, streams: readonly st
       seen.add(m.t);
       if (m.t > maxClosed) maxClosed = m.t;
     }
+    let runStart: number | undefined;
+    const flush = (end: number): void => {
+      if (runStart === undefined) return;
+      note(`${stream}: ${(end - runStart) / STEP} candles missing from ${runStart} (${new Date(runStart).toISOString()})`);
+      runStart = undefined;
+    };
     for (let t = first.t; t < cutoff; t += STEP) {
-      if (holes.has(stream, t) || seen.has(t)) continue;
+      if (holes.has(stream, t) || seen.has(t)) {
+        flush(t);
+        continue;
+      }
       missing++;
-      note(`${stream}: candle ${t} missing`);
+      runStart ??= t;
     }
+    flush(cutoff);
   }
   return { client: name, candles, missing, duplicated, outOfOrder, wrong, invented, openAfterClosed, openRegressed, silentStreams, examples };
 }
@@ -538,6 +552,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const holeRanges: { symbol: string; from: number; to: number }[] = [];
   const applied: string[] = [];
   const faultCounts: Record<string, number> = {};
+  const events: string[] = [];
+  const runStarted = Date.now();
+  const recording = connector.status.subscribe((e) => {
+    if (e.type.startsWith('relay.') || e.type === 'stream.live') return;
+    events.push(`+${Date.now() - runStarted} ${JSON.stringify(e)}`);
+    if (events.length > 400) events.splice(0, events.length - 300);
+  });
+  const diagnostics: string[] = [];
   let settled: boolean;
   let settleMs: number;
   let cutoff: number;
@@ -574,10 +596,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     };
     settled = await waitFor(reached, options.settleTimeoutMs ?? 60_000);
     settleMs = Date.now() - settleStart;
+    diagnostics.push(...daemonState(), `cutoff ${cutoff} (${new Date(cutoff).toISOString()}), now ${Date.now()}, run started ${runStarted}`);
+    for (const [i, p] of progress.entries()) {
+      const behind = streams.filter((s) => (p.maxClosed.get(s) ?? -Infinity) < holes.lastExpected(s, cutoff));
+      if (behind.length > 0) {
+        diagnostics.push(`${clients[i]?.[0] ?? i} behind on ${behind.length} streams: ${behind.slice(0, 8).map((s) => `${s}@${p.maxClosed.get(s) ?? 'none'}`).join(' ')}`);
+      }
+    }
     // A little longer, so a late duplicate or straggler would be seen.
     await sleep(1500);
     log(`chaos: ${settled ? 'settled' : 'NOT settled'} after ${settleMs} ms`);
   } finally {
+    recording.dispose();
     for (const [, c] of clients) c.ws.terminate();
     await stack.stop();
   }
@@ -628,8 +658,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       staleEvents: up.staleEvents,
       parseErrors: up.parseErrors,
     },
+    diagnostics: [...diagnostics, ...events.slice(-150)],
     schedule: applied,
   };
+
+  function daemonState(): string[] {
+    const snap = connector.pool.snapshot();
+    const g = connector.pipeline.gapStats;
+    const p = connector.pipeline.stats();
+    return [
+      `pool: breaker=${snap.breaker} paused=${snap.paused} live=${snap.streamsLive}/${snap.streamsConfigured} stale=[${snap.staleStreams.join(',')}]`,
+      ...snap.connections.map((c) => `  conn ${c.id} ${c.state} ${c.quality} streams=${c.streams} live=${c.liveStreams} age=${c.ageMs}ms last=${c.lastMessageAt ?? '-'}`),
+      `pipeline: closedDepth=${p.closedDepth} blocked=${p.blocked} gaps pending=${g.pending} held=${g.held} backfills=${g.backfills} failed=${g.backfillsFailed}`,
+      `rest: ${JSON.stringify(connector.rest.stats())}`,
+      `sim sockets: ${sim.sockets().map((x) => `#${x.id}:${x.streams.length}`).join(' ')}`,
+    ];
+  }
 
   function applyFault(f: Fault): void {
     const faults = sim.faults;
