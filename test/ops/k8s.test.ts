@@ -159,6 +159,8 @@ describe.each(OVERLAYS)('k8s overlay %s', (env) => {
     const heap = Number(/--max-old-space-size=(\d+)/.exec(nodeOptions)?.[1]);
     expect(heap / limitMi).toBeGreaterThanOrEqual(0.7);
     expect(heap / limitMi).toBeLessThanOrEqual(0.8);
+    // The small young generation is what keeps 2000 streams under 100 MB RSS (ARCHITECTURE.md, Performance).
+    expect(nodeOptions).toMatch(/--max-semi-space-size=2\b/);
     expect(Number(configData(env).CONNECTOR_MAX_MEMORY_MB)).toBe(limitMi);
   });
 
