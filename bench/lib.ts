@@ -81,7 +81,7 @@ export class Forked<Ready extends { type: string } = { type: 'ready' }> {
   }
 }
 
-/** A forked bench/daemon.ts (node --expose-gc). */
+/** A forked bench/daemon.ts (node --expose-gc, plus the V8 flag production ships: see Dockerfile / k8s NODE_OPTIONS). */
 export class DaemonProcess {
   readonly #f: Forked<{ type: 'ready'; relayPort: number; httpPort: number }>;
   readonly relayPort: number;
@@ -98,7 +98,7 @@ export class DaemonProcess {
   }
 
   static async start(args: DaemonArgs, execArgv: readonly string[] = []): Promise<DaemonProcess> {
-    return new DaemonProcess(await Forked.start('./daemon.ts', args, ['--expose-gc', ...execArgv]));
+    return new DaemonProcess(await Forked.start('./daemon.ts', args, ['--expose-gc', '--max-semi-space-size=2', ...execArgv]));
   }
 
   sample(gc = false): Promise<DaemonSample> {
