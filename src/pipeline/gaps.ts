@@ -198,6 +198,20 @@ export class GapTracker {
     let recovered = 0;
     let holes = 0;
     let settled = true;
+    const report = (outcome: 'ok' | 'partial' | 'failed', error?: string): void => {
+      this.#o.status.emit({
+        type: 'backfill',
+        exchange: stream.exchange,
+        stream: stream.name,
+        fromOpenTime: from,
+        toOpenTime: to,
+        missing,
+        recovered,
+        holes,
+        outcome,
+        ...(error === undefined ? {} : { error }),
+      });
+    };
     try {
       if (missing > 0) {
         const rows = await this.#o.fetch(stream, from, to, this.#abort.signal);
@@ -226,17 +240,7 @@ export class GapTracker {
         this.stats.backfills++;
         this.stats.candlesRecovered += recovered;
         this.stats.holes += holes;
-        this.#o.status.emit({
-          type: 'backfill',
-          exchange: stream.exchange,
-          stream: stream.name,
-          fromOpenTime: from,
-          toOpenTime: to,
-          missing,
-          recovered,
-          holes,
-          outcome: holes > 0 || !settled ? 'partial' : 'ok',
-        });
+        report(holes > 0 || !settled ? 'partial' : 'ok');
       }
       st.attempt = 0;
       if (!settled) {
@@ -252,18 +256,7 @@ export class GapTracker {
       st.recovering = false;
       if (this.#isClosed()) return;
       this.stats.backfillsFailed++;
-      this.#o.status.emit({
-        type: 'backfill',
-        exchange: stream.exchange,
-        stream: stream.name,
-        fromOpenTime: from,
-        toOpenTime: to,
-        missing,
-        recovered,
-        holes,
-        outcome: 'failed',
-        error: errorMessage(err),
-      });
+      report('failed', errorMessage(err));
       const delay = this.#retry[Math.min(st.attempt, this.#retry.length - 1)] ?? 60_000;
       st.attempt++;
       this.#startRecovery(st, delay);
