@@ -351,6 +351,9 @@ export class BinanceConnection {
           maxPayload: this.#config.pool.maxMessageBytes,
           handshakeTimeout: timeoutMs,
           perMessageDeflate: false,
+          // The parser admits only printable ASCII on its fast path and UTF-8-validates every other
+          // frame before decoding it (KlineFrameParser.parse), so ws's own pass would be a second one.
+          skipUTF8Validation: true,
           autoPong: true,
           followRedirects: false,
         });
@@ -485,10 +488,10 @@ export class BinanceConnection {
     this.#lastFrameAt = now;
     this.#hasFrame = true;
     this.#pingSentAt = undefined;
-    const text = rawToString(data);
+    const frame = rawToBuffer(data);
     this.#counters.messages++;
-    this.#counters.bytes += text.length;
-    const out = this.#parser.parse(text, now);
+    this.#counters.bytes += frame.length;
+    const out = this.#parser.parse(frame, now);
     if ('signal' in out) {
       this.#onSignal(out.signal);
       return;
@@ -792,10 +795,11 @@ export class BinanceConnection {
   }
 }
 
-function rawToString(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
+/** ws hands over a Buffer (binaryType 'nodebuffer'); the other shapes are for completeness. No copy, no decode. */
+function rawToBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
 }
 
 /** Retry-After: delta-seconds or an HTTP date. */

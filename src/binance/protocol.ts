@@ -3,17 +3,21 @@
  * through `KlineFrameParser.parse` once.
  *
  * Two tiers:
- * 1. A strict single-pass scanner for the exact layout and key order Binance sends
- *    (`{"stream":"…","data":{"e":"kline","E":…,"s":"…","k":{"t":…,…,"B":"…"}}}` and the raw event
- *    without the envelope). It validates every key and value type as it walks, slices the decimal
- *    strings byte-exact (never through Number) and slices `raw` = the `data` object as received.
- *    No JSON.parse, no intermediate objects: one Candle allocation per frame.
- * 2. Anything the scanner does not recognise (reordered keys, whitespace, escapes, control frames,
- *    garbage) falls back to JSON.parse + zod, which is authoritative. What fails both is a parse
- *    error: counted, reported as a rate-limited `parse.error` status event, and skipped. Never thrown.
+ * 1. A strict single-pass scanner over the frame's BYTES (no toString) for the exact layout and key
+ *    order Binance sends (`{"stream":"…","data":{"e":"kline","E":…,"s":"…","k":{"t":…,…,"B":"…"}}}`
+ *    and the raw event without the envelope). It validates every key and value as it walks (digits
+ *    where numbers are, `-?\d+(\.\d+)?` in decimal strings, printable ASCII elsewhere), decodes only
+ *    what ordering and dedup need (t, T, E, x, n, f, L, the stream) and returns a WireCandle whose
+ *    decimal strings are decoded on first access and whose `raw` is the `data` object's bytes as
+ *    received. No JSON.parse, no intermediate objects: one Candle allocation per frame.
+ * 2. Anything the scanner does not recognise (reordered keys, whitespace, escapes, non-ASCII, control
+ *    frames, garbage) is UTF-8-validated, then goes to JSON.parse + zod, which is authoritative. What
+ *    fails is a parse error: counted, reported as a rate-limited `parse.error` status event, and
+ *    skipped. Never thrown.
  *
  * Outcomes other than a candle are a handful of preallocated sentinels (no result wrappers).
  */
+import { isUtf8 } from 'node:buffer';
 import * as z from 'zod';
 import type { Candle, StreamRef } from '../core/candle.ts';
 import type { Clock } from '../core/clock.ts';
@@ -106,32 +110,300 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Candles read straight off the wire
+
+/** The nine string fields of a kline, decoded together on first access. */
+interface WireStrings {
+  readonly o: string;
+  readonly c: string;
+  readonly h: string;
+  readonly l: string;
+  readonly v: string;
+  readonly q: string;
+  readonly V: string;
+  readonly Q: string;
+  readonly B: string;
+}
+
+/** `","c":"` and its siblings: from one string value's closing quote to the next value's first byte. */
+const NEXT_STRING = 7;
+
+/**
+ * A candle the scanner read from the frame's bytes. Only what ordering and dedup need (stream, t, T,
+ * E, x, n, f, L) is decoded eagerly; the nine decimal/plain strings are decoded (latin1: the scanner
+ * admitted only printable ASCII there) on first access and cached. Most open updates are superseded
+ * before delivery and the relay forwards `raw`, so usually nothing decodes them at all.
+ *
+ * Memory: an open update's `raw` is a view (`subarray`, no copy) of the Buffer ws handed us, which is
+ * itself a view of a socket read chunk; the chunk stays alive until the candle is delivered or
+ * superseded (the pipeline drains every event-loop turn and keeps one open update per stream).
+ * Closed candles can wait longer (gap holding areas, a full FIFO while a sink applies backpressure),
+ * so the parser copies their few hundred bytes instead of pinning a read chunk.
+ */
+export class WireCandle implements Candle {
+  readonly stream: StreamRef;
+  readonly openTime: number;
+  readonly closeTime: number;
+  readonly eventTime: number;
+  readonly closed: boolean;
+  readonly trades: number;
+  readonly firstTradeId: number;
+  readonly lastTradeId: number;
+  readonly receivedAt: number;
+  /** Holds the event (`data` object) at [#start, #end). */
+  readonly #buf: Buffer;
+  readonly #start: number;
+  readonly #end: number;
+  /** Offsets in #buf of the first byte of the `o` and `q` values (each run of strings is contiguous). */
+  readonly #o: number;
+  readonly #q: number;
+  #raw: Buffer | undefined = undefined;
+  #strings: WireStrings | undefined = undefined;
+
+  constructor(
+    stream: StreamRef,
+    openTime: number,
+    closeTime: number,
+    eventTime: number,
+    closed: boolean,
+    trades: number,
+    firstTradeId: number,
+    lastTradeId: number,
+    receivedAt: number,
+    buf: Buffer,
+    start: number,
+    end: number,
+    o: number,
+    q: number,
+  ) {
+    this.stream = stream;
+    this.openTime = openTime;
+    this.closeTime = closeTime;
+    this.eventTime = eventTime;
+    this.closed = closed;
+    this.trades = trades;
+    this.firstTradeId = firstTradeId;
+    this.lastTradeId = lastTradeId;
+    this.receivedAt = receivedAt;
+    this.#buf = buf;
+    this.#start = start;
+    this.#end = end;
+    this.#o = o;
+    this.#q = q;
+  }
+
+  get source(): 'ws' {
+    return 'ws';
+  }
+
+  /** The `data` object's bytes exactly as received (a view, created on first access). */
+  get raw(): Buffer {
+    return (this.#raw ??= this.#start === 0 && this.#end === this.#buf.length ? this.#buf : this.#buf.subarray(this.#start, this.#end));
+  }
+
+  get open(): string {
+    return (this.#strings ??= this.#decode()).o;
+  }
+  get high(): string {
+    return (this.#strings ??= this.#decode()).h;
+  }
+  get low(): string {
+    return (this.#strings ??= this.#decode()).l;
+  }
+  get close(): string {
+    return (this.#strings ??= this.#decode()).c;
+  }
+  get volume(): string {
+    return (this.#strings ??= this.#decode()).v;
+  }
+  get quoteVolume(): string {
+    return (this.#strings ??= this.#decode()).q;
+  }
+  get takerBuyBaseVolume(): string {
+    return (this.#strings ??= this.#decode()).V;
+  }
+  get takerBuyQuoteVolume(): string {
+    return (this.#strings ??= this.#decode()).Q;
+  }
+  get ignore(): string {
+    return (this.#strings ??= this.#decode()).B;
+  }
+
+  /** The scanner validated the layout: each value runs to the next quote, the next one starts 7 bytes on. */
+  #decode(): WireStrings {
+    const b = this.#buf;
+    let p = this.#o;
+    let e = b.indexOf(34, p);
+    const o = b.toString('latin1', p, e);
+    e = b.indexOf(34, (p = e + NEXT_STRING));
+    const c = b.toString('latin1', p, e);
+    e = b.indexOf(34, (p = e + NEXT_STRING));
+    const h = b.toString('latin1', p, e);
+    e = b.indexOf(34, (p = e + NEXT_STRING));
+    const l = b.toString('latin1', p, e);
+    e = b.indexOf(34, (p = e + NEXT_STRING));
+    const v = b.toString('latin1', p, e);
+    e = b.indexOf(34, (p = this.#q));
+    const q = b.toString('latin1', p, e);
+    e = b.indexOf(34, (p = e + NEXT_STRING));
+    const V = b.toString('latin1', p, e);
+    e = b.indexOf(34, (p = e + NEXT_STRING));
+    const Q = b.toString('latin1', p, e);
+    e = b.indexOf(34, (p = e + NEXT_STRING));
+    const B = b.toString('latin1', p, e);
+    return { o, c, h, l, v, q, V, Q, B };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream names by their bytes
+
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 16777619;
+
+/**
+ * Registered stream names keyed by their wire bytes (FNV-1a, open addressing), so the hot path finds
+ * a frame's StreamRef without decoding the name into a string. Only registered names are inserted:
+ * garbage names cannot grow it.
+ */
+class NameTable {
+  #keys: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(64).fill(undefined);
+  #refs: (StreamRef | undefined)[] = new Array<StreamRef | undefined>(64).fill(undefined);
+  #hashes = new Int32Array(64);
+  #size = 0;
+
+  get(b: Uint8Array, start: number, end: number, hash: number): StreamRef | undefined {
+    const keys = this.#keys;
+    const mask = keys.length - 1;
+    const len = end - start;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const k = keys[i];
+      if (k === undefined) return undefined;
+      if (this.#hashes[i] === hash && k.length === len && sameBytes(b, start, k)) return this.#refs[i];
+    }
+  }
+
+  set(key: Uint8Array, hash: number, ref: StreamRef): void {
+    if ((this.#size + 1) * 2 > this.#keys.length) this.#grow();
+    this.#put(key, hash, ref);
+    this.#size++;
+  }
+
+  #put(key: Uint8Array, hash: number, ref: StreamRef): void {
+    const mask = this.#keys.length - 1;
+    let i = hash & mask;
+    while (this.#keys[i] !== undefined) i = (i + 1) & mask;
+    this.#keys[i] = key;
+    this.#refs[i] = ref;
+    this.#hashes[i] = hash;
+  }
+
+  #grow(): void {
+    const keys = this.#keys;
+    const refs = this.#refs;
+    const hashes = this.#hashes;
+    const size = keys.length * 2;
+    this.#keys = new Array<Uint8Array | undefined>(size).fill(undefined);
+    this.#refs = new Array<StreamRef | undefined>(size).fill(undefined);
+    this.#hashes = new Int32Array(size);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      const r = refs[i];
+      if (k !== undefined && r !== undefined) this.#put(k, hashes[i] ?? 0, r);
+    }
+  }
+}
+
+function sameBytes(b: Uint8Array, start: number, key: Uint8Array): boolean {
+  for (let i = 0; i < key.length; i++) if (b[start + i] !== key[i]) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The parser
 
+function ascii(s: string): Uint8Array {
+  return Buffer.from(s, 'latin1');
+}
+
 /** Literal key sequences of Binance's kline event, in wire order. */
-const L_STREAM = '{"stream":"';
-const L_DATA = '","data":';
-const L_EVENT = '{"e":"kline","E":';
-const L_SHUTDOWN = '{"e":"serverShutdown"';
-const L_SYMBOL = ',"s":"';
-const L_K_T = ',"k":{"t":';
-const L_T = ',"T":';
-const L_KS = ',"s":"';
-const L_I = ',"i":"';
-const L_F = ',"f":';
-const L_L = ',"L":';
-const L_O = ',"o":"';
-const L_C = ',"c":"';
-const L_H = ',"h":"';
-const L_LOW = ',"l":"';
-const L_V = ',"v":"';
-const L_N = ',"n":';
-const L_X = ',"x":';
-const L_Q = ',"q":"';
-const L_VB = ',"V":"';
-const L_QB = ',"Q":"';
-const L_B = ',"B":"';
-const L_END = '}}';
+const L_STREAM = ascii('{"stream":"');
+const L_DATA = ascii('","data":');
+const L_EVENT = ascii('{"e":"kline","E":');
+const L_SHUTDOWN = ascii('{"e":"serverShutdown"');
+const L_SYMBOL = ascii(',"s":"');
+const L_K_T = ascii(',"k":{"t":');
+const L_T = ascii(',"T":');
+const L_KS = ascii(',"s":"');
+const L_I = ascii(',"i":"');
+const L_F = ascii(',"f":');
+const L_L = ascii(',"L":');
+const L_O = ascii(',"o":"');
+const L_N = ascii(',"n":');
+const L_X = ascii(',"x":');
+const L_Q = ascii(',"q":"');
+const L_B = ascii(',"B":"');
+const L_TRUE = ascii('true');
+const L_FALSE = ascii('false');
+
+/** Position after `lit` at p, or -1. */
+function lit(b: Uint8Array, p: number, l: Uint8Array): number {
+  const n = l.length;
+  if (p < 0 || p + n > b.length) return -1;
+  for (let i = 0; i < n; i++) if (b[p + i] !== l[i]) return -1;
+  return p + n;
+}
+
+/** `,"<key>":"` at p (the separator between two string values), position after it, or -1. */
+function sep(b: Uint8Array, p: number, key: number): number {
+  if (p < 0 || p + 6 > b.length) return -1;
+  return b[p] === 44 && b[p + 1] === 34 && b[p + 2] === key && b[p + 3] === 34 && b[p + 4] === 58 && b[p + 5] === 34 ? p + 6 : -1;
+}
+
+/** A decimal string body `-?\d+(\.\d+)?` at p and its closing quote: position after the quote, or -1. */
+function dec(b: Uint8Array, p: number): number {
+  if (p < 0) return -1;
+  const n = b.length;
+  if (p < n && b[p] === 45) p++;
+  const intStart = p;
+  let c = 0;
+  // `(c - 48) >>> 0 < 10`: one unsigned comparison for '0'..'9'.
+  while (p < n && ((c = b[p] ?? 0) - 48) >>> 0 < 10) p++;
+  if (p === intStart || p >= n) return -1;
+  if (c === 46) {
+    const fracStart = ++p;
+    while (p < n && ((c = b[p] ?? 0) - 48) >>> 0 < 10) p++;
+    if (p === fracStart || p >= n) return -1;
+  }
+  return c === 34 ? p + 1 : -1;
+}
+
+/**
+ * A string body of printable ASCII without `"` or `\` at p: position of its closing quote, or -1.
+ * Anything else (escapes, control or non-ASCII bytes) is left to the fallback, which validates UTF-8.
+ */
+function plainEnd(b: Uint8Array, p: number): number {
+  if (p < 0) return -1;
+  const n = b.length;
+  for (; p < n; p++) {
+    const c = b[p] ?? 0;
+    if (c === 34) return p;
+    if (c < 32 || c > 126 || c === 92) return -1;
+  }
+  return -1;
+}
+
+/** `expected` (ASCII) followed by the closing quote at p: position after the quote, or -1. */
+function same(b: Uint8Array, p: number, expected: string): number {
+  if (p < 0) return -1;
+  const n = expected.length;
+  if (p + n >= b.length) return -1;
+  for (let i = 0; i < n; i++) {
+    const c = b[p + i] ?? 0;
+    if (c !== expected.charCodeAt(i) || c > 126) return -1;
+  }
+  return b[p + n] === 34 ? p + n + 1 : -1;
+}
 
 export interface KlineFrameParserOptions {
   readonly registry: StreamRegistry;
@@ -146,12 +418,12 @@ export class KlineFrameParser {
   readonly #status: StatusStream;
   readonly #clock: Clock;
   readonly #reportIntervalMs: number;
-  /** Only registered names are cached: garbage stream names cannot grow it. */
+  /** Only registered names are cached: garbage stream names cannot grow either. */
   readonly #byName = new Map<string, StreamRef>();
+  readonly #byBytes = new NameTable();
 
-  // Scanner state for the frame being parsed (avoids returning (value, position) pairs).
-  #s = '';
-  #p = 0;
+  /** The value of the last integer #int read (avoids returning (value, position) pairs). */
+  #v = 0;
 
   #lastReportAt = Number.NEGATIVE_INFINITY;
   #suppressed = 0;
@@ -175,11 +447,16 @@ export class KlineFrameParser {
     this.#reportIntervalMs = options.reportIntervalMs ?? 1000;
   }
 
-  /** One frame (text) → a Candle or a sentinel. Never throws. `receivedAt` is stamped on the candle. */
-  parse(text: string, receivedAt: number): FrameOutcome {
-    const fast = this.#fast(text, receivedAt);
+  /**
+   * One frame's bytes → a Candle or a sentinel. Never throws. `receivedAt` is stamped on the candle.
+   * The bytes need not be valid UTF-8: the fast path admits only printable ASCII, and everything
+   * else is UTF-8-validated before it is decoded (so the socket may skip ws's own validation).
+   * A candle may keep a view of `frame`: do not reuse its memory.
+   */
+  parse(frame: Buffer, receivedAt: number): FrameOutcome {
+    const fast = this.#fast(frame, receivedAt);
     if (fast !== undefined) return fast;
-    return this.#slow(text, receivedAt);
+    return this.#slow(frame, receivedAt);
   }
 
   #ref(name: string): StreamRef | undefined {
@@ -190,123 +467,127 @@ export class KlineFrameParser {
     return ref;
   }
 
+  /** A name the byte table does not know yet (printable ASCII, so latin1 is its exact decoding). */
+  #learn(b: Buffer, start: number, end: number, hash: number): StreamRef | undefined {
+    const ref = this.#ref(b.toString('latin1', start, end));
+    if (ref !== undefined) this.#byBytes.set(Uint8Array.prototype.slice.call(b, start, end), hash, ref);
+    return ref;
+  }
+
   // -- tier 1 ---------------------------------------------------------------------------------
 
   /** undefined = "not the exact Binance layout": let the fallback decide. */
-  #fast(s: string, receivedAt: number): FrameOutcome | undefined {
+  #fast(b: Buffer, receivedAt: number): FrameOutcome | undefined {
+    const n = b.length;
     let ref: StreamRef | undefined;
     let dataStart = 0;
     let combined = false;
-    if (s.startsWith(L_STREAM)) {
-      const q = s.indexOf('"', L_STREAM.length);
-      if (q < 0 || !s.startsWith(L_DATA, q)) return undefined;
-      const name = s.slice(L_STREAM.length, q);
-      dataStart = q + L_DATA.length;
-      ref = this.#ref(name);
+    let p = lit(b, 0, L_STREAM);
+    if (p > 0) {
+      // The name, hashed as it is scanned; escapes and non-ASCII bytes go to the fallback.
+      const nameStart = p;
+      let h = FNV_OFFSET;
+      for (;;) {
+        if (p >= n) return undefined;
+        const c = b[p] ?? 0;
+        if (c === 34) break;
+        if (c < 32 || c > 126 || c === 92) return undefined;
+        h = Math.imul(h ^ c, FNV_PRIME);
+        p++;
+      }
+      const nameEnd = p;
+      dataStart = lit(b, p, L_DATA);
+      if (dataStart < 0) return undefined;
+      ref = this.#byBytes.get(b, nameStart, nameEnd, h) ?? this.#learn(b, nameStart, nameEnd, h);
       if (ref === undefined) {
-        // An escape in the name could spell a registered stream: the fallback decodes it.
         // Unknown names are rare (Binance only sends what we subscribed): the fallback validates the
         // frame, so a truncated frame is an error rather than an unknown stream.
-        if (name === '!serverShutdown' && s.startsWith(L_SHUTDOWN, dataStart)) return this.#shutdown();
+        if (lit(b, dataStart, L_SHUTDOWN) > 0 && b.toString('latin1', nameStart, nameEnd) === '!serverShutdown') return this.#shutdown();
         return undefined;
       }
       combined = true;
-    } else if (s.startsWith(L_SHUTDOWN)) {
+    } else if (lit(b, 0, L_SHUTDOWN) > 0) {
       return this.#shutdown();
     }
-    this.#s = s;
-    this.#p = dataStart;
-    if (!this.#lit(L_EVENT)) return undefined;
-    const eventTime = this.#int();
-    if (eventTime !== eventTime || !this.#lit(L_SYMBOL)) return undefined;
+    p = this.#int(b, lit(b, dataStart, L_EVENT));
+    if (p < 0) return undefined;
+    const eventTime = this.#v;
+    p = lit(b, p, L_SYMBOL);
 
     // Symbol: compared in place against the stream's own when the envelope named it.
     let symbol: string;
     if (ref !== undefined) {
-      if (!this.#same(ref.symbol)) return undefined;
       symbol = ref.symbol;
+      p = same(b, p, symbol);
     } else {
-      const sym = this.#plain();
-      if (sym === undefined) return undefined;
-      symbol = sym;
+      const e = plainEnd(b, p);
+      if (e < 0) return undefined;
+      symbol = b.toString('latin1', p, e);
+      p = e + 1;
     }
-    if (!this.#lit(L_K_T)) return undefined;
-    const openTime = this.#int();
-    if (openTime !== openTime || !this.#lit(L_T)) return undefined;
-    const closeTime = this.#int();
-    if (closeTime !== closeTime || closeTime < openTime || !this.#lit(L_KS) || !this.#same(symbol) || !this.#lit(L_I)) return undefined;
+    p = this.#int(b, lit(b, p, L_K_T));
+    if (p < 0) return undefined;
+    const openTime = this.#v;
+    p = this.#int(b, lit(b, p, L_T));
+    if (p < 0) return undefined;
+    const closeTime = this.#v;
+    if (closeTime < openTime) return undefined;
+    p = lit(b, same(b, lit(b, p, L_KS), symbol), L_I);
+    if (p < 0) return undefined;
     if (ref !== undefined) {
-      if (!this.#same(ref.interval)) return undefined;
+      p = same(b, p, ref.interval);
     } else {
-      const interval = this.#plain();
-      if (interval === undefined) return undefined;
-      ref = this.#ref(klineStreamName(symbol, interval));
+      const e = plainEnd(b, p);
+      if (e < 0) return undefined;
+      ref = this.#ref(klineStreamName(symbol, b.toString('latin1', p, e)));
       if (ref === undefined || ref.symbol !== symbol) {
         this.unknownStreams++;
         return UNKNOWN_STREAM;
       }
+      p = e + 1;
     }
-    if (!this.#lit(L_F)) return undefined;
-    const firstTradeId = this.#int();
-    if (firstTradeId !== firstTradeId || !this.#lit(L_L)) return undefined;
-    const lastTradeId = this.#int();
-    if (lastTradeId !== lastTradeId || !this.#lit(L_O)) return undefined;
-    const open = this.#dec();
-    if (open === undefined || !this.#lit(L_C)) return undefined;
-    const close = this.#dec();
-    if (close === undefined || !this.#lit(L_H)) return undefined;
-    const high = this.#dec();
-    if (high === undefined || !this.#lit(L_LOW)) return undefined;
-    const low = this.#dec();
-    if (low === undefined || !this.#lit(L_V)) return undefined;
-    const volume = this.#dec();
-    if (volume === undefined || !this.#lit(L_N)) return undefined;
-    const trades = this.#int();
-    if (trades !== trades || trades < 0 || !this.#lit(L_X)) return undefined;
+    p = this.#int(b, lit(b, p, L_F));
+    if (p < 0) return undefined;
+    const firstTradeId = this.#v;
+    p = this.#int(b, lit(b, p, L_L));
+    if (p < 0) return undefined;
+    const lastTradeId = this.#v;
+    const o = lit(b, p, L_O);
+    // o, c, h, l, v: five decimal strings in a row.
+    p = dec(b, o);
+    p = dec(b, sep(b, p, 99 /* c */));
+    p = dec(b, sep(b, p, 104 /* h */));
+    p = dec(b, sep(b, p, 108 /* l */));
+    p = dec(b, sep(b, p, 118 /* v */));
+    p = this.#int(b, lit(b, p, L_N));
+    if (p < 0) return undefined;
+    const trades = this.#v;
+    if (trades < 0) return undefined;
+    p = lit(b, p, L_X);
     let closed: boolean;
-    if (s.startsWith('true', this.#p)) {
-      closed = true;
-      this.#p += 4;
-    } else if (s.startsWith('false', this.#p)) {
-      closed = false;
-      this.#p += 5;
-    } else return undefined;
-    if (!this.#lit(L_Q)) return undefined;
-    const quoteVolume = this.#dec();
-    if (quoteVolume === undefined || !this.#lit(L_VB)) return undefined;
-    const takerBuyBaseVolume = this.#dec();
-    if (takerBuyBaseVolume === undefined || !this.#lit(L_QB)) return undefined;
-    const takerBuyQuoteVolume = this.#dec();
-    if (takerBuyQuoteVolume === undefined || !this.#lit(L_B)) return undefined;
-    const ignore = this.#plain();
-    if (ignore === undefined || !this.#lit(L_END)) return undefined;
-    const dataEnd = this.#p;
+    let x = lit(b, p, L_TRUE);
+    if (x > 0) closed = true;
+    else if ((x = lit(b, p, L_FALSE)) > 0) closed = false;
+    else return undefined;
+    const q = lit(b, x, L_Q);
+    // q, V, Q: three more, then B (any plain string).
+    p = dec(b, q);
+    p = dec(b, sep(b, p, 86 /* V */));
+    p = dec(b, sep(b, p, 81 /* Q */));
+    p = lit(b, p, L_B);
+    const bEnd = plainEnd(b, p);
+    if (bEnd < 0 || b[bEnd + 1] !== 125 || b[bEnd + 2] !== 125) return undefined;
+    const dataEnd = bEnd + 3;
     if (combined) {
-      if (s.charCodeAt(dataEnd) !== 125 /* } */ || dataEnd + 1 !== s.length) return undefined;
-    } else if (dataEnd !== s.length) return undefined;
-    this.#s = '';
-    return {
-      stream: ref,
-      openTime,
-      closeTime,
-      eventTime,
-      closed,
-      open,
-      high,
-      low,
-      close,
-      volume,
-      quoteVolume,
-      takerBuyBaseVolume,
-      takerBuyQuoteVolume,
-      trades,
-      firstTradeId,
-      lastTradeId,
-      ignore,
-      source: 'ws',
-      raw: combined ? s.slice(dataStart, dataEnd) : s,
-      receivedAt,
-    };
+      if (b[dataEnd] !== 125 /* } */ || dataEnd + 1 !== n) return undefined;
+    } else if (dataEnd !== n) return undefined;
+    if (closed) {
+      // Closed candles may be held (gap recovery, a full FIFO): copy the event, do not pin the read chunk.
+      const own = Buffer.allocUnsafe(dataEnd - dataStart);
+      b.copy(own, 0, dataStart, dataEnd);
+      return new WireCandle(ref, openTime, closeTime, eventTime, true, trades, firstTradeId, lastTradeId, receivedAt, own, 0, own.length, o - dataStart, q - dataStart);
+    }
+    return new WireCandle(ref, openTime, closeTime, eventTime, false, trades, firstTradeId, lastTradeId, receivedAt, b, dataStart, dataEnd, o, q);
   }
 
   #shutdown(): FrameSignal {
@@ -314,87 +595,41 @@ export class KlineFrameParser {
     return SERVER_SHUTDOWN;
   }
 
-  #lit(literal: string): boolean {
-    if (!this.#s.startsWith(literal, this.#p)) return false;
-    this.#p += literal.length;
-    return true;
-  }
-
-  /** `expected` followed by the closing quote, compared in place (no slice). */
-  #same(expected: string): boolean {
-    const p = this.#p;
-    if (!this.#s.startsWith(expected, p) || this.#s.charCodeAt(p + expected.length) !== 34) return false;
-    this.#p = p + expected.length + 1;
-    return true;
-  }
-
   /**
-   * A JSON integer of at most 15 digits (always exact in a double); NaN when anything else is here.
-   * Longer ones, exponents and fractions go to the fallback, which checks them properly.
+   * A JSON integer of at most 15 digits (always exact in a double) at p: position after it (value in
+   * #v), or -1. Longer ones, exponents and fractions go to the fallback, which checks them properly.
    */
-  #int(): number {
-    const s = this.#s;
-    let p = this.#p;
-    let c = s.charCodeAt(p);
+  #int(b: Uint8Array, p: number): number {
+    if (p < 0) return -1;
+    const n = b.length;
     let neg = false;
-    if (c === 45 /* - */) {
+    if (p < n && b[p] === 45 /* - */) {
       neg = true;
-      c = s.charCodeAt(++p);
+      p++;
     }
     const start = p;
     let v = 0;
-    while (c >= 48 && c <= 57) {
-      v = v * 10 + (c - 48);
-      c = s.charCodeAt(++p);
+    let d: number;
+    while (p < n && (d = (b[p] ?? 0) - 48) >>> 0 < 10) {
+      v = v * 10 + d;
+      p++;
     }
     const digits = p - start;
-    if (digits === 0 || digits > 15) return Number.NaN;
+    if (digits === 0 || digits > 15) return -1;
     // JSON forbids leading zeros; "-0" is legal JSON but never a Binance value: let the fallback judge.
-    if (s.charCodeAt(start) === 48 && (digits > 1 || neg)) return Number.NaN;
-    this.#p = p;
-    return neg ? -v : v;
-  }
-
-  /** A decimal string body `-?\d+(\.\d+)?` and its closing quote; the body sliced byte-exact. */
-  #dec(): string | undefined {
-    const s = this.#s;
-    let p = this.#p;
-    const start = p;
-    let c = s.charCodeAt(p);
-    if (c === 45) c = s.charCodeAt(++p);
-    const intStart = p;
-    while (c >= 48 && c <= 57) c = s.charCodeAt(++p);
-    if (p === intStart) return undefined;
-    if (c === 46 /* . */) {
-      c = s.charCodeAt(++p);
-      const fracStart = p;
-      while (c >= 48 && c <= 57) c = s.charCodeAt(++p);
-      if (p === fracStart) return undefined;
-    }
-    if (c !== 34) return undefined;
-    this.#p = p + 1;
-    return s.slice(start, p);
-  }
-
-  /** A string body without escapes or control characters, and its closing quote. */
-  #plain(): string | undefined {
-    const s = this.#s;
-    const start = this.#p;
-    const q = s.indexOf('"', start);
-    if (q < 0) return undefined;
-    for (let i = start; i < q; i++) {
-      const c = s.charCodeAt(i);
-      if (c < 32 || c === 92 /* \ */) return undefined;
-    }
-    this.#p = q + 1;
-    return s.slice(start, q);
+    if (b[start] === 48 && (digits > 1 || neg)) return -1;
+    this.#v = neg ? -v : v;
+    return p;
   }
 
   // -- tier 2 ---------------------------------------------------------------------------------
 
-  #slow(text: string, receivedAt: number): FrameOutcome {
-    this.#s = '';
+  #slow(frame: Buffer, receivedAt: number): FrameOutcome {
     this.slowPath++;
+    // The socket skips ws's UTF-8 validation (the fast path admits only ASCII): check it here, before
+    // anything is decoded, so invalid text is an error and never a candle.
+    if (!isUtf8(frame)) return this.#error('invalid UTF-8', frame.toString('utf8', 0, 200));
+    const text = frame.toString('utf8');
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -482,7 +717,7 @@ export class KlineFrameParser {
       source: 'ws',
       // Re-serialized from the parsed object: strings are unchanged (decimals stay byte-exact),
       // whitespace is gone; unknown extra fields are kept, since sinks forward this to Binance clients.
-      raw: JSON.stringify(data),
+      raw: Buffer.from(JSON.stringify(data)),
       receivedAt,
     };
   }

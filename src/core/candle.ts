@@ -46,7 +46,7 @@ export interface Candle {
   /** Where the candle came from. */
   readonly source: 'ws' | 'rest';
   /** The exchange-native event JSON (`data` of a combined frame) exactly as received; undefined for REST. */
-  readonly raw: string | undefined;
+  readonly raw: Buffer | undefined;
   /** process.hrtime-free monotonic receive stamp in ms (performance.now()), for latency metrics. */
   readonly receivedAt: number;
 }

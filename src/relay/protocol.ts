@@ -390,20 +390,20 @@ export const BINARY_FRAME_ERROR: ControlError = { error: { code: ERR_INVALID_JSO
 
 /**
  * A Binance kline event for `candle`, key for key in Binance's order. When the candle carries
- * Binance's own event JSON, that text is the payload, unchanged (byte-identical prices, no re-encoding).
+ * Binance's own event bytes, those are the payload, unchanged (byte-identical prices, no re-encoding).
  * `sentAt` is used as `E` for REST-recovered candles ("the time the relay sent them").
  */
-export function klinePayload(candle: Candle, sentAt: number): string {
+export function klinePayload(candle: Candle, sentAt: number): Buffer {
   if (candle.raw !== undefined && candle.stream.exchange === 'binance') return candle.raw;
   const s = JSON.stringify(candle.stream.symbol);
   const eventTime = candle.source === 'rest' ? sentAt : candle.eventTime;
-  return (
+  return Buffer.from(
     `{"e":"kline","E":${eventTime},"s":${s},"k":{"t":${candle.openTime},"T":${candle.closeTime},"s":${s},` +
-    `"i":${JSON.stringify(candle.stream.interval)},"f":${candle.firstTradeId},"L":${candle.lastTradeId},` +
-    `"o":${JSON.stringify(candle.open)},"c":${JSON.stringify(candle.close)},"h":${JSON.stringify(candle.high)},` +
-    `"l":${JSON.stringify(candle.low)},"v":${JSON.stringify(candle.volume)},"n":${candle.trades},"x":${candle.closed},` +
-    `"q":${JSON.stringify(candle.quoteVolume)},"V":${JSON.stringify(candle.takerBuyBaseVolume)},` +
-    `"Q":${JSON.stringify(candle.takerBuyQuoteVolume)},"B":${JSON.stringify(candle.ignore)}}}`
+      `"i":${JSON.stringify(candle.stream.interval)},"f":${candle.firstTradeId},"L":${candle.lastTradeId},` +
+      `"o":${JSON.stringify(candle.open)},"c":${JSON.stringify(candle.close)},"h":${JSON.stringify(candle.high)},` +
+      `"l":${JSON.stringify(candle.low)},"v":${JSON.stringify(candle.volume)},"n":${candle.trades},"x":${candle.closed},` +
+      `"q":${JSON.stringify(candle.quoteVolume)},"V":${JSON.stringify(candle.takerBuyBaseVolume)},` +
+      `"Q":${JSON.stringify(candle.takerBuyQuoteVolume)},"B":${JSON.stringify(candle.ignore)}}}`,
   );
 }
 
@@ -412,18 +412,26 @@ export function envelope(stream: string, payload: string): string {
   return `{"stream":${JSON.stringify(stream)},"data":${payload}}`;
 }
 
+/** The envelope's bytes before the payload: `{"stream":"<name>","data":`. Built once per stream by the relay. */
+export function envelopePrefix(stream: string): Buffer {
+  return Buffer.from(`{"stream":${JSON.stringify(stream)},"data":`);
+}
+
+const ENVELOPE_SUFFIX = Buffer.from('}');
+
 export function serverShutdownPayload(now: number, combined: boolean): string {
   const data = `{"e":"serverShutdown","E":${now}}`;
   return combined ? envelope('!serverShutdown', data) : data;
 }
 
 /**
- * One complete, unmasked, final WebSocket text frame (RFC 6455 §5.2) holding `payload`. Built once per
- * delivered event and written as-is to every subscriber's socket. Valid only because permessage-deflate
- * is off (no RSV1, no per-client compression state).
+ * One complete, unmasked, final WebSocket text frame (RFC 6455 §5.2) holding `payload` (the
+ * concatenation of `parts`). Built once per delivered event and written as-is to every subscriber's
+ * socket. Valid only because permessage-deflate is off (no RSV1, no per-client compression state).
  */
-export function textFrame(payload: string): Buffer {
-  const len = Buffer.byteLength(payload);
+export function textFrame(...parts: readonly (string | Uint8Array)[]): Buffer {
+  let len = 0;
+  for (const part of parts) len += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
   const header = len < 126 ? 2 : len < 65536 ? 4 : 10;
   const frame = Buffer.allocUnsafe(header + len);
   frame[0] = 0x81; // FIN + text opcode
@@ -437,6 +445,18 @@ export function textFrame(payload: string): Buffer {
     frame.writeUInt32BE(0, 2); // payloads are far below 4 GiB
     frame.writeUInt32BE(len, 6);
   }
-  frame.write(payload, header, 'utf8');
+  let at = header;
+  for (const part of parts) {
+    if (typeof part === 'string') at += frame.write(part, at, 'utf8');
+    else {
+      frame.set(part, at);
+      at += part.length;
+    }
+  }
   return frame;
+}
+
+/** A text frame holding `{"stream":…,"data":<payload>}`, from the stream's prebuilt envelopePrefix. */
+export function envelopeFrame(prefix: Uint8Array, payload: Uint8Array): Buffer {
+  return textFrame(prefix, payload, ENVELOPE_SUFFIX);
 }

@@ -38,7 +38,8 @@ import type { Logger } from '../ops/logger.ts';
 import {
   BINARY_FRAME_ERROR,
   ERR_INVALID_REQUEST,
-  envelope,
+  envelopeFrame,
+  envelopePrefix,
   errorReply,
   klinePayload,
   parseControl,
@@ -131,6 +132,8 @@ export class RelayServer implements CandleSink {
   readonly #sessions = new Set<Session>();
   /** stream id → sessions subscribed to it (StreamRef ids are dense). */
   readonly #subscribers: (Set<Session> | undefined)[] = [];
+  /** Per stream id: `{"stream":"<name>","data":` as bytes, built on first delivery. */
+  readonly #prefixes: (Buffer | undefined)[] = [];
   /** Sessions that got frames in the current deliver() call (reused array: no allocation per batch). */
   readonly #touched: Session[] = [];
   #seq = 0;
@@ -207,14 +210,14 @@ export class RelayServer implements CandleSink {
       for (const candle of batch) {
         const subs = this.#subscribers[candle.stream.id];
         if (subs === undefined || subs.size === 0) continue;
-        let payload: string | undefined;
+        let payload: Buffer | undefined;
         let rawFrame: Buffer | undefined;
         let envFrame: Buffer | undefined;
         for (const s of subs) {
           if (s.state !== 'open') continue;
           let frame: Buffer;
           if (s.combined) {
-            envFrame ??= textFrame(envelope(candle.stream.name, (payload ??= klinePayload(candle, now))));
+            envFrame ??= envelopeFrame(this.#envelopePrefix(candle.stream), (payload ??= klinePayload(candle, now)));
             frame = envFrame;
           } else {
             rawFrame ??= textFrame((payload ??= klinePayload(candle, now)));
@@ -231,6 +234,10 @@ export class RelayServer implements CandleSink {
       for (const s of touched) s.pending.length = 0;
       touched.length = 0;
     }
+  }
+
+  #envelopePrefix(ref: StreamRef): Buffer {
+    return (this.#prefixes[ref.id] ??= envelopePrefix(ref.name));
   }
 
   stopAccepting(): void {

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
 import {
   BINANCE,
@@ -61,10 +62,11 @@ function expectExact(out: FrameOutcome, k: SimKline, E: number): Candle {
 }
 
 /** Every parse the fuzz cases make goes through here: a throw fails the test. */
-function safeParse(parser: KlineFrameParser, text: string): FrameOutcome {
+function safeParse(parser: KlineFrameParser, text: string | Buffer): FrameOutcome {
   let out: FrameOutcome | undefined;
+  const frame = typeof text === 'string' ? Buffer.from(text) : text;
   expect(() => {
-    out = parser.parse(text, 1);
+    out = parser.parse(frame, 1);
   }).not.toThrow();
   return out!;
 }
@@ -93,8 +95,8 @@ describe('KlineFrameParser', () => {
       for (const k of [closed, open]) {
         const E = k.t + 1234;
         const event = klineEventJson(k, E);
-        const c = expectExact(parser.parse(combined(k, E), 7.5), k, E);
-        expect(c.raw).toBe(event);
+        const c = expectExact(parser.parse(Buffer.from(combined(k, E)), 7.5), k, E);
+        expect(c.raw?.toString('utf8')).toBe(event);
         expect(c.receivedAt).toBe(7.5);
       }
     }
@@ -106,8 +108,8 @@ describe('KlineFrameParser', () => {
     const { parser } = setup();
     const k = klineAt('ethusdt', '1m', T0);
     const text = klineEventJson(k, T0 + 60_001);
-    const c = expectExact(parser.parse(text, 0), k, T0 + 60_001);
-    expect(c.raw).toBe(text);
+    const c = expectExact(parser.parse(Buffer.from(text), 0), k, T0 + 60_001);
+    expect(c.raw?.toString('utf8')).toBe(text);
     expect(parser.slowPath).toBe(0);
   });
 
@@ -122,7 +124,7 @@ describe('KlineFrameParser', () => {
       v: '1000',
       B: '0',
     };
-    expectExact(parser.parse(combined(k, T0), 0), k, T0);
+    expectExact(parser.parse(Buffer.from(combined(k, T0)), 0), k, T0);
   });
 
   it('accepts reordered keys and whitespace through the fallback, with the same fields', () => {
@@ -131,12 +133,12 @@ describe('KlineFrameParser', () => {
     const obj = JSON.parse(klineEventJson(k, T0 + 5)) as Record<string, unknown>;
     const reordered = { k: obj['k'], s: obj['s'], E: obj['E'], e: obj['e'] };
     const spaced = JSON.stringify({ data: reordered, stream: 'btcusdt@kline_1m' }, null, 2);
-    const c = expectExact(parser.parse(spaced, 0), k, T0 + 5);
-    expect(JSON.parse(c.raw!)).toEqual(obj);
+    const c = expectExact(parser.parse(Buffer.from(spaced), 0), k, T0 + 5);
+    expect(JSON.parse(c.raw!.toString('utf8'))).toEqual(obj);
     expect(parser.slowPath).toBe(1);
     // Trailing whitespace and escaped characters in the stream name also go through the fallback.
-    expectExact(parser.parse(combined(k, T0 + 5) + '\n', 0), k, T0 + 5);
-    expectExact(parser.parse(combined(k, T0 + 5).replace('btcusdt@kline', 'btcusd\\u0074@kline'), 0), k, T0 + 5);
+    expectExact(parser.parse(Buffer.from(combined(k, T0 + 5) + '\n'), 0), k, T0 + 5);
+    expectExact(parser.parse(Buffer.from(combined(k, T0 + 5).replace('btcusdt@kline', 'btcusd\\u0074@kline')), 0), k, T0 + 5);
     expect(parser.parseErrors).toBe(0);
   });
 
@@ -209,12 +211,73 @@ describe('KlineFrameParser', () => {
     }
   });
 
+  it('survives 2000 byte-level mutations (any byte value, non-ASCII included): a candle only when the bytes are valid JSON of the same kline', () => {
+    const { parser } = setup();
+    const rnd = mulberry32(11);
+    const base = Buffer.from(combined(openKlineAt('ethusdt', '1m', T0, 0.7), T0 + 9));
+    for (let i = 0; i < 2000; i++) {
+      const frame = Buffer.from(base);
+      frame[Math.floor(rnd() * frame.length)] = Math.floor(rnd() * 256);
+      const out = safeParse(parser, frame);
+      if (isCandle(out)) {
+        expect(isUtf8(frame)).toBe(true);
+        const expected = JSON.parse(frame.toString('utf8')) as { data: { E: number; k: SimKline } };
+        expect([out.eventTime, out.open, out.high, out.close, out.ignore, out.trades]).toEqual([
+          expected.data.E,
+          expected.data.k.o,
+          expected.data.k.h,
+          expected.data.k.c,
+          expected.data.k.B,
+          expected.data.k.n,
+        ]);
+      }
+    }
+  });
+
+  it('counts a frame that is not valid UTF-8 as a parse error, and decodes valid non-ASCII through the fallback', () => {
+    const { parser, events } = setup();
+    const k = { ...klineAt('btcusdt', '1m', T0), B: 'IGNORE' };
+    const good = combined(k, T0);
+    const at = Buffer.from(good).indexOf('IGNORE');
+    for (const bad of [[0x80], [0xc3], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xff]]) {
+      const frame = Buffer.concat([Buffer.from(good).subarray(0, at), Buffer.from(bad), Buffer.from(good).subarray(at + 6)]);
+      expect(safeParse(parser, frame), `bytes ${bad.join(',')}`).toBe(PARSE_ERROR);
+    }
+    expect(parser.parseErrors).toBe(6);
+    expect(events[0]).toMatchObject({ type: 'parse.error', reason: 'invalid UTF-8' });
+    const c = expectExact(parser.parse(Buffer.from(good.replace('IGNORE', 'ïgnøre €')), 0), { ...k, B: 'ïgnøre €' }, T0);
+    expect(c.raw?.toString('utf8')).toBe(klineEventJson({ ...k, B: 'ïgnøre €' }, T0));
+    expect(parser.slowPath).toBe(7);
+  });
+
+  it("keeps an open update's raw as a view of the frame (no copy) and copies a closed candle's, decoding strings once", () => {
+    const { parser } = setup();
+    const open = openKlineAt('btcusdt', '1m', T0, 0.25);
+    const frame = Buffer.from(`xx${combined(open, T0 + 7)}yy`).subarray(2, -2);
+    const c = parser.parse(frame, 0);
+    if (!isCandle(c)) throw new Error('expected a candle');
+    expect(c.raw!.buffer).toBe(frame.buffer);
+    expect(c.raw!.toString('utf8')).toBe(klineEventJson(open, T0 + 7));
+    expect(c.raw).toBe(c.raw);
+    expect(c.open).toBe(open.o);
+    expect(c.open).toBe(c.open);
+    const closedK = klineAt('btcusdt', '1m', T0);
+    const closedText = combined(closedK, T0 + 60_000);
+    const closedFrame = Buffer.alloc(closedText.length, closedText); // its own memory, not the shared pool
+    const closed = parser.parse(closedFrame, 0);
+    if (!isCandle(closed)) throw new Error('expected a candle');
+    expect(closed.raw!.buffer).not.toBe(closedFrame.buffer);
+    closedFrame.fill(0x20); // the socket's chunk is reused or freed: the held closed candle is unaffected
+    expectExact(closed, closedK, T0 + 60_000);
+    expect(closed.raw!.toString('utf8')).toBe(klineEventJson(closedK, T0 + 60_000));
+  });
+
   it('counts unknown streams without reporting them as errors', () => {
     const { parser, events } = setup();
     const k = klineAt('solusdt', '1m', T0);
-    expect(parser.parse(combined(k, T0), 0)).toBe(UNKNOWN_STREAM);
-    expect(parser.parse(klineEventJson(k, T0), 0)).toBe(UNKNOWN_STREAM);
-    expect(parser.parse('{"stream":"btcusdt@trade","data":{"e":"trade"}}', 0)).toBe(UNKNOWN_STREAM);
+    expect(parser.parse(Buffer.from(combined(k, T0)), 0)).toBe(UNKNOWN_STREAM);
+    expect(parser.parse(Buffer.from(klineEventJson(k, T0)), 0)).toBe(UNKNOWN_STREAM);
+    expect(parser.parse(Buffer.from('{"stream":"btcusdt@trade","data":{"e":"trade"}}'), 0)).toBe(UNKNOWN_STREAM);
     expect(parser.unknownStreams).toBe(3);
     expect(parser.parseErrors).toBe(0);
     expect(events).toEqual([]);
@@ -222,31 +285,31 @@ describe('KlineFrameParser', () => {
 
   it('recognises serverShutdown in raw and combined form', () => {
     const { parser } = setup();
-    expect(parser.parse('{"e":"serverShutdown","E":1770123456789}', 0)).toBe(SERVER_SHUTDOWN);
-    expect(parser.parse('{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}', 0)).toBe(SERVER_SHUTDOWN);
-    expect(parser.parse('{ "E": 1, "e": "serverShutdown" }', 0)).toBe(SERVER_SHUTDOWN);
+    expect(parser.parse(Buffer.from('{"e":"serverShutdown","E":1770123456789}'), 0)).toBe(SERVER_SHUTDOWN);
+    expect(parser.parse(Buffer.from('{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}'), 0)).toBe(SERVER_SHUTDOWN);
+    expect(parser.parse(Buffer.from('{ "E": 1, "e": "serverShutdown" }'), 0)).toBe(SERVER_SHUTDOWN);
     expect(parser.shutdownNotices).toBe(3);
   });
 
   it('recognises control replies and errors with their ids', () => {
     const { parser } = setup();
-    expect(parser.parse('{"result":null,"id":7}', 0)).toBe(CONTROL_REPLY);
+    expect(parser.parse(Buffer.from('{"result":null,"id":7}'), 0)).toBe(CONTROL_REPLY);
     expect(parser.lastControlId).toBe(7);
-    expect(parser.parse('{"id":"abc","result":["btcusdt@kline_1m"]}', 0)).toBe(CONTROL_REPLY);
+    expect(parser.parse(Buffer.from('{"id":"abc","result":["btcusdt@kline_1m"]}'), 0)).toBe(CONTROL_REPLY);
     expect(parser.lastControlId).toBe('abc');
-    expect(parser.parse('{"error":{"code":2,"msg":"Invalid request"},"id":null}', 0)).toBe(CONTROL_ERROR);
+    expect(parser.parse(Buffer.from('{"error":{"code":2,"msg":"Invalid request"},"id":null}'), 0)).toBe(CONTROL_ERROR);
     expect(parser.lastControlError).toEqual({ code: 2, msg: 'Invalid request' });
-    expect(parser.parse('{"error":"nope","id":1}', 0)).toBe(PARSE_ERROR);
+    expect(parser.parse(Buffer.from('{"error":"nope","id":1}'), 0)).toBe(PARSE_ERROR);
   });
 
   it('reports parse errors at most once per second, with the count of suppressed ones', () => {
     const { parser, events, now } = setup();
     for (let i = 0; i < 500; i++) {
       now.t = i; // 500 errors within half a second
-      parser.parse('garbage', 0);
+      parser.parse(Buffer.from('garbage'), 0);
     }
     now.t = 1000;
-    parser.parse('{"x":1}', 0);
+    parser.parse(Buffer.from('{"x":1}'), 0);
     const reports = events.filter((e) => e.type === 'parse.error');
     expect(reports).toHaveLength(2);
     expect(reports[1]).toMatchObject({ exchange: BINANCE, reason: expect.stringContaining('+499 more') as unknown, sample: '{"x":1}' });

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebsocketClient } from 'binance';
-import { BTC, cleanup, startRelay, waitFor, wsCandle } from './helpers.ts';
+import { BTC, cleanup, startRelay, rawText, waitFor, wsCandle } from './helpers.ts';
 
 const quiet = {
   trace: (): void => undefined,
@@ -45,7 +45,7 @@ describe('binance npm WebsocketClient against the relay', () => {
     h.relay.deliver([c]);
     await waitFor(() => raw.length > 0 && formatted.length > 0, 5000, 'the library to emit the kline');
     // The library unwraps the envelope's `data` and tags it with the stream name it came from.
-    expect(raw[0]).toMatchObject({ ...(JSON.parse(c.raw!) as object), streamName: 'btcusdt@kline_1m', wsMarket: 'spot' });
+    expect(raw[0]).toMatchObject({ ...(JSON.parse(rawText(c)) as object), streamName: 'btcusdt@kline_1m', wsMarket: 'spot' });
     expect(formatted[0]).toMatchObject({
       eventType: 'kline',
       symbol: 'BTCUSDT',

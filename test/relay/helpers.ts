@@ -186,6 +186,12 @@ export function stuckClient(port: number, path: string): Promise<Socket> {
 
 let seqOpen = 1_700_000_000_000;
 
+/** A ws candle's raw event as the text a relay client receives. */
+export function rawText(candle: Candle): string {
+  if (candle.raw === undefined) throw new Error('candle without raw bytes');
+  return candle.raw.toString('utf8');
+}
+
 /** A Binance kline event as it came off the wire, with idiosyncratic spacing so byte-identity is checked. */
 export function binanceRaw(stream: StreamRef, openTime: number, closed: boolean, extra = ''): string {
   return (
@@ -217,7 +223,7 @@ export function wsCandle(stream: StreamRef, options: { openTime?: number; closed
     lastTradeId: 200,
     ignore: '123456',
     source: 'ws',
-    raw: binanceRaw(stream, openTime, closed, options.extra ?? ''),
+    raw: Buffer.from(binanceRaw(stream, openTime, closed, options.extra ?? '')),
     receivedAt: performance.now(),
   };
 }

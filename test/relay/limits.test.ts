@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { BTC, TestClient, cleanup, startRelay, stuckClient, upgradeStatus, waitFor, wsCandle } from './helpers.ts';
+import { BTC, TestClient, cleanup, startRelay, stuckClient, upgradeStatus, rawText, waitFor, wsCandle } from './helpers.ts';
 
 afterEach(cleanup);
 
@@ -13,7 +13,7 @@ describe('relay protection limits', () => {
     expect(c.messages).toHaveLength(5); // the first five were answered
     const b = wsCandle(BTC);
     h.relay.deliver([b]);
-    expect(await other.next()).toBe(b.raw);
+    expect(await other.next()).toBe(rawText(b));
   });
 
   it('closes a client that sends a frame above 64 KiB with 1009', async () => {
@@ -46,8 +46,8 @@ describe('relay protection limits', () => {
     const viaQuery = await TestClient.open(`${h.url}/stream?streams=btcusdt@kline_1m&token=s3cr3t%2Bx`);
     const b = wsCandle(BTC);
     h.relay.deliver([b]);
-    expect(await viaHeader.next()).toBe(b.raw);
-    expect(await viaQuery.next()).toBe(`{"stream":"btcusdt@kline_1m","data":${b.raw!}}`);
+    expect(await viaHeader.next()).toBe(rawText(b));
+    expect(await viaQuery.next()).toBe(`{"stream":"btcusdt@kline_1m","data":${rawText(b)}}`);
   });
 
   it('cuts off a client that never reads with 1008 "slow consumer" while another keeps receiving everything', async () => {
@@ -60,7 +60,7 @@ describe('relay protection limits', () => {
     const sent: string[] = [];
     for (let i = 0; i < 4000 && !h.events.some((e) => e.type === 'relay.slow-consumer'); i++) {
       const c = wsCandle(BTC, { extra: pad });
-      sent.push(c.raw!);
+      sent.push(rawText(c));
       h.relay.deliver([c]);
       // Yield to I/O so the good client drains between deliveries, as a healthy consumer would.
       await new Promise((r) => setImmediate(r));
@@ -71,7 +71,7 @@ describe('relay protection limits', () => {
     expect(h.relay.stats().clients).toBe(2);
     // The good client gets the rest too, after the stuck one was cut off.
     const after = wsCandle(BTC);
-    sent.push(after.raw!);
+    sent.push(rawText(after));
     h.relay.deliver([after]);
     await waitFor(() => good.messages.length >= sent.length, 10_000, 'the good client to catch up');
     expect(good.messages).toEqual(sent);
@@ -90,7 +90,7 @@ describe('relay protection limits', () => {
     await waitFor(() => h.events.some((e) => e.type === 'relay.client.close' && e.reason === 'client timeout'), 3000, 'the close event');
     const b = wsCandle(BTC);
     h.relay.deliver([b]);
-    expect(await alive.next()).toBe(b.raw);
+    expect(await alive.next()).toBe(rawText(b));
     expect(alive.ws.readyState).toBe(alive.ws.OPEN);
   });
 });
@@ -129,6 +129,6 @@ describe('relay shutdown', () => {
     expect(await upgradeStatus(`${h.url}/ws`)).toBe(503);
     const b = wsCandle(BTC);
     h.relay.deliver([b]);
-    expect(await c.next()).toBe(b.raw);
+    expect(await c.next()).toBe(rawText(b));
   });
 });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   envelope,
+  envelopeFrame,
+  envelopePrefix,
   jsonErrorOffset,
   klinePayload,
   lineColumn,
@@ -9,7 +11,7 @@ import {
   serverShutdownPayload,
   textFrame,
 } from '../../src/relay/protocol.ts';
-import { BTC, restCandle, wsCandle } from './helpers.ts';
+import { BTC, rawText, restCandle, wsCandle } from './helpers.ts';
 
 describe('relay protocol: upgrade URLs', () => {
   it('keeps + in stream names and decodes percent-encoded ones', () => {
@@ -116,15 +118,19 @@ describe('relay protocol: control messages', () => {
 });
 
 describe('relay protocol: payloads', () => {
-  it('forwards a Binance candle raw text unchanged', () => {
+  it('forwards a Binance candle raw bytes unchanged, framed directly (no re-encoding)', () => {
     const c = wsCandle(BTC);
     expect(klinePayload(c, 1)).toBe(c.raw);
-    expect(envelope(BTC.name, c.raw!)).toBe(`{"stream":"btcusdt@kline_1m","data":${c.raw!}}`);
+    expect(envelope(BTC.name, rawText(c))).toBe(`{"stream":"btcusdt@kline_1m","data":${rawText(c)}}`);
+    const frame = envelopeFrame(envelopePrefix(BTC.name), klinePayload(c, 1));
+    expect(frame[0]).toBe(0x81);
+    expect(frame.subarray(4).toString('utf8')).toBe(`{"stream":"btcusdt@kline_1m","data":${rawText(c)}}`);
+    expect(frame.readUInt16BE(2)).toBe(frame.length - 4);
   });
 
   it('serializes a REST-recovered candle in Binance key order with f/L -1 and E = send time', () => {
     const c = restCandle(BTC, 1_700_000_040_000);
-    const text = klinePayload(c, 1_700_000_123_456);
+    const text = klinePayload(c, 1_700_000_123_456).toString('utf8');
     expect(text).toBe(
       '{"e":"kline","E":1700000123456,"s":"BTCUSDT","k":{"t":1700000040000,"T":1700000099999,"s":"BTCUSDT","i":"1m",' +
         '"f":-1,"L":-1,"o":"27000.01000000","c":"27050.00000000","h":"27100.00000000","l":"26900.50000000",' +
@@ -150,5 +156,6 @@ describe('relay protocol: payloads', () => {
       expect(declared).toBe(len);
     }
     expect(textFrame('é').subarray(2).toString('utf8')).toBe('é');
+    expect(textFrame('a', Buffer.from('é'), 'b').subarray(2).toString('utf8')).toBe('aéb');
   });
 });
