@@ -67,7 +67,7 @@ async function main(): Promise<void> {
       candles.push({
         stream: ref, openTime: k.t, closeTime: k.T, eventTime: k.T + 1, closed: true, open: k.o, high: k.h, low: k.l, close: k.c,
         volume: k.v, quoteVolume: k.q, takerBuyBaseVolume: k.V, takerBuyQuoteVolume: k.Q, trades: k.n, firstTradeId: k.f,
-        lastTradeId: k.L, ignore: k.B, source: 'ws', raw: klineEventJson(k, k.T + 1), receivedAt: 0,
+        lastTradeId: k.L, ignore: k.B, source: 'ws', raw: Buffer.from(klineEventJson(k, k.T + 1)), receivedAt: 0,
       });
     }
   }
