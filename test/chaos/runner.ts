@@ -233,6 +233,9 @@ export interface ChaosReport {
     readonly connectionAttempts: number;
     readonly staleEvents: number;
     readonly parseErrors: number;
+    /** Times the daemon held new upstream sockets (attempt budget, 1008 / 429 penalty), and the longest hold. */
+    readonly wsHolds: number;
+    readonly longestWsHoldMs: number;
   };
   /** The daemon's state when the settle wait ended and its last status events (for a failing run). */
   readonly diagnostics: readonly string[];
@@ -299,7 +302,10 @@ export function summaryLine(r: ChaosReport): string {
     `dups_filtered=${r.daemon.duplicatesFiltered}`,
     `reconnections=${r.daemon.reconnections}`,
     `rotations=${r.daemon.rotations}`,
+    `ws_holds=${r.daemon.wsHolds}`,
+    `longest_ws_hold=${Math.round(r.daemon.longestWsHoldMs / 1000)}s`,
     `settled=${r.settled}`,
+    `settle=${Math.round(r.settleMs / 1000)}s`,
     `elapsed=${Math.round(r.elapsedMs / 1000)}s`,
   ].join(' ');
 }
@@ -499,10 +505,11 @@ function maxInWindow(timestamps: readonly number[], windowMs: number): number {
   return best;
 }
 
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
+/** Poll `cond` until it holds or the deadline (ms from now, or a function giving a wall time) passes. */
+async function waitFor(cond: () => boolean, deadline: number | (() => number)): Promise<boolean> {
+  const fixed = typeof deadline === 'number' ? Date.now() + deadline : undefined;
   while (!cond()) {
-    if (Date.now() > end) return false;
+    if (Date.now() > (fixed ?? (typeof deadline === 'function' ? deadline() : 0))) return false;
     await sleep(50);
   }
   return true;
@@ -557,7 +564,28 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const recording = connector.status.subscribe((e) => {
     if (e.type.startsWith('relay.') || e.type === 'stream.live') return;
     events.push(`+${Date.now() - runStarted} ${JSON.stringify(e)}`);
-    if (events.length > 400) events.splice(0, events.length - 300);
+    if (events.length > 4000) events.splice(0, events.length - 3000);
+  });
+  // A compact picture of the pool every 2 s, so a stuck daemon shows when and how it got stuck.
+  const snapTimer = setInterval(() => {
+    const snap = connector.pool.snapshot();
+    events.push(
+      `+${Date.now() - runStarted} pool live=${snap.streamsLive} breaker=${snap.breaker} paused=${snap.paused} ` +
+        snap.connections.map((c) => `${c.id}:${c.state}/${c.streams}`).join(' ') +
+        ` sim=${sim.sockets().length} gaps.pending=${connector.pipeline.gapStats.pending}`,
+    );
+  }, 2000);
+  snapTimer.unref();
+  // The daemon may rightly hold every new upstream socket (its 5-minute attempt budget, or a 1008 / 429
+  // penalty): the settle wait then runs from the end of that hold, since nothing can arrive before it.
+  let wsHolds = 0;
+  let longestWsHoldMs = 0;
+  let holdUntil = 0;
+  const holdWatch = connector.status.on('ratelimit', (e) => {
+    if (e.scope !== 'ws') return;
+    wsHolds++;
+    longestWsHoldMs = Math.max(longestWsHoldMs, e.retryAfterMs);
+    holdUntil = Math.max(holdUntil, Date.now() + e.retryAfterMs);
   });
   const diagnostics: string[] = [];
   let settled: boolean;
@@ -594,7 +622,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       for (const p of progress) p.update();
       return progress.every((p) => streams.every((s) => (p.maxClosed.get(s) ?? -Infinity) >= holes.lastExpected(s, cutoff)));
     };
-    settled = await waitFor(reached, options.settleTimeoutMs ?? 60_000);
+    const settleTimeout = options.settleTimeoutMs ?? 60_000;
+    settled = await waitFor(reached, () => Math.max(settleStart, holdUntil) + settleTimeout);
     settleMs = Date.now() - settleStart;
     diagnostics.push(...daemonState(), `cutoff ${cutoff} (${new Date(cutoff).toISOString()}), now ${Date.now()}, run started ${runStarted}`);
     for (const [i, p] of progress.entries()) {
@@ -608,6 +637,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     log(`chaos: ${settled ? 'settled' : 'NOT settled'} after ${settleMs} ms`);
   } finally {
     recording.dispose();
+    holdWatch.dispose();
+    clearInterval(snapTimer);
     for (const [, c] of clients) c.ws.terminate();
     await stack.stop();
   }
@@ -657,8 +688,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       connectionAttempts: up.connectionAttempts,
       staleEvents: up.staleEvents,
       parseErrors: up.parseErrors,
+      wsHolds,
+      longestWsHoldMs,
     },
-    diagnostics: [...diagnostics, ...events.slice(-150)],
+    diagnostics: [...diagnostics, ...events.slice(-500)],
     schedule: applied,
   };
 
