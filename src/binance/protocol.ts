@@ -112,8 +112,11 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 // ---------------------------------------------------------------------------------------------
 // Candles read straight off the wire
 
-/** The nine string fields of a kline, decoded together on first access. */
-interface WireStrings {
+/** The kline fields nobody on the hot path reads, decoded together on first access. */
+interface WireLazy {
+  readonly f: number;
+  readonly L: number;
+  readonly n: number;
   readonly o: string;
   readonly c: string;
   readonly h: string;
@@ -130,15 +133,16 @@ const NEXT_STRING = 7;
 
 /**
  * A candle the scanner read from the frame's bytes. Only what ordering and dedup need (stream, t, T,
- * E, x, n, f, L) is decoded eagerly; the nine decimal/plain strings are decoded (latin1: the scanner
- * admitted only printable ASCII there) on first access and cached. Most open updates are superseded
- * before delivery and the relay forwards `raw`, so usually nothing decodes them at all.
+ * E, x) is decoded eagerly; the rest (f, L, n and the nine decimal/plain strings, which the scanner
+ * already validated) is decoded on first access and cached. Most open updates are superseded before
+ * delivery and the relay forwards `raw`, so usually nothing decodes them at all. Fewer fields also
+ * means less to allocate per frame (each time field above 2^31 is its own heap number).
  *
  * Memory: an open update's `raw` is a view (`subarray`, no copy) of the Buffer ws handed us, which is
  * itself a view of a socket read chunk; the chunk stays alive until the candle is delivered or
  * superseded (the pipeline drains every event-loop turn and keeps one open update per stream).
  * Closed candles can wait longer (gap holding areas, a full FIFO while a sink applies backpressure),
- * so the parser copies their few hundred bytes instead of pinning a read chunk.
+ * so the parser copies their few hundred bytes into a slab of closed events instead.
  */
 export class WireCandle implements Candle {
   readonly stream: StreamRef;
@@ -146,19 +150,15 @@ export class WireCandle implements Candle {
   readonly closeTime: number;
   readonly eventTime: number;
   readonly closed: boolean;
-  readonly trades: number;
-  readonly firstTradeId: number;
-  readonly lastTradeId: number;
   readonly receivedAt: number;
   /** Holds the event (`data` object) at [#start, #end). */
   readonly #buf: Buffer;
   readonly #start: number;
   readonly #end: number;
-  /** Offsets in #buf of the first byte of the `o` and `q` values (each run of strings is contiguous). */
-  readonly #o: number;
-  readonly #q: number;
+  /** Offset in #buf of the first byte of the `f` value: the layout from there on is fixed (see #decode). */
+  readonly #k: number;
   #raw: Buffer | undefined = undefined;
-  #strings: WireStrings | undefined = undefined;
+  #lazy: WireLazy | undefined = undefined;
 
   constructor(
     stream: StreamRef,
@@ -166,30 +166,22 @@ export class WireCandle implements Candle {
     closeTime: number,
     eventTime: number,
     closed: boolean,
-    trades: number,
-    firstTradeId: number,
-    lastTradeId: number,
     receivedAt: number,
     buf: Buffer,
     start: number,
     end: number,
-    o: number,
-    q: number,
+    k: number,
   ) {
     this.stream = stream;
     this.openTime = openTime;
     this.closeTime = closeTime;
     this.eventTime = eventTime;
     this.closed = closed;
-    this.trades = trades;
-    this.firstTradeId = firstTradeId;
-    this.lastTradeId = lastTradeId;
     this.receivedAt = receivedAt;
     this.#buf = buf;
     this.#start = start;
     this.#end = end;
-    this.#o = o;
-    this.#q = q;
+    this.#k = k;
   }
 
   get source(): 'ws' {
@@ -201,39 +193,55 @@ export class WireCandle implements Candle {
     return (this.#raw ??= this.#start === 0 && this.#end === this.#buf.length ? this.#buf : this.#buf.subarray(this.#start, this.#end));
   }
 
+  get trades(): number {
+    return (this.#lazy ??= this.#decode()).n;
+  }
+  get firstTradeId(): number {
+    return (this.#lazy ??= this.#decode()).f;
+  }
+  get lastTradeId(): number {
+    return (this.#lazy ??= this.#decode()).L;
+  }
   get open(): string {
-    return (this.#strings ??= this.#decode()).o;
+    return (this.#lazy ??= this.#decode()).o;
   }
   get high(): string {
-    return (this.#strings ??= this.#decode()).h;
+    return (this.#lazy ??= this.#decode()).h;
   }
   get low(): string {
-    return (this.#strings ??= this.#decode()).l;
+    return (this.#lazy ??= this.#decode()).l;
   }
   get close(): string {
-    return (this.#strings ??= this.#decode()).c;
+    return (this.#lazy ??= this.#decode()).c;
   }
   get volume(): string {
-    return (this.#strings ??= this.#decode()).v;
+    return (this.#lazy ??= this.#decode()).v;
   }
   get quoteVolume(): string {
-    return (this.#strings ??= this.#decode()).q;
+    return (this.#lazy ??= this.#decode()).q;
   }
   get takerBuyBaseVolume(): string {
-    return (this.#strings ??= this.#decode()).V;
+    return (this.#lazy ??= this.#decode()).V;
   }
   get takerBuyQuoteVolume(): string {
-    return (this.#strings ??= this.#decode()).Q;
+    return (this.#lazy ??= this.#decode()).Q;
   }
   get ignore(): string {
-    return (this.#strings ??= this.#decode()).B;
+    return (this.#lazy ??= this.#decode()).B;
   }
 
-  /** The scanner validated the layout: each value runs to the next quote, the next one starts 7 bytes on. */
-  #decode(): WireStrings {
+  /**
+   * The scanner validated `f,"L":…,"o":"…",…,"B":"…"` byte by byte: integers end at the first
+   * non-digit, each string at the next quote, and the punctuation between them has a fixed length.
+   */
+  #decode(): WireLazy {
     const b = this.#buf;
-    let p = this.#o;
-    let e = b.indexOf(34, p);
+    let p = this.#k;
+    let e = intEnd(b, p);
+    const f = Number(b.toString('latin1', p, e));
+    e = intEnd(b, (p = e + 5)); // ,"L":
+    const L = Number(b.toString('latin1', p, e));
+    e = b.indexOf(34, (p = e + 6)); // ,"o":"
     const o = b.toString('latin1', p, e);
     e = b.indexOf(34, (p = e + NEXT_STRING));
     const c = b.toString('latin1', p, e);
@@ -243,7 +251,11 @@ export class WireCandle implements Candle {
     const l = b.toString('latin1', p, e);
     e = b.indexOf(34, (p = e + NEXT_STRING));
     const v = b.toString('latin1', p, e);
-    e = b.indexOf(34, (p = this.#q));
+    e = intEnd(b, (p = e + 6)); // ","n":
+    const n = Number(b.toString('latin1', p, e));
+    p = e + 5; // ,"x":
+    p += b[p] === 116 /* t */ ? 4 : 5;
+    e = b.indexOf(34, (p += 6)); // ,"q":"
     const q = b.toString('latin1', p, e);
     e = b.indexOf(34, (p = e + NEXT_STRING));
     const V = b.toString('latin1', p, e);
@@ -251,8 +263,15 @@ export class WireCandle implements Candle {
     const Q = b.toString('latin1', p, e);
     e = b.indexOf(34, (p = e + NEXT_STRING));
     const B = b.toString('latin1', p, e);
-    return { o, c, h, l, v, q, V, Q, B };
+    return { f, L, n, o, c, h, l, v, q, V, Q, B };
   }
+}
+
+/** End of the (validated) integer starting at p: the first byte that is not a digit or the sign. */
+function intEnd(b: Uint8Array, p: number): number {
+  if (b[p] === 45) p++;
+  while (((b[p] ?? 0) - 48) >>> 0 < 10) p++;
+  return p;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +340,9 @@ function sameBytes(b: Uint8Array, start: number, key: Uint8Array): boolean {
 
 // ---------------------------------------------------------------------------------------------
 // The parser
+
+/** Slab for copies of closed events: ~50 events; a held closed candle keeps at most this much alive. */
+const SLAB_BYTES = 16 * 1024;
 
 function ascii(s: string): Uint8Array {
   return Buffer.from(s, 'latin1');
@@ -422,6 +444,9 @@ export class KlineFrameParser {
   readonly #byName = new Map<string, StreamRef>();
   readonly #byBytes = new NameTable();
 
+  /** Closed events are copied here (see #fast); a fresh slab when full, the old one lives while a candle uses it. */
+  #slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  #slabUsed = 0;
   /** The value of the last integer #int read (avoids returning (value, position) pairs). */
   #v = 0;
 
@@ -546,23 +571,17 @@ export class KlineFrameParser {
       }
       p = e + 1;
     }
-    p = this.#int(b, lit(b, p, L_F));
-    if (p < 0) return undefined;
-    const firstTradeId = this.#v;
+    const k = lit(b, p, L_F);
+    p = this.#int(b, k);
     p = this.#int(b, lit(b, p, L_L));
-    if (p < 0) return undefined;
-    const lastTradeId = this.#v;
-    const o = lit(b, p, L_O);
     // o, c, h, l, v: five decimal strings in a row.
-    p = dec(b, o);
+    p = dec(b, lit(b, p, L_O));
     p = dec(b, sep(b, p, 99 /* c */));
     p = dec(b, sep(b, p, 104 /* h */));
     p = dec(b, sep(b, p, 108 /* l */));
     p = dec(b, sep(b, p, 118 /* v */));
     p = this.#int(b, lit(b, p, L_N));
-    if (p < 0) return undefined;
-    const trades = this.#v;
-    if (trades < 0) return undefined;
+    if (p < 0 || this.#v < 0) return undefined;
     p = lit(b, p, L_X);
     let closed: boolean;
     let x = lit(b, p, L_TRUE);
@@ -582,12 +601,20 @@ export class KlineFrameParser {
       if (b[dataEnd] !== 125 /* } */ || dataEnd + 1 !== n) return undefined;
     } else if (dataEnd !== n) return undefined;
     if (closed) {
-      // Closed candles may be held (gap recovery, a full FIFO): copy the event, do not pin the read chunk.
-      const own = Buffer.allocUnsafe(dataEnd - dataStart);
-      b.copy(own, 0, dataStart, dataEnd);
-      return new WireCandle(ref, openTime, closeTime, eventTime, true, trades, firstTradeId, lastTradeId, receivedAt, own, 0, own.length, o - dataStart, q - dataStart);
+      // Closed candles may be held (gap recovery, a full FIFO): copy the event into the parser's slab
+      // rather than pin the socket's read chunk (the slab holds nothing but closed events).
+      const len = dataEnd - dataStart;
+      let slab = this.#slab;
+      let at = this.#slabUsed;
+      if (at + len > slab.length) {
+        slab = this.#slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, len));
+        at = 0;
+      }
+      b.copy(slab, at, dataStart, dataEnd);
+      this.#slabUsed = at + len;
+      return new WireCandle(ref, openTime, closeTime, eventTime, true, receivedAt, slab, at, at + len, k + at - dataStart);
     }
-    return new WireCandle(ref, openTime, closeTime, eventTime, false, trades, firstTradeId, lastTradeId, receivedAt, b, dataStart, dataEnd, o, q);
+    return new WireCandle(ref, openTime, closeTime, eventTime, false, receivedAt, b, dataStart, dataEnd, k);
   }
 
   #shutdown(): FrameSignal {

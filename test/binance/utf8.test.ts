@@ -37,7 +37,7 @@ async function upstream(frames: readonly Buffer[]): Promise<string> {
     for (const f of frames) ws.send(f, { binary: false });
   });
   const addr = wss.address();
-  if (typeof addr === 'string') throw new Error('unexpected address');
+  if (addr === null || typeof addr === 'string') throw new Error('unexpected address');
   return `ws://127.0.0.1:${addr.port}`;
 }
 
