@@ -161,6 +161,15 @@ export class BinanceConnection {
   #lastFrameAt = 0;
   /** Wall ms matching `#lastFrameAt` is derived on snapshot (one clock read per frame). */
   #hasFrame = false;
+  /**
+   * The receive stamp shared by every frame ws emits from one socket read (they are emitted
+   * synchronously, one after another, then the microtask queue runs): one clock read per read chunk
+   * instead of one per frame. -1 = none yet in this run of the event loop.
+   */
+  #chunkNow = -1;
+  readonly #endChunk = (): void => {
+    this.#chunkNow = -1;
+  };
   #unseen = 0;
   #notifiedAllSeen = false;
   #pingSentAt: number | undefined;
@@ -484,7 +493,11 @@ export class BinanceConnection {
   }
 
   #onMessage(data: RawData): void {
-    const now = this.#clock.monotonic();
+    let now = this.#chunkNow;
+    if (now < 0) {
+      now = this.#chunkNow = this.#clock.monotonic();
+      queueMicrotask(this.#endChunk);
+    }
     this.#lastFrameAt = now;
     this.#hasFrame = true;
     this.#pingSentAt = undefined;
