@@ -69,7 +69,15 @@ export class Pipeline {
     const c = options.config;
     this.#closed = new ClosedFifo(c.closedQueueMax);
     this.#open = new OpenLatest(c.openQueueMax);
-    this.#dedup = new LRUCache<string, true>({ max: c.dedupMaxEntries, ttl: c.dedupWindowMs, ttlAutopurge: false, updateAgeOnHas: false });
+    // ttlResolution: read the clock at most every 100 ms (not every closed candle); the window is
+    // seconds to days, so entries living up to 100 ms longer or shorter changes nothing.
+    this.#dedup = new LRUCache<string, true>({
+      max: c.dedupMaxEntries,
+      ttl: c.dedupWindowMs,
+      ttlResolution: 100,
+      ttlAutopurge: false,
+      updateAgeOnHas: false,
+    });
     this.#batchSize = options.batchSize ?? 512;
     this.#gaps = new GapTracker({
       fetch: options.recover,
