@@ -237,34 +237,50 @@ export class WireCandle implements Candle {
   #decode(): WireLazy {
     const b = this.#buf;
     let p = this.#k;
-    let e = intEnd(b, p);
-    const f = Number(b.toString('latin1', p, e));
-    e = intEnd(b, (p = e + 5)); // ,"L":
-    const L = Number(b.toString('latin1', p, e));
-    e = b.indexOf(34, (p = e + 6)); // ,"o":"
+    const f = intAt(b, p);
+    const L = intAt(b, (p = intEnd(b, p) + 5)); // ,"L":
+    let e = quoteAt(b, (p = intEnd(b, p) + 6)); // ,"o":"
     const o = b.toString('latin1', p, e);
-    e = b.indexOf(34, (p = e + NEXT_STRING));
+    e = quoteAt(b, (p = e + NEXT_STRING));
     const c = b.toString('latin1', p, e);
-    e = b.indexOf(34, (p = e + NEXT_STRING));
+    e = quoteAt(b, (p = e + NEXT_STRING));
     const h = b.toString('latin1', p, e);
-    e = b.indexOf(34, (p = e + NEXT_STRING));
+    e = quoteAt(b, (p = e + NEXT_STRING));
     const l = b.toString('latin1', p, e);
-    e = b.indexOf(34, (p = e + NEXT_STRING));
+    e = quoteAt(b, (p = e + NEXT_STRING));
     const v = b.toString('latin1', p, e);
-    e = intEnd(b, (p = e + 6)); // ","n":
-    const n = Number(b.toString('latin1', p, e));
-    p = e + 5; // ,"x":
+    const n = intAt(b, (p = e + 6)); // ","n":
+    p = intEnd(b, p) + 5; // ,"x":
     p += b[p] === 116 /* t */ ? 4 : 5;
-    e = b.indexOf(34, (p += 6)); // ,"q":"
+    e = quoteAt(b, (p += 6)); // ,"q":"
     const q = b.toString('latin1', p, e);
-    e = b.indexOf(34, (p = e + NEXT_STRING));
+    e = quoteAt(b, (p = e + NEXT_STRING));
     const V = b.toString('latin1', p, e);
-    e = b.indexOf(34, (p = e + NEXT_STRING));
+    e = quoteAt(b, (p = e + NEXT_STRING));
     const Q = b.toString('latin1', p, e);
-    e = b.indexOf(34, (p = e + NEXT_STRING));
+    e = quoteAt(b, (p = e + NEXT_STRING));
     const B = b.toString('latin1', p, e);
     return { f, L, n, o, c, h, l, v, q, V, Q, B };
   }
+}
+
+/** The next `"` from p (the scanner guaranteed there is one). */
+function quoteAt(b: Uint8Array, p: number): number {
+  while (b[p] !== 34 && p < b.length) p++;
+  return p;
+}
+
+/** The value of the (validated, at most 15-digit) integer starting at p. */
+function intAt(b: Uint8Array, p: number): number {
+  const neg = b[p] === 45;
+  if (neg) p++;
+  let v = 0;
+  let d: number;
+  while ((d = (b[p] ?? 0) - 48) >>> 0 < 10) {
+    v = v * 10 + d;
+    p++;
+  }
+  return neg ? -v : v;
 }
 
 /** End of the (validated) integer starting at p: the first byte that is not a digit or the sign. */
