@@ -38,6 +38,8 @@ export interface DaemonSample {
   heapUsedBytes: number;
   heapTotalBytes: number;
   externalBytes: number;
+  /** Buffers and ArrayBuffers (part of external): where socket and frame bytes live. */
+  arrayBuffersBytes: number;
   /** CPU µs (user + system) since the last reset. */
   cpuUs: number;
   /** Wall ms since the last reset. */
@@ -120,6 +122,7 @@ function sample(forceGc: boolean): DaemonSample {
     heapUsedBytes: m.heapUsed,
     heapTotalBytes: m.heapTotal,
     externalBytes: m.external,
+    arrayBuffersBytes: m.arrayBuffers,
     cpuUs: cpu.user + cpu.system,
     wallMs: performance.now() - wallBase,
     upstreamMessages: u.messages - upstreamBase,

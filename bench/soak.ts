@@ -80,6 +80,8 @@ interface Point {
   tSec: number;
   rssMB: number;
   heapMB: number;
+  externalMB: number;
+  arrayBuffersMB: number;
   deliveredClosed: number;
   deliveredOpen: number;
 }
@@ -118,12 +120,14 @@ async function main(): Promise<void> {
       tSec: (Date.now() - started) / 1000,
       rssMB: s.rssBytes / MB,
       heapMB: s.heapUsedBytes / MB,
+      externalMB: s.externalBytes / MB,
+      arrayBuffersMB: s.arrayBuffersBytes / MB,
       deliveredClosed: s.deliveredClosed,
       deliveredOpen: s.deliveredOpen,
     };
     points.push(p);
     console.log(
-      `  t=${p.tSec.toFixed(0).padStart(5)} s  rss=${p.rssMB.toFixed(1)} MB  heap=${p.heapMB.toFixed(1)} MB  ` +
+      `  t=${p.tSec.toFixed(0).padStart(5)} s  rss=${p.rssMB.toFixed(1)} MB  heap=${p.heapMB.toFixed(1)} MB  external=${p.externalMB.toFixed(1)} MB  buffers=${p.arrayBuffersMB.toFixed(1)} MB  ` +
         `closed=${s.deliveredClosed} open=${s.deliveredOpen} relaySent=${s.relaySent} clients=${s.relayClients}`,
     );
   };
@@ -167,7 +171,8 @@ async function main(): Promise<void> {
       missing: clients.reduce((n, c) => n + c.missing, 0),
       stillOpen: clients.filter((c) => c.ws.readyState === WebSocket.OPEN).length,
     },
-    series: points.map((p) => ({ tSec: round(p.tSec, 1), rssMB: round(p.rssMB), heapMB: round(p.heapMB) })),
+    externalSlopeMBPerHour: round(slope(steady.map(hours), steady.map((p) => p.externalMB)), 3),
+    series: points.map((p) => ({ tSec: round(p.tSec, 1), rssMB: round(p.rssMB), heapMB: round(p.heapMB), externalMB: round(p.externalMB) })),
   };
 
   for (const c of clients) c.ws.close();
