@@ -143,6 +143,9 @@ const NEXT_STRING = 7;
  * superseded (the pipeline drains every event-loop turn and keeps one open update per stream).
  * Closed candles can wait longer (gap holding areas, a full FIFO while a sink applies backpressure),
  * so the parser copies their few hundred bytes into a slab of closed events instead.
+ *
+ * The lazy fields are getters on the prototype: read them by name (as the Candle interface does);
+ * `{ ...candle }` or `JSON.stringify(candle)` would see only the eager ones.
  */
 export class WireCandle implements Candle {
   readonly stream: StreamRef;
