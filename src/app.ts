@@ -16,6 +16,7 @@ import type { Config } from './config/schema.ts';
 import type { CandleSink } from './core/candle.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import { StatusStream } from './core/status.ts';
+import { restBreakerName } from './core/source.ts';
 import { StreamRegistry } from './core/streams.ts';
 import { BinancePool } from './binance/pool.ts';
 import { BINANCE, registerBinanceStreams } from './binance/protocol.ts';
@@ -133,7 +134,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     draining: () => draining,
   };
 
-  const metrics = createMetrics({ status, sources, config, collectDefault: deps.collectDefaultMetrics ?? true });
+  const metrics = createMetrics({ status, sources, config, collectDefault: deps.collectDefaultMetrics ?? true, breakerNames: [restBreakerName(BINANCE)] });
   const http = createHttpServer({ config, sources, registry: metrics.registry, log });
 
   const relayAddress = await relay.listen();

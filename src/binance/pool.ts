@@ -32,7 +32,7 @@ import type { StreamRef } from '../core/candle.ts';
 import { breakerRecoverySchedule, breakerRecoveryBackoff } from '../core/backoff.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { errorMessage } from '../core/errors.ts';
-import type { ConnectionSnapshot, SourceHandlers, UpstreamSnapshot, UpstreamSource, UpstreamStats } from '../core/source.ts';
+import { wsBreakerName, type ConnectionSnapshot, type SourceHandlers, type UpstreamSnapshot, type UpstreamSource, type UpstreamStats } from '../core/source.ts';
 import type { BreakerState, StatusStream } from '../core/status.ts';
 import type { StreamRegistry } from '../core/streams.ts';
 import type { Config } from '../config/schema.ts';
@@ -53,7 +53,7 @@ export const RATE_LIMIT_PENALTY_MS = 120_000;
 /** A 429 at upgrade without Retry-After: wait this long. */
 const DEFAULT_RETRY_AFTER_MS = 60_000;
 const ATTEMPT_WINDOW_MS = 5 * 60_000;
-const BREAKER_NAME = 'binance.ws';
+const BREAKER_NAME = wsBreakerName(BINANCE);
 
 export interface BinancePoolOptions {
   readonly config: Config;

@@ -27,6 +27,7 @@ import {
   type BulkheadPolicy,
 } from 'cockatiel';
 import type { Candle, StreamRef } from '../core/candle.ts';
+import { restBreakerName } from '../core/source.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import type { BreakerState, StatusStream } from '../core/status.ts';
@@ -136,7 +137,7 @@ export class BinanceRest {
       const from = this.#breakerState;
       this.#breakerState = to;
       this.#stats.breaker = to;
-      options.status.emit({ type: 'breaker', name: 'binance-rest', from, to });
+      options.status.emit({ type: 'breaker', name: restBreakerName('binance'), from, to });
     });
     this.#bulkhead = bulkhead(rest.concurrency, 10_000);
   }

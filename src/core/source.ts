@@ -5,6 +5,14 @@
 import type { Candle, StreamRef } from './candle.ts';
 import type { BreakerState, ConnState, QualityGrade } from './status.ts';
 
+/** Breaker names on the status stream and in metrics (`connector_circuit_breaker_state{name}`). */
+export function wsBreakerName(exchange: string): string {
+  return `${exchange}.ws`;
+}
+export function restBreakerName(exchange: string): string {
+  return `${exchange}.rest`;
+}
+
 export interface SourceHandlers {
   /** Every parsed candle, closed or open, in socket order. Called on the hot path: must not throw. */
   candle(candle: Candle): void;

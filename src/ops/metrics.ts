@@ -17,6 +17,7 @@ import type { BackfillStats, PipelineStats, RelayStats } from '../core/stats.ts'
 import type { LatencyRecorder } from '../core/latency.ts';
 import { CONN_STATES, countByState, evaluateReadiness } from './readiness.ts';
 import type { OpsSources } from './sources.ts';
+import { wsBreakerName } from '../core/source.ts';
 
 declare module 'prom-client' {
   // Present at runtime since prom-client 13 (lib/histogram.js) and preferred by Registry.metrics(),
@@ -34,6 +35,8 @@ export interface MetricsOptions {
   readonly collectDefault?: boolean;
   /** For connector_build_info; default: the version in package.json. */
   readonly version?: string;
+  /** Breakers that report only through status events (e.g. `binance.rest`), exported as closed until they say otherwise. */
+  readonly breakerNames?: readonly string[];
   /** Wall clock in ms (REST ban expiry, /ready evaluation). Default Date.now. */
   readonly now?: () => number;
 }
@@ -264,7 +267,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['name'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) breakerStates.set(u.exchange, u.breaker);
+      for (const u of read().upstreams) breakerStates.set(wsBreakerName(u.exchange), u.breaker);
       for (const [name, state] of breakerStates) this.set({ name }, BREAKER_VALUE[state]);
     },
   });
@@ -416,9 +419,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   // ---- status stream -----------------------------------------------------------------------
   // Pre-initialise the per-exchange transition series so rate() has a zero to start from.
   for (const u of sources.upstreams()) {
-    breakerStates.set(u.exchange, u.breaker);
+    breakerStates.set(wsBreakerName(u.exchange), u.breaker);
     for (const state of CONN_STATES) connTransitions.inc({ exchange: u.exchange, state }, 0);
   }
+  // Breakers known only from their events (REST) still get a series from the start.
+  for (const name of options.breakerNames ?? []) if (!breakerStates.has(name)) breakerStates.set(name, 'closed');
   const subscriptions: Disposable[] = [
     status.on('breaker', (e) => {
       if (!breakerStates.has(e.name)) for (const s of ['closed', 'open', 'half-open'] as const) breakerTransitions.inc({ name: e.name, state: s }, 0);

@@ -113,7 +113,7 @@ describe('Binance REST backfill', () => {
     const to = openTimeAt('1m', Date.now());
     await expect(rest.fetchClosed(btc1m, to - MIN, to)).rejects.toThrow(/500|breaker/);
     await expect(rest.fetchClosed(btc1m, to - MIN, to)).rejects.toThrow(/breaker is open/);
-    expect(events.filter((e) => e.type === 'breaker')).toEqual([{ type: 'breaker', name: 'binance-rest', from: 'closed', to: 'open' }]);
+    expect(events.filter((e) => e.type === 'breaker')).toEqual([{ type: 'breaker', name: 'binance.rest', from: 'closed', to: 'open' }]);
     expect(rest.stats().breaker).toBe('open');
   });
 

@@ -58,7 +58,7 @@ describe('createMetrics', () => {
     for (const outcome of ['ok', 'partial', 'failed']) expect(value(text, `connector_rest_backfills_total{outcome="${outcome}"}`)).toBe(0);
     for (const state of ['connecting', 'connected', 'reconnecting', 'suspended', 'failed'])
       expect(value(text, `connector_connections{exchange="binance",state="${state}"}`)).toBeDefined();
-    expect(value(text, 'connector_circuit_breaker_state{name="binance"}')).toBe(0);
+    expect(value(text, 'connector_circuit_breaker_state{name="binance.ws"}')).toBe(0);
     expect(text).not.toMatch(/symbol=|stream=|usdt/);
   });
 
@@ -108,8 +108,8 @@ describe('createMetrics', () => {
 
   it('follows breaker, backfill, rate-limit and connection transitions from the status stream', async () => {
     const { scrape, status, metrics } = setup(false);
-    status.emit({ type: 'breaker', name: 'binance-rest', from: 'closed', to: 'open' });
-    status.emit({ type: 'breaker', name: 'binance-rest', from: 'open', to: 'half-open' });
+    status.emit({ type: 'breaker', name: 'binance.rest', from: 'closed', to: 'open' });
+    status.emit({ type: 'breaker', name: 'binance.rest', from: 'open', to: 'half-open' });
     for (const outcome of ['ok', 'ok', 'partial', 'failed'] as const)
       status.emit({ type: 'backfill', exchange: 'binance', stream: 'btcusdt@kline_1m', fromOpenTime: 0, toOpenTime: 60_000, missing: 2, recovered: 2, holes: 0, outcome });
     status.emit({ type: 'ratelimit', exchange: 'binance', scope: 'rest', kind: '418', retryAfterMs: 120_000 });
@@ -117,8 +117,8 @@ describe('createMetrics', () => {
     status.emit({ type: 'connection.state', exchange: 'binance', connId: 'c1', from: 'connected', to: 'reconnecting', reason: 'closed 1006', streams: 10 });
     status.emit({ type: 'queue.resumed', depth: 10, blockedMs: 1500 });
     let text = await scrape();
-    expect(value(text, 'connector_circuit_breaker_state{name="binance-rest"}')).toBe(2);
-    expect(value(text, 'connector_circuit_breaker_transitions_total{name="binance-rest",state="open"}')).toBe(1);
+    expect(value(text, 'connector_circuit_breaker_state{name="binance.rest"}')).toBe(2);
+    expect(value(text, 'connector_circuit_breaker_transitions_total{name="binance.rest",state="open"}')).toBe(1);
     expect(value(text, 'connector_rest_backfills_total{outcome="ok"}')).toBe(2);
     expect(value(text, 'connector_rest_backfills_total{outcome="partial"}')).toBe(1);
     expect(value(text, 'connector_rest_backfills_total{outcome="failed"}')).toBe(1);
@@ -146,7 +146,7 @@ describe('createMetrics', () => {
     expect(value(text, 'connector_active_connections{exchange="binance"}')).toBe(0);
     expect(value(text, 'connector_connections{exchange="binance",state="reconnecting"}')).toBe(2);
     expect(value(text, 'connector_connections{exchange="binance",state="suspended"}')).toBe(1);
-    expect(value(text, 'connector_circuit_breaker_state{name="binance"}')).toBe(1);
+    expect(value(text, 'connector_circuit_breaker_state{name="binance.ws"}')).toBe(1);
     expect(value(text, 'connector_rest_banned')).toBe(1);
     expect(value(text, 'connector_rest_used_weight')).toBe(1234);
     expect(value(text, 'connector_queue_blocked')).toBe(1);
@@ -171,7 +171,7 @@ describe('createMetrics', () => {
     const { scrape, sources, status } = setup(true);
     sources.latency.observeMs(0.4);
     sources.pipe.processedClosed = 3;
-    status.emit({ type: 'breaker', name: 'binance-rest', from: 'closed', to: 'open' });
+    status.emit({ type: 'breaker', name: 'binance.rest', from: 'closed', to: 'open' });
     const { out } = promtool(['check', 'metrics'], await scrape());
     const problems = out
       .split('\n')
@@ -180,5 +180,21 @@ describe('createMetrics', () => {
       // client_js#283: prom-client exports these gauges with a _total suffix.
       .filter((l) => !/^nodejs_active_(handles|requests|resources)_total /.test(l));
     expect(problems).toEqual([]);
+  });
+});
+
+describe('breaker series', () => {
+  it('exports named event-only breakers as closed from the first scrape, then follows their transitions', async () => {
+    const status = new StatusStream();
+    const metrics = createMetrics({ status, sources: new FakeSources(), config: HEALTH, collectDefault: false, version: '9.9.9', now: () => NOW, breakerNames: ['binance.rest'] });
+    let text = await metrics.registry.metrics();
+    expect(value(text, 'connector_circuit_breaker_state{name="binance.rest"}')).toBe(0);
+    expect(value(text, 'connector_circuit_breaker_state{name="binance.ws"}')).toBe(0);
+    status.emit({ type: 'breaker', name: 'binance.rest', from: 'closed', to: 'open' });
+    text = await metrics.registry.metrics();
+    expect(value(text, 'connector_circuit_breaker_state{name="binance.rest"}')).toBe(1);
+    // One series per breaker: the upstream's snapshot and its events use the same name.
+    expect(text.match(/^connector_circuit_breaker_state\{/gm)).toHaveLength(2);
+    metrics.dispose();
   });
 });
