@@ -145,7 +145,8 @@ const NEXT_STRING = 7;
  * so the parser copies their few hundred bytes into a slab of closed events instead.
  *
  * The lazy fields are getters on the prototype: read them by name (as the Candle interface does);
- * `{ ...candle }` or `JSON.stringify(candle)` would see only the eager ones.
+ * `{ ...candle }` sees only the eager ones. `JSON.stringify(candle)` goes through `toJSON()`, which
+ * decodes and lists every field, so a sink that serializes candles generically loses nothing.
  */
 export class WireCandle implements Candle {
   readonly stream: StreamRef;
@@ -231,6 +232,33 @@ export class WireCandle implements Candle {
   }
   get ignore(): string {
     return (this.#lazy ??= this.#decode()).B;
+  }
+
+  /** Every Candle field (raw as its text), for JSON.stringify and structured logging. */
+  toJSON(): Omit<Candle, 'raw' | 'stream'> & { stream: string; exchange: string; raw: string } {
+    return {
+      exchange: this.stream.exchange,
+      stream: this.stream.name,
+      openTime: this.openTime,
+      closeTime: this.closeTime,
+      eventTime: this.eventTime,
+      closed: this.closed,
+      open: this.open,
+      high: this.high,
+      low: this.low,
+      close: this.close,
+      volume: this.volume,
+      quoteVolume: this.quoteVolume,
+      takerBuyBaseVolume: this.takerBuyBaseVolume,
+      takerBuyQuoteVolume: this.takerBuyQuoteVolume,
+      trades: this.trades,
+      firstTradeId: this.firstTradeId,
+      lastTradeId: this.lastTradeId,
+      ignore: this.ignore,
+      source: this.source,
+      raw: this.raw.toString('utf8'),
+      receivedAt: this.receivedAt,
+    };
   }
 
   /**

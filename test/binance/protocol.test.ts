@@ -104,6 +104,19 @@ describe('KlineFrameParser', () => {
     expect(parser.parseErrors).toBe(0);
   });
 
+  it('serializes a wire candle with every field through JSON.stringify, lazy ones included', () => {
+    const { parser } = setup();
+    const k = klineAt('btcusdt', '1m', T0);
+    const c = parser.parse(Buffer.from(combined(k, T0 + 60_001)), 3);
+    const json = JSON.parse(JSON.stringify(c)) as Record<string, unknown>;
+    expect(json).toMatchObject({
+      exchange: 'binance', stream: 'btcusdt@kline_1m', openTime: k.t, closeTime: k.T, eventTime: T0 + 60_001, closed: true,
+      open: k.o, high: k.h, low: k.l, close: k.c, volume: k.v, quoteVolume: k.q, takerBuyBaseVolume: k.V,
+      takerBuyQuoteVolume: k.Q, trades: k.n, firstTradeId: k.f, lastTradeId: k.L, ignore: k.B, source: 'ws',
+      raw: klineEventJson(k, T0 + 60_001),
+    });
+  });
+
   it('parses raw (unenveloped) kline events by symbol and interval', () => {
     const { parser } = setup();
     const k = klineAt('ethusdt', '1m', T0);
