@@ -1,33 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openTimeAt } from '../../src/core/intervals.ts';
-import { BinanceSimulator } from '../../src/simulator/server.ts';
-import type { SimulatorOptions } from '../../src/simulator/server.ts';
-import { TestClient, klineEvents, sleep, waitUntil } from './helpers.ts';
+import { TestClient, fastClock, klineEvents, sleep, useSimulator, waitUntil } from './helpers.ts';
 
-let sim: BinanceSimulator | undefined;
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.terminate();
-  await sim?.close();
-  sim = undefined;
-});
+const { start, connect } = useSimulator();
 
-async function start(options: SimulatorOptions = {}): Promise<BinanceSimulator> {
-  sim = await BinanceSimulator.start({ openUpdateMs: 100, ...options });
-  return sim;
-}
 
-async function connect(url: string): Promise<TestClient> {
-  const c = await TestClient.open(url);
-  clients.push(c);
-  return c;
-}
-
-function fastClock(speed: number): () => number {
-  const base = 1_700_000_000_000;
-  const t0 = performance.now();
-  return () => base + Math.floor((performance.now() - t0) * speed);
-}
 
 describe('simulator faults', () => {
   it('dropAll terminates every socket without a close frame', async () => {

@@ -1,6 +1,8 @@
 /** Test helpers: a real `ws` client that records everything, and a bounded poll. */
+import { afterEach } from 'vitest';
 import { WebSocket } from 'ws';
 import type { ClientOptions } from 'ws';
+import { BinanceSimulator, type SimulatorOptions } from '../../src/simulator/server.ts';
 
 /** Poll `cond` every 10 ms until true; rejects after `timeoutMs` (every wait is bounded). */
 export async function waitUntil(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
@@ -133,4 +135,39 @@ export function klineEvents(c: TestClient): { stream: string | undefined; data: 
     }
   }
   return out;
+}
+
+/**
+ * One simulator and its clients per test: `start()` and `connect()` register them, and an afterEach
+ * hook (installed by this call) terminates the clients and closes the simulator.
+ */
+export function useSimulator(): {
+  start: (options?: SimulatorOptions) => Promise<BinanceSimulator>;
+  connect: (url: string, autoPong?: boolean) => Promise<TestClient>;
+} {
+  let sim: BinanceSimulator | undefined;
+  const clients: TestClient[] = [];
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.terminate();
+    await sim?.close();
+    sim = undefined;
+  });
+  return {
+    start: async (options = {}) => {
+      sim = await BinanceSimulator.start({ openUpdateMs: 100, ...options });
+      return sim;
+    },
+    connect: async (url, autoPong = true) => {
+      const c = await TestClient.open(url, { autoPong });
+      clients.push(c);
+      return c;
+    },
+  };
+}
+
+/** A wall clock running `speed` times faster than real time, so 1s candles close every 1000/speed ms. */
+export function fastClock(speed: number): () => number {
+  const base = 1_700_000_000_000;
+  const t0 = performance.now();
+  return () => base + Math.floor((performance.now() - t0) * speed);
 }

@@ -1,26 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { BinanceSimulator } from '../../src/simulator/server.ts';
-import type { SimulatorOptions } from '../../src/simulator/server.ts';
-import { TestClient, sleep, waitUntil } from './helpers.ts';
+import { describe, expect, it } from 'vitest';
+import { TestClient, sleep, useSimulator, waitUntil } from './helpers.ts';
 
-let sim: BinanceSimulator | undefined;
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.terminate();
-  await sim?.close();
-  sim = undefined;
-});
+const { start, connect } = useSimulator();
 
-async function start(options: SimulatorOptions = {}): Promise<BinanceSimulator> {
-  sim = await BinanceSimulator.start({ openUpdateMs: 100, ...options });
-  return sim;
-}
-
-async function connect(url: string, autoPong = true): Promise<TestClient> {
-  const c = await TestClient.open(url, { autoPong });
-  clients.push(c);
-  return c;
-}
 
 describe('simulator limits', () => {
   it('closes a socket that sends more than 5 control messages in a second with 1008', async () => {
