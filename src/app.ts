@@ -152,9 +152,10 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       status.emit({ type: 'lifecycle', phase: 'draining', detail: reason });
       relay.stopAccepting();
       await upstream.close();
-      await rest.close();
       const started = clock.monotonic();
+      // REST stays open while draining: a recovery in flight completes, so the live candles it holds go out.
       const drained = await pipeline.drain(config.shutdownGraceMs);
+      await rest.close();
       // Clients get what was drained, then serverShutdown and 1001; stragglers are cut when the grace runs out.
       await relay.close(Math.max(1000, config.shutdownGraceMs - (clock.monotonic() - started)));
       await http.close();

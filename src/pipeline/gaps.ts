@@ -74,6 +74,7 @@ export class GapTracker {
   readonly #abort = new AbortController();
   readonly #retry: readonly number[];
   #closed = false;
+  #idleWaiters: Array<() => void> = [];
   readonly stats: GapStats = { backfills: 0, backfillsFailed: 0, candlesRecovered: 0, holes: 0, duplicates: 0 };
 
   constructor(options: GapTrackerOptions) {
@@ -133,6 +134,19 @@ export class GapTracker {
     if (st.target > st.next) this.#startRecovery(st, 0);
   }
 
+  /** Resolves once no stream is recovering, holding candles or waiting to retry (shutdown drains through this). */
+  whenIdle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #checkIdle(): void {
+    if (this.#idleWaiters.length === 0 || this.pending > 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
   close(): void {
     this.#closed = true;
     this.#abort.abort();
@@ -189,6 +203,14 @@ export class GapTracker {
   }
 
   async #recover(st: StreamGapState): Promise<void> {
+    try {
+      await this.#recoverOnce(st);
+    } finally {
+      this.#checkIdle();
+    }
+  }
+
+  async #recoverOnce(st: StreamGapState): Promise<void> {
     if (st.next === undefined || this.#closed) return;
     st.recovering = true;
     const stream = st.stream;

@@ -119,14 +119,20 @@ export class Pipeline {
     if (!this.#stopped) this.#gaps.resync(stream);
   }
 
-  /** Deliver what is queued, then stop accepting. Resolves when the closed FIFO is empty or the deadline passes. */
+  /**
+   * Deliver what is queued, then stop accepting. Recoveries in flight are allowed to finish first (the
+   * live candles they hold were received before the stop, and must go out in order behind the
+   * recovered ones). Resolves true when everything went out, false when the deadline passed first.
+   */
   async drain(deadlineMs: number): Promise<boolean> {
-    this.#gaps.close();
-    const done = new Promise<void>((resolve) => {
-      if (this.#closed.depth === 0 && this.#open.depth === 0 && !this.#draining) resolve();
-      else this.#idleWaiters.push(resolve);
-    });
-    this.#schedule();
+    const done = (async () => {
+      await this.#gaps.whenIdle();
+      await new Promise<void>((resolve) => {
+        if (this.#closed.depth === 0 && this.#open.depth === 0 && !this.#draining) resolve();
+        else this.#idleWaiters.push(resolve);
+        this.#schedule();
+      });
+    })();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<false>((resolve) => {
       timer = setTimeout(() => {
@@ -135,6 +141,7 @@ export class Pipeline {
     });
     const ok = await Promise.race([done.then(() => true as const), timeout]);
     clearTimeout(timer);
+    this.#gaps.close();
     this.#stopped = true;
     return ok;
   }

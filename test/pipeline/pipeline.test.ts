@@ -236,6 +236,35 @@ describe('pipeline', () => {
     expect(sink.closed().length).toBe(50);
   });
 
+  it('drain() lets a recovery in flight finish, so the live candles it held still go out, in order', async () => {
+    const { pipeline, sink, refs } = setup({
+      recover: async (s, from, to) => {
+        await new Promise((r) => setTimeout(r, 150));
+        const out: Candle[] = [];
+        for (let t = from; t < to; t += MIN) out.push(candle(s, t, true, 0, 'rest'));
+        return out;
+      },
+    });
+    const btc = refs[0]!;
+    pipeline.ingest(candle(btc, 0, true));
+    pipeline.ingest(candle(btc, 3 * MIN, true)); // gap: held while [1, 3) is recovered
+    pipeline.ingest(candle(btc, 4 * MIN, true)); // held too
+    const ok = await pipeline.drain(2000);
+    expect(ok).toBe(true);
+    expect(sink.closed(btc)).toEqual([0, 1, 2, 3, 4].map((i) => i * MIN));
+  });
+
+  it('drain() gives up at its deadline when a recovery cannot finish', async () => {
+    const { pipeline, sink, refs } = setup({ recover: () => Promise.reject(new Error('REST down')) });
+    const btc = refs[0]!;
+    pipeline.ingest(candle(btc, 0, true));
+    pipeline.ingest(candle(btc, 2 * MIN, true));
+    const started = Date.now();
+    expect(await pipeline.drain(300)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(sink.closed(btc)).toEqual([0]); // never out of order, never past a gap
+  });
+
   it('records frame-to-delivery latency for every delivered candle', async () => {
     const { pipeline, refs } = setup();
     for (let i = 0; i < 5; i++) pipeline.ingest(candle(refs[0]!, i * MIN, true));
