@@ -18,8 +18,10 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS runtime
 # A 2 MB young generation: measured 98 MB RSS with 2000 streams against 122 MB with V8's default
 # (ARCHITECTURE.md, Performance). Kubernetes overlays set the same flag next to their heap limit.
+# MALLOC_ARENA_MAX=2: a 25-minute soak held 10 MB less RSS with it, same throughput (ARCHITECTURE.md).
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-semi-space-size=2 \
+    MALLOC_ARENA_MAX=2 \
     NPM_CONFIG_UPDATE_NOTIFIER=false
 WORKDIR /app
 COPY package.json package-lock.json ./
