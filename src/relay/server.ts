@@ -9,7 +9,8 @@
  *   valid because permessage-deflate is off and ws's Sender never queues without it (no compression,
  *   no Blob sends); control replies, pings and close frames still go through ws.
  * - An index stream id → subscribed sessions, so a candle touches only its subscribers.
- * - A batch is grouped per client and written under socket.cork()/uncork(): one writev per client per batch.
+ * - A batch is grouped per client and written as one buffer: one write per client per batch; clients
+ *   with the same frame sequence share one concatenation (see #flush).
  *   Measured (10,000 msgs/s to 100 clients on loopback, clients in the same process): ~0.3 µs of relay
  *   CPU per message per client this way, against ~3.3 µs with ws.send() per client, which could not
  *   keep up at that rate.
@@ -140,6 +141,8 @@ export class RelayServer implements CandleSink {
   #accepting = true;
   #listening = false;
   #sweep: NodeJS.Timeout | undefined;
+  /** The last concatenated batch of this delivery, reused by clients with the same frame sequence. */
+  #lastBatch: { frames: Buffer[]; bytes: Buffer } | undefined;
   #closing: Promise<void> | undefined;
   #allClosed: (() => void) | undefined;
 
@@ -233,6 +236,7 @@ export class RelayServer implements CandleSink {
     } finally {
       for (const s of touched) s.pending.length = 0;
       touched.length = 0;
+      this.#lastBatch = undefined;
     }
   }
 
@@ -481,23 +485,33 @@ export class RelayServer implements CandleSink {
     this.#subscribers[ref.id]?.delete(session);
   }
 
-  /** Write this batch's frames for one client under cork (one writev), stopping at its buffer cap. */
+  /**
+   * Write this batch's frames for one client as ONE buffer (one write, one syscall). Clients whose
+   * batch is the same frame sequence (same subscriptions, same mode: the common case of many clients
+   * on the same streams) share one concatenation, so a batch costs one copy per distinct sequence
+   * instead of one stream write per frame per client. A client this batch would push past its byte
+   * cap gets none of it and is cut as a slow consumer.
+   */
   #flush(s: Session): void {
     const socket = s.socket;
     if (s.state !== 'open' || s.ws.readyState !== WebSocket.OPEN || !socket.writable) return;
-    const limit = this.#config.maxBufferedBytes;
-    socket.cork();
-    for (const frame of s.pending) {
-      const buffered = socket.writableLength;
-      if (buffered + frame.length > limit) {
-        this.#slowConsumer(s, buffered);
-        break;
-      }
-      socket.write(frame);
-      this.#messagesSent++;
-      this.#bytesSent += frame.length;
+    const frames = s.pending;
+    let bytes: Buffer;
+    const shared = this.#lastBatch;
+    if (shared !== undefined && sameFrames(shared.frames, frames)) {
+      bytes = shared.bytes;
+    } else {
+      bytes = frames.length === 1 && frames[0] !== undefined ? frames[0] : Buffer.concat(frames);
+      this.#lastBatch = { frames: frames.slice(), bytes };
     }
-    socket.uncork();
+    const buffered = socket.writableLength;
+    if (buffered + bytes.length > this.#config.maxBufferedBytes) {
+      this.#slowConsumer(s, buffered);
+      return;
+    }
+    socket.write(bytes);
+    this.#messagesSent += frames.length;
+    this.#bytesSent += bytes.length;
   }
 
   #slowConsumer(s: Session, bufferedBytes: number): void {
@@ -592,4 +606,10 @@ export class RelayServer implements CandleSink {
       this.#listening = false;
     }
   }
+}
+
+function sameFrames(a: readonly Buffer[], b: readonly Buffer[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
