@@ -191,27 +191,14 @@ async function measureMemory(sim: BinanceSimulator, streamCount: number): Promis
   }
 }
 
-interface Summary {
+/** A scenario's median over its runs, with ratios to the floor of the same run. */
+type Summary = Omit<Run, 'scrapes'> & {
   runs: number;
-  msgsPerSec: number;
-  cpuUsPerMsg: number;
-  rssMB: number;
-  heapMB: number;
-  floodCpuPct: number;
   ratioMsgsPerSec: number;
   ratioCpuUsPerMsg: number;
   ratioRss: number;
   ratioHeap: number;
-  p50Us?: number;
-  p99Us?: number;
-  p999Us?: number;
-  maxUs?: number;
-  deliveredPerSec?: number;
-  relaySentPerSec?: number;
-  clientMsgsPerSec?: number;
-  clientsOpen?: number;
-  clientCpuPct?: number;
-}
+};
 
 function summarize(runs: readonly Run[], floor: Omit<Summary, 'runs'> | undefined): Summary {
   const med = (k: keyof Run): number | undefined => {
