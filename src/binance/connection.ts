@@ -336,7 +336,8 @@ export class BinanceConnection {
 
   /** The combined-stream URL with as many streams as fit under MAX_URL_BYTES; the rest are SUBSCRIBEd after open. */
   #buildUrl(): { url: string; overflow: string[] } {
-    // A spare without streams opens bare /stream (Binance accepts it and SUBSCRIBEs come later).
+    // A spare without streams opens bare /stream, combined mode with nothing subscribed yet (Binance
+    // lists it as a stream URL: connect empty, then SUBSCRIBE; binance-protocol.md §1 "Bare paths").
     if (this.#slots.size === 0) return { url: `${this.#config.binance.wsUrl}/stream`, overflow: [] };
     const base = `${this.#config.binance.wsUrl}/stream?streams=`;
     let url = base;
