@@ -168,4 +168,5 @@ process.on('disconnect', () => {
   void connector.shutdown('parent gone').then(() => process.exit(0));
 });
 
+if (connector.httpAddress === undefined) throw new Error('the bench daemon needs the ops server (CONNECTOR_WSS_HEALTH_CHECK_ENABLED)');
 send({ type: 'ready', relayPort: connector.relayAddress.port, httpPort: connector.httpAddress.port });

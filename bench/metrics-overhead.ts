@@ -48,6 +48,7 @@ const config = EnvSchema.parse({
   CONNECTOR_LOG_LEVEL: 'silent',
 });
 const connector = await startConnector(config, { log: pino({ level: 'silent' }) });
+if (connector.httpAddress === undefined) throw new Error('metrics-overhead needs the ops server (CONNECTOR_WSS_HEALTH_CHECK_ENABLED)');
 const url = `http://127.0.0.1:${connector.httpAddress.port}/metrics`;
 await sleep(8000); // every stream live, the load steady
 let bytes = 0;

@@ -50,7 +50,8 @@ export interface Connector {
   readonly pipeline: Pipeline;
   readonly relay: RelayServer;
   readonly relayAddress: { host: string; port: number };
-  readonly httpAddress: { host: string; port: number };
+  /** Where /health, /ready and /metrics listen; undefined with CONNECTOR_WSS_HEALTH_CHECK_ENABLED=false. */
+  readonly httpAddress: { host: string; port: number } | undefined;
   readonly sources: OpsSources;
   /** Graceful stop (contract §7). Resolves with whether every queued closed candle was delivered in time. Idempotent. */
   shutdown(reason: string): Promise<{ drained: boolean }>;
@@ -78,8 +79,11 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
 
   // The pool and the pipeline point at each other (candles one way, pause/resume the other). The
   // pipeline's callbacks run only once candles flow, which is after `upstream` below exists.
+  // CONNECTOR_OPEN_QUEUE_MAXSIZE=0 (the seed's "unbounded"): one slot per configured stream, which is
+  // all OpenLatest can ever hold, so no open update is evicted (superseded ones are still skipped).
+  const pipelineConfig = config.pipeline.openQueueMax === 0 ? { ...config.pipeline, openQueueMax: Math.max(1, registry.size) } : config.pipeline;
   const pipeline = new Pipeline({
-    config: config.pipeline,
+    config: pipelineConfig,
     sinks: [relay, ...(deps.sinks ?? [])],
     status,
     clock,
@@ -135,14 +139,18 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   };
 
   const metrics = createMetrics({ status, sources, config, collectDefault: deps.collectDefaultMetrics ?? true, breakerNames: [restBreakerName(BINANCE)] });
-  const http = createHttpServer({ config, sources, registry: metrics.registry, log });
+  // CONNECTOR_WSS_HEALTH_CHECK_ENABLED=false: no ops server at all (contract §2), not one that answers 404.
+  const http = config.http.enabled ? createHttpServer({ config, sources, registry: metrics.registry, log }) : undefined;
 
   const relayAddress = await relay.listen();
-  await http.listen({ host: config.http.host, port: config.http.port });
-  const addr = http.server.address();
-  const httpAddress = { host: config.http.host, port: typeof addr === 'object' && addr !== null ? addr.port : config.http.port };
+  let httpAddress: { host: string; port: number } | undefined;
+  if (http !== undefined) {
+    await http.listen({ host: config.http.host, port: config.http.port });
+    const addr = http.server.address();
+    httpAddress = { host: config.http.host, port: typeof addr === 'object' && addr !== null ? addr.port : config.http.port };
+  }
   await upstream.start();
-  status.emit({ type: 'lifecycle', phase: 'started', detail: `relay :${relayAddress.port}, http :${httpAddress.port}` });
+  status.emit({ type: 'lifecycle', phase: 'started', detail: `relay :${relayAddress.port}, http ${httpAddress === undefined ? 'disabled' : `:${httpAddress.port}`}` });
 
   let stopping: Promise<{ drained: boolean }> | undefined;
   async function shutdown(reason: string): Promise<{ drained: boolean }> {
@@ -158,7 +166,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       await rest.close();
       // Clients get what was drained, then serverShutdown and 1001; stragglers are cut when the grace runs out.
       await relay.close(Math.max(1000, config.shutdownGraceMs - (clock.monotonic() - started)));
-      await http.close();
+      await http?.close();
       metrics.dispose();
       status.emit({ type: 'lifecycle', phase: 'stopped', detail: drained ? 'drained' : 'grace period exceeded' });
       logging.dispose();

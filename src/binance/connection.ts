@@ -19,7 +19,16 @@
  * answered within a minute; ws answers pings with the same payload (autoPong, lib/websocket.js
  * `receiverOnPing`). Every inbound frame (data, ping, pong) proves liveness. Binance counts every
  * inbound control frame (our pongs, pings, SUBSCRIBEs) against 5/s per socket, so client pings are
- * sent at most once per `pingTimeoutMs / maxMissedPings` of silence and SUBSCRIBEs are paced.
+ * sent only after `pingTimeoutMs / maxMissedPings` of silence and SUBSCRIBEs are paced.
+ *
+ * Missed pongs (the seed's `max_missed_pings`): a ping left unanswered for `pongTimeoutMs` is one miss;
+ * misses are tolerated and the socket is probed again at once, and the `maxMissedPings`-th miss in a
+ * row replaces it. Any pong or inbound frame clears the count. With the production figures (60 s, 5 s,
+ * 3): first ping after 20 s of silence, misses at 25 s and 30 s tolerated, replaced at 35 s; the
+ * liveness deadline (no frame for `pingTimeoutMs`) stays the backstop.
+ *
+ * Quality is graded by `assess()`, which the pool runs every `healthCheckIntervalMs`; the deadlines
+ * above run on the pool's much finer tick (`check()`).
  */
 import type { ClientOptions, RawData, WebSocket } from 'ws';
 import type { Candle, StreamRef } from '../core/candle.ts';
@@ -173,6 +182,8 @@ export class BinanceConnection {
   #unseen = 0;
   #notifiedAllSeen = false;
   #pingSentAt: number | undefined;
+  /** Client pings in a row that went unanswered within pongTimeoutMs (cleared by any pong or frame). */
+  #missedPongs = 0;
   #lastClientPingAt = Number.NEGATIVE_INFINITY;
   /** Our outbound control messages in the trailing second (pongs, pings, SUBSCRIBEs). */
   #controlTimes: number[] = [];
@@ -185,6 +196,8 @@ export class BinanceConnection {
   #closing: Promise<void> | undefined;
   #closeBackstop: NodeJS.Timeout | undefined;
   #connectTimer: NodeJS.Timeout | undefined;
+  /** Monotonic ms since which this socket has carried no stream (a spare); undefined while it carries some. */
+  #emptySince: number | undefined;
 
   /** This socket's rotation age limit (maxAgeMs minus 0–10 %, so sockets do not rotate together). */
   readonly maxAgeMs: number;
@@ -211,6 +224,7 @@ export class BinanceConnection {
     this.#counters = options.counters;
     this.maxAgeMs = Math.round(options.config.pool.maxAgeMs * (1 - 0.1 * options.random()));
     for (const carry of options.streams) this.#addSlot(carry);
+    if (this.#slots.size === 0) this.#emptySince = this.#clock.monotonic();
   }
 
   get state(): ConnState {
@@ -230,6 +244,10 @@ export class BinanceConnection {
   }
   get lastFrameAt(): number | undefined {
     return this.#hasFrame ? this.#lastFrameAt : undefined;
+  }
+  /** Monotonic ms since which the socket has had no stream, or undefined (the pool closes it after idleTimeoutMs). */
+  get idleSince(): number | undefined {
+    return this.#emptySince;
   }
 
   streams(): StreamRef[] {
@@ -298,6 +316,7 @@ export class BinanceConnection {
       resync: carry.resync,
     };
     this.#slots.set(carry.ref, slot);
+    this.#emptySince = undefined;
     return slot;
   }
 
@@ -317,6 +336,9 @@ export class BinanceConnection {
 
   /** The combined-stream URL with as many streams as fit under MAX_URL_BYTES; the rest are SUBSCRIBEd after open. */
   #buildUrl(): { url: string; overflow: string[] } {
+    // A spare without streams opens bare /stream, combined mode with nothing subscribed yet (Binance
+    // lists it as a stream URL: connect empty, then SUBSCRIBE; binance-protocol.md §1 "Bare paths").
+    if (this.#slots.size === 0) return { url: `${this.#config.binance.wsUrl}/stream`, overflow: [] };
     const base = `${this.#config.binance.wsUrl}/stream?streams=`;
     let url = base;
     const overflow: string[] = [];
@@ -423,9 +445,11 @@ export class BinanceConnection {
         this.#recordControl(now);
       });
       ws.on('pong', () => {
-        // A pong answers our ping (the pong deadline) but does not prove data flows: the liveness
-        // deadline only counts data frames and server pings.
-        if (this.#ws === ws) this.#pingSentAt = undefined;
+        // A pong answers our ping (the pong deadline, the missed count) but does not prove data flows:
+        // the liveness deadline only counts data frames and server pings.
+        if (this.#ws !== ws) return;
+        this.#pingSentAt = undefined;
+        this.#missedPongs = 0;
       });
     });
   }
@@ -435,6 +459,7 @@ export class BinanceConnection {
     this.#openedAt = now;
     this.#lastFrameAt = now;
     this.#pingSentAt = undefined;
+    this.#missedPongs = 0;
     this.#lastClientPingAt = now;
     this.#controlTimes = [];
     this.#notifiedAllSeen = false;
@@ -490,6 +515,7 @@ export class BinanceConnection {
   #frameSeen(now: number): void {
     this.#lastFrameAt = now;
     this.#pingSentAt = undefined;
+    this.#missedPongs = 0;
   }
 
   #onMessage(data: RawData): void {
@@ -501,6 +527,7 @@ export class BinanceConnection {
     this.#lastFrameAt = now;
     this.#hasFrame = true;
     this.#pingSentAt = undefined;
+    this.#missedPongs = 0;
     const frame = rawToBuffer(data);
     this.#counters.messages++;
     this.#counters.bytes += frame.length;
@@ -648,7 +675,7 @@ export class BinanceConnection {
   // -- periodic check (driven by the pool's tick) -------------------------------------------------
 
   /**
-   * Liveness, client ping, staleness and quality. `now` is monotonic ms. Suspended while paused
+   * Liveness, client pings and missed pongs, staleness. `now` is monotonic ms. Suspended while paused
    * (deadlines are shifted by the paused time on resume).
    */
   check(now: number): void {
@@ -660,15 +687,20 @@ export class BinanceConnection {
       this.drop(`no frame for ${Math.round(silent)} ms (liveness deadline ${hb.pingTimeoutMs} ms)`);
       return;
     }
-    if (this.#pingSentAt !== undefined) {
-      if (now - this.#pingSentAt >= hb.pongTimeoutMs) {
-        this.drop(`no pong within ${hb.pongTimeoutMs} ms`);
+    if (this.#pingSentAt !== undefined && now - this.#pingSentAt >= hb.pongTimeoutMs) {
+      this.#pingSentAt = undefined;
+      this.#missedPongs++;
+      if (this.#missedPongs >= hb.maxMissedPings) {
+        this.drop(`${this.#missedPongs} pings in a row unanswered within ${hb.pongTimeoutMs} ms`);
         return;
       }
-    } else {
+    }
+    if (this.#pingSentAt === undefined) {
+      // After a tolerated miss, probe again at once; otherwise only after a period of silence.
       const period = hb.pingTimeoutMs / hb.maxMissedPings;
+      const due = this.#missedPongs > 0 || (silent >= period && now - this.#lastClientPingAt >= period);
       this.#trimControl(now);
-      if (silent >= period && now - this.#lastClientPingAt >= period && this.#controlTimes.length < CONTROL_BUDGET_PER_SECOND - 1) {
+      if (due && this.#controlTimes.length < CONTROL_BUDGET_PER_SECOND - 1) {
         this.#pingSentAt = now;
         this.#lastClientPingAt = now;
         this.#recordControl(now);
@@ -679,7 +711,6 @@ export class BinanceConnection {
     // Staleness: a stream silent past staleStreamMs is stale; one still silent after it already caused
     // replacements waits staleStreamMs · 2^strikes before causing another (genuinely quiet streams).
     let replace = false;
-    let stale = 0;
     for (const s of this.#slots.values()) {
       if (!s.subscribed) continue;
       const quiet = now - s.lastAt;
@@ -689,13 +720,17 @@ export class BinanceConnection {
         this.#counters.staleEvents++;
         this.#status.emit({ type: 'stream.stale', exchange: BINANCE, stream: s.ref.name, silentMs: Math.round(quiet), connId: this.id });
       }
-      if (s.stale) {
-        stale++;
-        if (quiet >= hb.staleStreamMs * 2 ** Math.min(s.strikes, MAX_STALE_STRIKES)) replace = true;
-      }
+      if (s.stale && quiet >= hb.staleStreamMs * 2 ** Math.min(s.strikes, MAX_STALE_STRIKES)) replace = true;
     }
-    this.#grade(now, silent, stale);
     if (replace) this.#owner.staleStreams(this);
+  }
+
+  /** The health check (every `healthCheckIntervalMs`, driven by the pool): grade this socket's quality. */
+  assess(now: number): void {
+    if (this.#state !== 'connected' || this.#ws === undefined || this.#paused) return;
+    let stale = 0;
+    for (const s of this.#slots.values()) if (s.subscribed && s.stale) stale++;
+    this.#grade(now, now - this.#lastFrameAt, stale);
   }
 
   /**

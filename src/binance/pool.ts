@@ -2,8 +2,10 @@
  * The Binance upstream: a pool of combined-stream sockets carrying every configured kline stream.
  *
  * Owns what no single socket can decide:
- * - placement: streams spread over max(initialConnections, needed) sockets, none above
- *   maxStreamsPerConnection; re-placed streams go to the healthiest sockets with spare room first;
+ * - placement: streams spread evenly over max(initialConnections, needed) sockets, none above
+ *   maxStreamsPerConnection; re-placed streams go to the healthiest sockets with spare room first.
+ *   With fewer streams than initialConnections the remaining sockets open as streamless spares (warm
+ *   hosts for re-placed streams); a socket without streams is closed after idleTimeoutMs;
  * - the attempt gate every connection attempt passes through, in this order: the 1008 / 429 / 418
  *   penalty (≥ 2 min after a 1008 close), the circuit breaker (cockatiel; while open, sockets are
  *   `suspended`; half-open lets `halfOpenCalls` trials through), and a sliding 5-minute attempt budget
@@ -14,7 +16,8 @@
  *   resynced when they arrive);
  * - `handlers.resync` for streams that may have lost data (socket lost, stale, breaker recovery); never
  *   for a clean rotation;
- * - one tick timer driving every socket's liveness / staleness / quality check and age rotation.
+ * - one tick timer driving every socket's liveness / pong / staleness deadlines, idleness and age
+ *   rotation, and the health check (every healthCheckIntervalMs) grading every socket's quality.
  */
 import {
   BrokenCircuitError,
@@ -120,6 +123,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
   #gateTimer: NodeJS.Timeout | undefined;
   #gateAt = Number.POSITIVE_INFINITY;
   #tickTimer: NodeJS.Timeout | undefined;
+  #healthTimer: NodeJS.Timeout | undefined;
   #penaltyUntil = 0;
   #budgetReported = false;
   #seq = 0;
@@ -162,10 +166,9 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     const total = this.#streams.length;
     const needed = Math.ceil(total / per);
     const n = Math.max(1, Math.min(Math.max(initialConnections, needed), Math.max(maxConnections, needed)));
-    const size = Math.ceil(total / n);
+    // Even shares (none above ceil(total / n) <= per); sockets past the stream count open empty (spares).
     for (let i = 0; i < n; i++) {
-      const chunk = this.#streams.slice(i * size, (i + 1) * size);
-      if (chunk.length === 0 && i > 0) break;
+      const chunk = this.#streams.slice(Math.floor((i * total) / n), Math.floor(((i + 1) * total) / n));
       this.#enqueue(this.#create(chunk.map((ref) => ({ ref }))));
     }
     const hb = this.#config.heartbeat;
@@ -174,6 +177,10 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
       this.#tick();
     }, period);
     this.#tickTimer.unref();
+    this.#healthTimer = setInterval(() => {
+      this.#healthCheck();
+    }, this.#config.pool.healthCheckIntervalMs);
+    this.#healthTimer.unref();
     return Promise.resolve();
   }
 
@@ -181,6 +188,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     if (this.#closing !== undefined) return this.#closing;
     this.#closed = true;
     clearInterval(this.#tickTimer);
+    clearInterval(this.#healthTimer);
     clearTimeout(this.#gateTimer);
     clearTimeout(this.#breakerTimer);
     for (const s of this.#slots.values()) {
@@ -542,6 +550,11 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
   #rotate(old: BinanceConnection, reason: string): void {
     const s = this.#slot(old);
     if (this.#closed || s === undefined || old.replacement !== undefined || !old.isOpen) return;
+    if (old.idleSince !== undefined && old.replacing === undefined) {
+      // A spare carries nothing that a replacement would have to take over: just let it go.
+      this.#remove(old, `${reason}: spare without streams closed`);
+      return;
+    }
     if (old.replacing !== undefined) {
       // Itself the new half of an unfinished rotation: finish that one first (its predecessor goes).
       this.#finishRotation(old, old.replacing, 'superseded');
@@ -591,7 +604,18 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
   #tick(): void {
     if (this.#closed) return;
     const now = this.#clock.monotonic();
+    const idleMs = this.#config.pool.idleTimeoutMs;
     for (const conn of [...this.#conns]) {
+      const idleSince = conn.idleSince;
+      if (idleSince !== undefined) {
+        // A streamless spare: nothing to check, rotate or resync; it only waits to host re-placed streams.
+        if (now - idleSince >= idleMs && conn.replacement === undefined && conn.replacing === undefined) {
+          this.#remove(conn, `idle: no streams for ${idleMs} ms`);
+        } else {
+          conn.check(now);
+        }
+        continue;
+      }
       conn.check(now);
       if (this.#paused || !conn.isOpen || conn.replacement !== undefined || conn.replacing !== undefined) continue;
       const s = this.#slot(conn);
@@ -599,6 +623,12 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
         this.#rotate(conn, 'max age');
       }
     }
+  }
+
+  #healthCheck(): void {
+    if (this.#closed) return;
+    const now = this.#clock.monotonic();
+    for (const conn of this.#conns) conn.assess(now);
   }
 
   // -- observation -----------------------------------------------------------------------------

@@ -8,12 +8,34 @@ import * as z from 'zod';
 export const KLINE_INTERVALS = ['1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d', '3d', '1w', '1M'] as const;
 export type KlineInterval = (typeof KLINE_INTERVALS)[number];
 
-/** An integer from a JSON number or a non-empty decimal string (never `Number('') === 0`). */
+/**
+ * An integer from a JSON number or a non-empty decimal string (never `Number('') === 0`). Seed-era
+ * files write integers as decimals (`30.0`): an integral decimal is that integer, a fractional one is
+ * refused.
+ */
 function int(min: number, max: number) {
   return z
-    .union([z.number(), z.string().trim().regex(/^-?\d+$/, { message: 'expected an integer' })])
+    .union([z.number(), z.string().trim().regex(/^-?\d+(\.\d+)?$/, { message: 'expected an integer' })])
     .transform((v) => Number(v))
-    .pipe(z.number().int().min(min, { message: `expected an integer >= ${min}` }).max(max, { message: `expected an integer <= ${max}` }));
+    .pipe(
+      z
+        .number()
+        .int({ message: 'expected an integer' })
+        .min(min, { message: `expected an integer >= ${min}` })
+        .max(max, { message: `expected an integer <= ${max}` }),
+    );
+}
+
+/**
+ * Decimal seconds (`30`, `30.0`, `1.5`), as the seed wrote them, into whole milliseconds. Give defaults
+ * with `.prefault(seconds)` so they go through the same conversion (`.default` would skip it).
+ */
+function seconds(min: number, max: number) {
+  return z
+    .union([z.number(), z.string().trim().regex(/^\d+(\.\d+)?$/, { message: 'expected a number of seconds, e.g. 30 or 30.0' })])
+    .transform((v) => Number(v))
+    .pipe(z.number().min(min, { message: `expected seconds >= ${min}` }).max(max, { message: `expected seconds <= ${max}` }))
+    .transform((s) => Math.round(s * 1000));
 }
 
 function num(min: number, max: number) {
@@ -88,16 +110,19 @@ export const envShape = {
 
   CONNECTOR_HEALTH_CHECK_HOST: z.string().trim().min(1).default('0.0.0.0'),
   CONNECTOR_WSS_HEALTH_CHECK_PORT: port().default(8766),
+  /** false: no ops server at all (no /health, /ready, /metrics listener), as in the seed. */
+  CONNECTOR_WSS_HEALTH_CHECK_ENABLED: bool().default(true),
 
   CONNECTOR_CLOSED_QUEUE_MAXSIZE: int(1, 10_000_000).default(1000),
-  CONNECTOR_OPEN_QUEUE_MAXSIZE: int(1, 10_000_000).default(10_000),
-  CONNECTOR_DEDUPLICATION_WINDOW_SECONDS: int(1, 86_400 * 31).default(120),
+  /** 0 (the seed's "unbounded"): one slot per configured stream and no further bound, so nothing is evicted. */
+  CONNECTOR_OPEN_QUEUE_MAXSIZE: int(0, 10_000_000).default(10_000),
+  CONNECTOR_DEDUPLICATION_WINDOW_SECONDS: seconds(1, 86_400 * 31).prefault(120),
   CONNECTOR_DEDUPLICATION_MAX_ENTRIES: int(1, 10_000_000).default(10_000),
   CONNECTOR_GAP_HOLD_MAX: int(1, 1_000_000).default(5000),
 
   CONNECTOR_CIRCUIT_BREAKER_FAILURE_THRESHOLD: int(1, 1000).default(5),
-  CONNECTOR_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: int(1, 86_400).default(30),
-  CONNECTOR_CIRCUIT_BREAKER_RECOVERY_MAX: int(1, 86_400).default(300),
+  CONNECTOR_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: seconds(1, 86_400).prefault(30),
+  CONNECTOR_CIRCUIT_BREAKER_RECOVERY_MAX: seconds(1, 86_400).prefault(300),
   CONNECTOR_CIRCUIT_BREAKER_HALF_OPEN_CALLS: int(1, 100).default(1),
 
   CONNECTOR_REST_POOL_CONNECTIONS: int(1, 1000).default(10),
@@ -109,7 +134,9 @@ export const envShape = {
   CONNECTOR_MAX_CONNECTIONS: int(1, 1000).default(10),
   CONNECTOR_INITIAL_CONNECTIONS: int(1, 1000).default(1),
   CONNECTOR_CONNECT_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  /** How often each socket's quality is graded (the liveness, pong and staleness deadlines have their own). */
   CONNECTOR_HEALTH_CHECK_INTERVAL_MS: int(100, 3_600_000).default(30_000),
+  /** A socket without streams (a spare beyond what the streams need) is closed after this. */
   CONNECTOR_IDLE_TIMEOUT_MS: int(1000, 86_400_000).default(300_000),
   CONNECTOR_CONNECTION_MAX_AGE_MS: int(10_000, 86_400_000).default(3_600_000),
   CONNECTOR_MAX_CONNECTION_ATTEMPTS_PER_5MIN: int(1, 300).default(60),
@@ -117,6 +144,7 @@ export const envShape = {
 
   CONNECTOR_PING_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
   CONNECTOR_PONG_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  /** Client pings in a row left unanswered within CONNECTOR_PONG_TIMEOUT_MS before the socket is replaced. */
   CONNECTOR_MAX_MISSED_PINGS: int(1, 100).default(3),
   CONNECTOR_UNHEALTHY_THRESHOLD: num(0, 1).default(0.5),
   CONNECTOR_STALE_STREAM_MS: int(100, 86_400_000).default(60_000),
@@ -214,8 +242,8 @@ function toConfig(v: Env) {
     },
     breaker: {
       failureThreshold: v.CONNECTOR_CIRCUIT_BREAKER_FAILURE_THRESHOLD,
-      recoveryTimeoutMs: v.CONNECTOR_CIRCUIT_BREAKER_RECOVERY_TIMEOUT * 1000,
-      recoveryMaxMs: v.CONNECTOR_CIRCUIT_BREAKER_RECOVERY_MAX * 1000,
+      recoveryTimeoutMs: v.CONNECTOR_CIRCUIT_BREAKER_RECOVERY_TIMEOUT,
+      recoveryMaxMs: v.CONNECTOR_CIRCUIT_BREAKER_RECOVERY_MAX,
       halfOpenCalls: v.CONNECTOR_CIRCUIT_BREAKER_HALF_OPEN_CALLS,
     },
     rest: {
@@ -226,8 +254,9 @@ function toConfig(v: Env) {
     },
     pipeline: {
       closedQueueMax: v.CONNECTOR_CLOSED_QUEUE_MAXSIZE,
+      /** 0 = one slot per configured stream (startConnector sizes it to the registry). */
       openQueueMax: v.CONNECTOR_OPEN_QUEUE_MAXSIZE,
-      dedupWindowMs: v.CONNECTOR_DEDUPLICATION_WINDOW_SECONDS * 1000,
+      dedupWindowMs: v.CONNECTOR_DEDUPLICATION_WINDOW_SECONDS,
       dedupMaxEntries: v.CONNECTOR_DEDUPLICATION_MAX_ENTRIES,
       gapHoldMax: v.CONNECTOR_GAP_HOLD_MAX,
     },
@@ -245,6 +274,7 @@ function toConfig(v: Env) {
       closeTimeoutMs: v.CONNECTOR_RELAY_CLOSE_TIMEOUT_MS,
     },
     http: {
+      enabled: v.CONNECTOR_WSS_HEALTH_CHECK_ENABLED,
       host: v.CONNECTOR_HEALTH_CHECK_HOST,
       port: v.CONNECTOR_WSS_HEALTH_CHECK_PORT,
     },

@@ -44,7 +44,9 @@ const connector = await startConnector(config, { log });
 const relayUrl = `ws://127.0.0.1:${connector.relayAddress.port}`;
 process.stdout.write(
   `demo: relay on ${relayUrl}  (try: ${relayUrl}/ws/btcusdt@kline_1s)\n` +
-    `demo: ops on http://127.0.0.1:${connector.httpAddress.port}/ready and /metrics\n`,
+    (connector.httpAddress === undefined
+      ? 'demo: ops server disabled (CONNECTOR_WSS_HEALTH_CHECK_ENABLED=false)\n'
+      : `demo: ops on http://127.0.0.1:${connector.httpAddress.port}/ready and /metrics\n`),
 );
 
 const streams = connector.registry.all().map((s) => s.name);

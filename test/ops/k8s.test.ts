@@ -190,6 +190,12 @@ describe.each(OVERLAYS)('k8s overlay %s', (env) => {
     expect(token?.valueFrom).toEqual({ secretKeyRef: { name: 'kline-connector-relay', key: 'token', optional: true } });
   });
 
+  it("keeps its preset's log level: the ConfigMap does not silently override config/<env>.json", () => {
+    const preset = JSON.parse(readFileSync(path.join(ROOT, 'config', `${env}.json`), 'utf8')) as Record<string, unknown>;
+    const presetLevel = preset.CONNECTOR_LOG_LEVEL ?? 'info';
+    expect(configData(env).CONNECTOR_LOG_LEVEL ?? presetLevel).toBe(presetLevel);
+  });
+
   it('exposes named ports relay 8765 and metrics 8766 through the Service, and selects only by immutable labels', () => {
     const svc = get(env, 'Service');
     const spec = svc.spec as { ports: Array<{ name: string; port: number; targetPort: string }>; selector: Record<string, string> };
