@@ -98,6 +98,25 @@ export class FakeSources implements OpsSources {
     this.upstream.staleStreams = Array.from({ length: this.upstream.streamsConfigured - live }, (_, i) => `sym${i}usdt@kline_1m`);
   }
 
+  /** Add a queued sink (every sink but the relay) with these figures; returns it for later changes. */
+  addSink(name: string, figures: Partial<Mutable<SinkStats>> = {}): Mutable<SinkStats> {
+    const s: Mutable<SinkStats> = {
+      name,
+      state: 'ok',
+      pending: 0,
+      capacity: 10_000,
+      delivered: 0,
+      errors: 0,
+      shed: 0,
+      shedding: false,
+      catchUp: true,
+      lastError: undefined,
+      ...figures,
+    };
+    this.sinkList.push(s);
+    return s;
+  }
+
   /** Binance unreachable: every socket reconnecting, nothing live. */
   upstreamDown(): void {
     this.upstream.connections = [conn('c1', 'reconnecting'), conn('c2', 'reconnecting'), conn('c3', 'suspended')];
