@@ -93,7 +93,7 @@ export class Pipeline {
     this.#batchSize = options.batchSize ?? 512;
     this.#inline = options.inline ?? [];
     this.#runners = options.sinks.map(
-      (sink) => new SinkRunner({ sink, status: options.status, batchSize: this.#batchSize, openMax: c.openQueueMax, retry: options.sinkRetryMs ?? DEFAULT_SINK_RETRY }),
+      (sink) => new SinkRunner({ sink, status: options.status, batchSize: this.#batchSize, openMax: this.#open.capacity, retry: options.sinkRetryMs ?? DEFAULT_SINK_RETRY }),
     );
     this.#gaps = new GapTracker({
       fetch: options.recover,

@@ -94,7 +94,10 @@ export class SinkRunner {
     this.#status = options.status;
     this.#batchSize = options.batchSize;
     this.#backoff = new ExponentialBackoff({ initialDelay: options.retry.initialMs, maxDelay: options.retry.maxMs });
-    this.#closed = new ClosedFifo(sink.maxPending ?? DEFAULT_SINK_QUEUE_MAX);
+    const bound = sink.maxPending ?? DEFAULT_SINK_QUEUE_MAX;
+    // A programming error in the sink's wiring, not a runtime condition: fail at start, by name.
+    if (!Number.isInteger(bound) || bound < 1) throw new RangeError(`sink ${sink.name}: maxPending must be a positive integer, got ${String(bound)}`);
+    this.#closed = new ClosedFifo(bound);
     this.#open = sink.closedOnly === true ? undefined : new OpenLatest(options.openMax);
     this.#catchUp = sink.onGap !== undefined;
   }

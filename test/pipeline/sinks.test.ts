@@ -9,6 +9,7 @@ import type { Clock } from '../../src/core/clock.ts';
 import { StatusStream, type StatusEvent, type StatusEventOf } from '../../src/core/status.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { EnvSchema } from '../../src/config/schema.ts';
+import { createLogger, logStatus } from '../../src/ops/logger.ts';
 import { candle, streams } from '../helpers/candles.ts';
 
 const MIN = 60_000;
@@ -107,7 +108,7 @@ function setup(sinks: CandleSink[], retry = { initialMs: 100, maxMs: 1000 }) {
     if (s === undefined) throw new Error(`no sink ${name}`);
     return s;
   };
-  return { pipeline, relay, btc: refs[0]!, eth: refs[1]!, events, sinkEvents, stats };
+  return { pipeline, relay, status, btc: refs[0]!, eth: refs[1]!, events, sinkEvents, stats };
 }
 
 /** Runs what is due within `ms` of fake time (the drain's setImmediate steps included). */
@@ -154,6 +155,31 @@ describe('sink runners', () => {
     // pending: what was still queued behind the batch that went through at the change.
     expect(sinkEvents().at(-1)).toEqual({ type: 'sink.state', sink: 'flaky', from: 'failing', to: 'ok', pending: 5, attempts: errors });
     expect(stats('flaky')).toMatchObject({ state: 'ok', errors, delivered: 10, pending: 0 });
+  });
+
+  it('logs a failing spell as two lines (warn when it starts, info when it ends), however many retries it took', async () => {
+    const flaky = new TestSink('flaky');
+    flaky.mode = 'reject';
+    const lossy = new TestSink('lossy', { maxPending: 1 });
+    lossy.mode = 'hang';
+    const { pipeline, btc, status } = setup([flaky, lossy]);
+    const lines: Array<{ level: string; event: string; sink?: string }> = [];
+    const logging = logStatus(status, createLogger('info', { write: (line: string) => lines.push(JSON.parse(line) as { level: string; event: string }) }));
+    for (let i = 0; i < 4; i++) {
+      pipeline.ingest(candle(btc, i * MIN, true));
+      await tick(2000);
+    }
+    flaky.mode = 'ok';
+    lossy.release();
+    await tick(1000);
+    logging.dispose();
+    expect(flaky.attemptTimes.length).toBeGreaterThan(5);
+    expect(lines.map((l) => `${l.level} ${l.event} ${l.sink ?? ''}`)).toEqual([
+      'warn sink.state flaky',
+      'warn sink.shedding lossy',
+      'error sink.gap lossy', // released at once; no catch-up: what it shed is lost to it
+      'info sink.state flaky', // at its next retry
+    ]);
   });
 
   it('treats a synchronous throw like a rejection: counted, retried, and the drain goes on', async () => {
@@ -322,6 +348,10 @@ describe('sink runners', () => {
     hung.release();
     await tick();
     expect(pipeline.sinkStats().find((s) => s.name === 'hung')).toMatchObject({ state: 'stopped', delivered: 0 });
+  });
+
+  it('refuses at construction a sink whose queue bound is not a positive integer, naming the sink', () => {
+    expect(() => setup([new TestSink('broken', { maxPending: 0 })])).toThrow('sink broken: maxPending must be a positive integer, got 0');
   });
 
   it('an onGap that throws is counted as a sink error and changes nothing else', async () => {
