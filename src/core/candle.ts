@@ -73,7 +73,8 @@ export interface InlineSink {
  *   open updates at all. The sink never sees a duplicate.
  * - **Delivery**: `deliver` may return nothing (done) or a promise (done when it resolves). The runner
  *   hands over the next batch only after the previous one is done, so a sink has at most one batch in
- *   flight.
+ *   flight. A runner that is idle calls `deliver` within the drain step, right after the relay: what a
+ *   sink does synchronously is event-loop time everyone waits for, so I/O goes behind the promise.
  * - **Failure**: a throw or a rejection means "not delivered, none of it": the runner retries the same
  *   batch, unchanged, after a jittered exponential back-off, counts every failure
  *   (`connector_sink_errors_total`) and emits `sink.state` once per change (ok → failing with the

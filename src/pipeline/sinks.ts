@@ -72,9 +72,9 @@ export class SinkRunner {
   readonly #catchUp: boolean;
   /** Per stream id: open time of the newest closed candle offered (handed over, queued or shed). */
   readonly #lastClosed: number[] = [];
-  /** Per stream id: open time of the first candle shed in the current episode. */
-  readonly #shedFrom: (number | undefined)[] = [];
-  /** Stream ids with a `#shedFrom` entry, to clear them without a scan. */
+  /** Per stream id: true once the current episode has shed one of its candles (the sink was told). */
+  readonly #shedIn: boolean[] = [];
+  /** Stream ids marked in `#shedIn`, to clear them without a scan. */
   readonly #shedStreams: number[] = [];
 
   #phase: Phase = IDLE;
@@ -100,10 +100,6 @@ export class SinkRunner {
     this.#closed = new ClosedFifo(bound);
     this.#open = sink.closedOnly === true ? undefined : new OpenLatest(options.openMax);
     this.#catchUp = sink.onGap !== undefined;
-  }
-
-  get name(): string {
-    return this.#sink.name;
   }
 
   /** Called by the pipeline's drain with each batch, after the relay. Never throws, never waits. */
@@ -213,8 +209,8 @@ export class SinkRunner {
     this.#shed++;
     this.#episodeShed++;
     const id = c.stream.id;
-    if (this.#shedFrom[id] !== undefined) return;
-    this.#shedFrom[id] = c.openTime;
+    if (this.#shedIn[id] === true) return;
+    this.#shedIn[id] = true;
     this.#shedStreams.push(id);
     if (this.#sink.onGap === undefined) return;
     try {
@@ -229,7 +225,7 @@ export class SinkRunner {
 
   #endEpisode(): void {
     this.#status.emit({ type: 'sink.gap', sink: this.#sink.name, candles: this.#episodeShed, streams: this.#shedStreams.length, catchUp: this.#catchUp });
-    for (const id of this.#shedStreams) this.#shedFrom[id] = undefined;
+    for (const id of this.#shedStreams) this.#shedIn[id] = false;
     this.#shedStreams.length = 0;
     this.#shedding = false;
     this.#episodeShed = 0;
