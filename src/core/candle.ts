@@ -88,7 +88,7 @@ export interface InlineSink {
  *   an unbroken run, one contiguous missing range per episode, then an unbroken run again. The first
  *   time an episode sheds a candle of a stream, the runner calls `onGap(stream, fromOpenTime)`: that
  *   candle and the ones after it, up to the next one `deliver` hands over for that stream, will not
- *   come through `deliver`. A sink with catch-up (its own position per stream, filled from the relay's
+ *   come through `deliver`. A sink with catch-up (its own position per stream, filled from the daemon's
  *   history or the venue's REST) implements `onGap` and loses nothing; for a sink without it the shed
  *   candles are lost, counted (`connector_sink_shed_total`) and logged as one `sink.gap` per episode.
  *   `onGap` is called synchronously from the drain: it must only record the position (a throw is
