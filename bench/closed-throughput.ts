@@ -80,7 +80,8 @@ async function main(): Promise<void> {
     const flow = { blocked: false };
     const pipeline = new Pipeline({
       config: config.pipeline,
-      sinks: [relay],
+      inline: [relay],
+      sinks: [],
       status,
       clock: systemClock,
       recover: () => Promise.resolve([]),

@@ -3,7 +3,8 @@
  * chaos suite, benchmarks and end-to-end tests all start the daemon through `startConnector`, so
  * what they exercise is what ships.
  *
- *   BinancePool ──candle/resync──► Pipeline ──deliver(batch)──► RelayServer (+ any CandleSink)
+ *   BinancePool ──candle/resync──► Pipeline ──deliver(batch)──► RelayServer (inline)
+ *                                             └─offer(batch)──► SinkRunner ─► CandleSink (each its own queue)
  *        ▲ pause/resume ◄─blocked──┘   │ recover(range)
  *        │                             ▼
  *     Binance WS                  BinanceRest (undici) ──► Binance REST
@@ -22,6 +23,7 @@ import { BinancePool } from './binance/pool.ts';
 import { BINANCE, registerBinanceStreams } from './binance/protocol.ts';
 import { BinanceRest } from './binance/rest.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
+import type { SinkRetry } from './pipeline/sinks.ts';
 import { RelayServer } from './relay/server.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { createHttpServer } from './ops/http.ts';
@@ -34,8 +36,10 @@ export interface ConnectorDeps {
   readonly status?: StatusStream;
   readonly wsFactory?: (url: string, options: ClientOptions) => WebSocket;
   readonly restDispatcher?: Dispatcher;
-  /** Further sinks after the relay (e.g. a broker publisher). */
+  /** Further sinks after the relay (e.g. a broker publisher), each behind its own runner (see CandleSink). */
   readonly sinks?: readonly CandleSink[];
+  /** Back-off of a failing sink's retries (tests shorten it). */
+  readonly sinkRetryMs?: SinkRetry;
   readonly collectDefaultMetrics?: boolean;
   /** Gap-recovery retry delays (tests shorten them). */
   readonly gapRetryDelaysMs?: readonly number[];
@@ -84,7 +88,8 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   const pipelineConfig = config.pipeline.openQueueMax === 0 ? { ...config.pipeline, openQueueMax: Math.max(1, registry.size) } : config.pipeline;
   const pipeline = new Pipeline({
     config: pipelineConfig,
-    sinks: [relay, ...(deps.sinks ?? [])],
+    inline: [relay],
+    sinks: deps.sinks ?? [],
     status,
     clock,
     recover: rest.fetchClosed,
@@ -95,6 +100,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       upstream.resume();
     },
     ...(deps.gapRetryDelaysMs === undefined ? {} : { gapRetryDelaysMs: deps.gapRetryDelaysMs }),
+    ...(deps.sinkRetryMs === undefined ? {} : { sinkRetryMs: deps.sinkRetryMs }),
   });
   const upstream = new BinancePool({
     config,
@@ -135,6 +141,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       };
     },
     relay: () => relay.stats(),
+    sinks: () => pipeline.sinkStats(),
     draining: () => draining,
   };
 
@@ -162,6 +169,8 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       await upstream.close();
       const started = clock.monotonic();
       // REST stays open while draining: a recovery in flight completes, so the live candles it holds go out.
+      // The relay has every candle once the pipeline's queues are empty; the queued sinks get what is left
+      // of the grace budget to flush, then are stopped (a dead broker costs the budget, never more).
       const drained = await pipeline.drain(config.shutdownGraceMs);
       await rest.close();
       // Clients get what was drained, then serverShutdown and 1001; stragglers are cut when the grace runs out.

@@ -51,13 +51,59 @@ export interface Candle {
   readonly receivedAt: number;
 }
 
-/** A sink receives candles from the pipeline in delivery order. It never sees a duplicate. */
+/**
+ * The hot-path sink: called inline by the pipeline's drain with every batch, before anything else.
+ * It must be synchronous and never throw (a throw is a programming error and crashes the daemon), and
+ * it must never wait for a peer: this is the relay (`RelayServer.deliver` writes to socket buffers and
+ * cuts its own slow consumers). Nothing is copied or queued for it.
+ */
+export interface InlineSink {
+  readonly name: string;
+  deliver(batch: readonly Candle[]): void;
+}
+
+/**
+ * Every other consumer (a broker publisher, an archive, a test recorder). The pipeline puts each one
+ * behind its own runner (src/pipeline/sinks.ts), so a slow, failing or absent sink never slows the
+ * relay, the other sinks or upstream reading:
+ *
+ * - **Order**: closed candles in the pipeline's order (per stream: increasing open time, each once),
+ *   then, in the same batch, the latest open update per stream (latest wins; never older than one
+ *   already handed over, never for a candle already handed over closed). `closedOnly` sinks get no
+ *   open updates at all. The sink never sees a duplicate.
+ * - **Delivery**: `deliver` may return nothing (done) or a promise (done when it resolves). The runner
+ *   hands over the next batch only after the previous one is done, so a sink has at most one batch in
+ *   flight. A runner that is idle calls `deliver` within the drain step, right after the relay: what a
+ *   sink does synchronously is event-loop time everyone waits for, so I/O goes behind the promise.
+ * - **Failure**: a throw or a rejection means "not delivered, none of it": the runner retries the same
+ *   batch, unchanged, after a jittered exponential back-off, counts every failure
+ *   (`connector_sink_errors_total`) and emits `sink.state` once per change (ok → failing with the
+ *   error, failing → ok with the attempts it took), not once per retry. Nothing behind the batch
+ *   overtakes it. A sink that cannot take a candle at all must drop it itself and resolve: a batch that
+ *   can never succeed is retried for ever (visible as a sink that stays `failing`).
+ * - **Bound and overflow policy SHED-AND-RESUME**: the runner queues at most `maxPending` closed
+ *   candles (default 10,000) beside the batch in flight. A closed candle that arrives when the queue is
+ *   full is shed (not queued), and the runner keeps shedding every closed candle until the queue is
+ *   back down to half its bound; then it queues again. Per stream, what the sink receives is therefore
+ *   an unbroken run, one contiguous missing range per episode, then an unbroken run again. The first
+ *   time an episode sheds a candle of a stream, the runner calls `onGap(stream, fromOpenTime)`: that
+ *   candle and the ones after it, up to the next one `deliver` hands over for that stream, will not
+ *   come through `deliver`. A sink with catch-up (its own position per stream, filled from the daemon's
+ *   history or the venue's REST) implements `onGap` and loses nothing; for a sink without it the shed
+ *   candles are lost, counted (`connector_sink_shed_total`) and logged as one `sink.gap` per episode.
+ *   `onGap` is called synchronously from the drain: it must only record the position (a throw is
+ *   counted as a sink error and ignored).
+ * - **Shutdown**: `Pipeline.drain` gives the runners what is left of the grace budget to flush (a
+ *   runner waiting out a back-off retries at once), then stops them: no retry after that, no timer
+ *   left; what was still queued is reported in the `sink.state` → `stopped` event.
+ */
 export interface CandleSink {
   readonly name: string;
-  /**
-   * Deliver one batch (closed candles first, in order; then the latest open updates).
-   * Return a promise to apply backpressure: the pipeline will not hand over the next batch until it
-   * settles, and its closed queue fills instead (which in turn pauses upstream reading).
-   */
+  /** True: closed candles only (no open updates are queued for this sink). Default false. */
+  readonly closedOnly?: boolean;
+  /** Bound of this sink's closed-candle queue (see the overflow policy above). Default 10,000. */
+  readonly maxPending?: number;
   deliver(batch: readonly Candle[]): void | Promise<void>;
+  /** The sink will not receive `stream`'s closed candles from `fromOpenTime` on, up to the next one it is handed. */
+  onGap?(stream: StreamRef, fromOpenTime: number): void;
 }

@@ -1,5 +1,6 @@
 /** Point-in-time figures the ops layer (metrics, /ready) reads from the pipeline and the relay. */
 import type { LatencyRecorder } from './latency.ts';
+import type { SinkState } from './status.ts';
 
 export interface PipelineStats {
   readonly closedDepth: number;
@@ -42,4 +43,25 @@ export interface RelayStats {
   readonly messagesSent: number;
   readonly bytesSent: number;
   readonly clientErrors: number;
+}
+
+/** One queued sink (every sink but the relay), from its runner. */
+export interface SinkStats {
+  readonly name: string;
+  readonly state: SinkState;
+  /** Candles queued (closed and open) plus the batch in flight. */
+  readonly pending: number;
+  /** Bound of its closed-candle queue (`CandleSink.maxPending`). */
+  readonly capacity: number;
+  /** Candles the sink has taken (its deliver returned or resolved). */
+  readonly delivered: number;
+  /** Failed deliver attempts (throws and rejections; every retry counts). */
+  readonly errors: number;
+  /** Closed candles not queued because its queue was full (see the overflow policy). */
+  readonly shed: number;
+  /** True while an overflow episode lasts (queue full, not yet back to half). */
+  readonly shedding: boolean;
+  /** True when the sink fills shed ranges itself (`onGap`); false: shed candles are lost to it. */
+  readonly catchUp: boolean;
+  readonly lastError: string | undefined;
 }

@@ -18,6 +18,9 @@ export type QualityGrade = 'excellent' | 'good' | 'poor' | 'critical';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
+/** A queued sink's health (src/pipeline/sinks.ts): `failing` from its first failed batch until one succeeds; `stopped` after shutdown. */
+export type SinkState = 'ok' | 'failing' | 'stopped';
+
 export type StatusEvent =
   | {
       readonly type: 'connection.state';
@@ -59,6 +62,20 @@ export type StatusEvent =
     }
   | { readonly type: 'queue.blocked'; readonly depth: number }
   | { readonly type: 'queue.resumed'; readonly depth: number; readonly blockedMs: number }
+  | {
+      readonly type: 'sink.state';
+      readonly sink: string;
+      readonly from: SinkState;
+      readonly to: SinkState;
+      /** Candles queued or in flight for this sink at the change (at `stopped`: what it never got). */
+      readonly pending: number;
+      /** Failed attempts so far in this failing spell (1 on ok → failing; the total on failing → ok / stopped). */
+      readonly attempts: number;
+      /** The failure that started the spell (ok → failing) or the last one (failing → stopped). */
+      readonly error?: string;
+    }
+  | { readonly type: 'sink.shedding'; readonly sink: string; readonly pending: number; readonly catchUp: boolean }
+  | { readonly type: 'sink.gap'; readonly sink: string; readonly candles: number; readonly streams: number; readonly catchUp: boolean }
   | { readonly type: 'relay.client.open'; readonly clientId: string; readonly remote: string; readonly path: string }
   | { readonly type: 'relay.client.close'; readonly clientId: string; readonly code: number; readonly reason: string }
   | { readonly type: 'relay.client.rejected'; readonly remote: string; readonly status: number; readonly reason: string }

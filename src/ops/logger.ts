@@ -30,6 +30,9 @@ const LEVEL: Record<StatusEvent['type'], Level> = {
   backfill: 'info',
   'queue.blocked': 'warn',
   'queue.resumed': 'info',
+  'sink.state': 'info',
+  'sink.shedding': 'warn',
+  'sink.gap': 'warn',
   'relay.client.open': 'debug',
   'relay.client.close': 'debug',
   'relay.client.rejected': 'info',
@@ -45,6 +48,9 @@ export function logStatus(status: StatusStream, log: Logger): Disposable {
     if (event.type === 'backfill' && event.outcome !== 'ok') level = 'warn';
     if (event.type === 'ratelimit' && event.kind === '418') level = 'error';
     if (event.type === 'connection.state' && event.to === 'failed') level = 'error';
+    if (event.type === 'sink.state' && event.to === 'failing') level = 'warn';
+    // Candles a sink without catch-up will never have.
+    if (event.type === 'sink.gap' && !event.catchUp) level = 'error';
     const { type, ...fields } = event;
     log[level]({ event: type, ...fields }, type);
   });

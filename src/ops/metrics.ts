@@ -5,15 +5,15 @@
  *    since the previous scrape. Nothing here is called per message.
  *  - State transitions (breaker changes, backfill outcomes, rate limits, connection state changes,
  *    queue blocking time) come from the status stream, one event each.
- * Labels are bounded: exchange, state, outcome, name, scope, kind. Never a symbol or a stream.
+ * Labels are bounded: exchange, state, outcome, name, scope, kind, sink. Never a symbol or a stream.
  * The registry is this module's own (no prom-client global), so tests and a second instance are isolated.
  */
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import type { Config } from '../config/schema.ts';
-import type { BreakerState, Disposable, StatusStream } from '../core/status.ts';
+import type { BreakerState, Disposable, SinkState, StatusStream } from '../core/status.ts';
 import type { UpstreamSnapshot, UpstreamStats } from '../core/source.ts';
-import type { BackfillStats, PipelineStats, RelayStats } from '../core/stats.ts';
+import type { BackfillStats, PipelineStats, RelayStats, SinkStats } from '../core/stats.ts';
 import type { LatencyRecorder } from '../core/latency.ts';
 import { CONN_STATES, countByState, evaluateReadiness } from './readiness.ts';
 import type { OpsSources } from './sources.ts';
@@ -51,6 +51,7 @@ const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, open: 1, 'half-
 const BACKFILL_OUTCOMES = ['ok', 'partial', 'failed'] as const;
 /** Rate-limit kinds we name; anything else is folded into `other` to keep the label bounded. */
 const RATE_LIMIT_KINDS = new Set(['429', '418', '403', '1008']);
+const SINK_STATES: readonly SinkState[] = ['ok', 'failing', 'stopped'];
 
 /** One consistent read of the sources per scrape (every collect() of one scrape runs in the same tick). */
 interface Frame {
@@ -59,6 +60,7 @@ interface Frame {
   readonly pipeline: PipelineStats;
   readonly backfill: BackfillStats;
   readonly relay: RelayStats;
+  readonly sinks: readonly SinkStats[];
 }
 
 /**
@@ -138,6 +140,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
         pipeline: sources.pipeline(),
         backfill: sources.backfill(),
         relay: sources.relay(),
+        sinks: sources.sinks(),
       };
       // prom-client runs every collect() of one scrape synchronously before its first await,
       // so clearing on the next microtask gives each scrape one consistent snapshot.
@@ -415,6 +418,39 @@ export function createMetrics(options: MetricsOptions): Metrics {
   relayCounter('connector_relay_messages_sent_total', 'Messages sent to relay clients.', (r) => r.messagesSent);
   relayCounter('connector_relay_bytes_sent_total', 'Bytes sent to relay clients.', (r) => r.bytesSent);
   relayCounter('connector_relay_client_errors_total', 'Protocol errors answered to relay clients.', (r) => r.clientErrors);
+
+  // ---- sinks (every sink but the relay; one label value per configured sink) -----------------
+  new Gauge({
+    name: 'connector_sink_state',
+    help: 'Sink state: 1 for the state it is in (ok, failing, stopped), 0 for the others.',
+    labelNames: ['sink', 'state'] as const,
+    registers,
+    collect() {
+      for (const s of read().sinks) for (const state of SINK_STATES) this.set({ sink: s.name, state }, s.state === state ? 1 : 0);
+    },
+  });
+  const sinkGauge = (name: string, help: string, pick: (s: SinkStats) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['sink'] as const,
+      registers,
+      collect() {
+        for (const s of read().sinks) this.set({ sink: s.name }, pick(s));
+      },
+    });
+  };
+  const sinkCounter = (name: string, help: string, pick: (s: SinkStats) => number): void => {
+    mirrored(name, help, ['sink'] as const, (mirror) => {
+      for (const s of read().sinks) mirror.set({ sink: s.name }, pick(s));
+    });
+  };
+  sinkGauge('connector_sink_pending', 'Candles queued or in flight for a sink.', (s) => s.pending);
+  sinkGauge('connector_sink_queue_capacity', "Bound of a sink's closed-candle queue.", (s) => s.capacity);
+  sinkGauge('connector_sink_shedding', "1 while a sink's queue is full and its closed candles are shed (ARCHITECTURE.md, Sinks).", (s) => (s.shedding ? 1 : 0));
+  sinkCounter('connector_sink_delivered_total', 'Candles a sink has taken.', (s) => s.delivered);
+  sinkCounter('connector_sink_errors_total', 'Failed sink deliveries (throws and rejections; every retry counts).', (s) => s.errors);
+  sinkCounter('connector_sink_shed_total', "Closed candles not queued for a sink because its queue was full.", (s) => s.shed);
 
   // ---- status stream -----------------------------------------------------------------------
   // Pre-initialise the per-exchange transition series so rate() has a zero to start from.

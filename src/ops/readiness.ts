@@ -18,13 +18,18 @@
  * full outage. The ban is shown in the body (`rest.banned`, `reasons`) and grades the status
  * `degraded`; the ConnectorRestBanned alert pages for it.
  *
+ * A failing or shedding sink (a broker down, contract §9) does NOT fail readiness either, for the same
+ * reason: the relay does not depend on it, every pod would share the broker's outage, and the sink
+ * catches up by itself. Each sink's state is in the body (`sinks`) and grades the status `degraded`.
+ *
  * Status grade, from the worst exchange's ratio r = min(connection share, live share):
  *   r < criticalRatio → `critical`; r < degradedRatio → `degraded`; not ready → at least `degraded`;
- *   ready but with stale streams, a breaker not closed or a REST ban → `degraded`; otherwise `ok`.
+ *   ready but with stale streams, a breaker not closed, a REST ban or a sink failing or shedding →
+ *   `degraded`; otherwise `ok`.
  *   While draining the status is `draining`.
  */
 import type { Config } from '../config/schema.ts';
-import type { ConnState, BreakerState } from '../core/status.ts';
+import type { ConnState, BreakerState, SinkState } from '../core/status.ts';
 import type { UpstreamSnapshot, UpstreamStats } from '../core/source.ts';
 import type { OpsSources } from './sources.ts';
 
@@ -58,6 +63,21 @@ export interface ExchangeReadiness {
   readonly staleStreamCount: number;
 }
 
+/** One queued sink (every sink but the relay) as /ready shows it. */
+export interface SinkReadiness {
+  readonly name: string;
+  readonly state: SinkState;
+  readonly pending: number;
+  readonly capacity: number;
+  readonly delivered: number;
+  readonly errors: number;
+  readonly shed: number;
+  readonly shedding: boolean;
+  /** True when the sink fills what it was not handed itself; false: shed candles are lost to it. */
+  readonly catchUp: boolean;
+  readonly lastError: string | null;
+}
+
 export interface ReadyBody {
   readonly status: ReadyStatus;
   readonly ready: boolean;
@@ -83,6 +103,7 @@ export interface ReadyBody {
     readonly rateLimited: number;
   };
   readonly relay: { readonly clients: number; readonly slowConsumers: number; readonly rejected: number };
+  readonly sinks: readonly SinkReadiness[];
 }
 
 export interface Readiness {
@@ -113,6 +134,7 @@ export function evaluateReadiness(sources: OpsSources, config: HealthConfig, now
   const pipeline = sources.pipeline();
   const backfill = sources.backfill();
   const relay = sources.relay();
+  const sinks = sources.sinks();
 
   const reasons: string[] = [];
   if (draining) reasons.push('draining: shutdown in progress');
@@ -144,6 +166,10 @@ export function evaluateReadiness(sources: OpsSources, config: HealthConfig, now
   const banned = backfill.bannedUntil !== undefined && backfill.bannedUntil > now;
   if (banned) reasons.push(`rest: banned by Binance (418/403) until ${iso(backfill.bannedUntil)}; backfill paused, live data unaffected`);
   if (pipeline.blocked) reasons.push('pipeline: closed queue full, upstream reading paused');
+  for (const s of sinks) {
+    if (s.state === 'failing') reasons.push(`sink ${s.name}: failing (${s.lastError ?? 'unknown error'}), ${s.pending} candle(s) waiting; relay unaffected`);
+    if (s.shedding) reasons.push(`sink ${s.name}: queue full (${s.capacity}), shedding closed candles${s.catchUp ? ' (it catches up)' : ' (lost to it)'}`);
+  }
 
   let status: ReadyStatus;
   if (draining) status = 'draining';
@@ -177,6 +203,18 @@ export function evaluateReadiness(sources: OpsSources, config: HealthConfig, now
         rateLimited: backfill.rateLimited,
       },
       relay: { clients: relay.clients, slowConsumers: relay.slowConsumers, rejected: relay.rejected },
+      sinks: sinks.map((s) => ({
+        name: s.name,
+        state: s.state,
+        pending: s.pending,
+        capacity: s.capacity,
+        delivered: s.delivered,
+        errors: s.errors,
+        shed: s.shed,
+        shedding: s.shedding,
+        catchUp: s.catchUp,
+        lastError: s.lastError ?? null,
+      })),
     },
   };
 }

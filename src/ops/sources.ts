@@ -1,6 +1,6 @@
 /** What the ops layer (metrics, /ready) reads from the running daemon; main.ts builds one and hands it in. */
 import type { UpstreamSnapshot, UpstreamStats } from '../core/source.ts';
-import type { BackfillStats, PipelineStats, RelayStats } from '../core/stats.ts';
+import type { BackfillStats, PipelineStats, RelayStats, SinkStats } from '../core/stats.ts';
 
 export interface OpsSources {
   /** One per exchange (today only binance). */
@@ -10,6 +10,8 @@ export interface OpsSources {
   pipeline(): PipelineStats;
   backfill(): BackfillStats;
   relay(): RelayStats;
+  /** Every sink but the relay, in configuration order. */
+  sinks(): readonly SinkStats[];
   /** True from the first SIGTERM/SIGINT on. */
   draining(): boolean;
 }

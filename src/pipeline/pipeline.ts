@@ -4,24 +4,32 @@
  *   source.candle(c) ─► ingest ─┬─ closed: GapTracker (order, gaps) ─► Dedup LRU ─► ClosedFifo ─┐
  *                               └─ open:   watermark checks ─────────────────────► OpenLatest ──┤
  *                                                                                               ▼
- *                                        drain (closed first, then open) ─► every CandleSink.deliver(batch)
+ *                  drain (closed first, then open) ─┬─► InlineSink.deliver(batch)   (the relay, synchronous)
+ *                                                   └─► SinkRunner.offer(batch) × N (every other sink, own queue)
  *
  * Backpressure: when the closed FIFO reaches its bound, `onBlocked` pauses the sources (socket
- * pause → TCP backpressure); below the low-water mark `onUnblocked` resumes them. A sink returning a
- * promise holds the drain until it settles. Nothing here knows an exchange or a sink by name.
+ * pause → TCP backpressure); below the low-water mark `onUnblocked` resumes them. Only the drain
+ * itself can fall behind: sinks never hold it. The relay is synchronous by contract, and every other
+ * sink sits behind its own runner (./sinks.ts) with its own bounded queue, retries and overflow policy,
+ * so a slow or failing sink is that sink's state, not the relay's delay. Nothing here knows an exchange
+ * or a sink by name.
  */
 import { LRUCache } from 'lru-cache';
-import type { Candle, CandleSink, StreamRef } from '../core/candle.ts';
+import type { Candle, CandleSink, InlineSink, StreamRef } from '../core/candle.ts';
 import type { Clock } from '../core/clock.ts';
 import type { StatusStream } from '../core/status.ts';
-import type { PipelineStats } from '../core/stats.ts';
+import type { PipelineStats, SinkStats } from '../core/stats.ts';
 import type { Config } from '../config/schema.ts';
 import { LatencyRecorder } from '../core/latency.ts';
 import { ClosedFifo, OpenLatest } from './queues.ts';
 import { GapTracker, type RecoveryFetch } from './gaps.ts';
+import { DEFAULT_SINK_RETRY, SinkRunner, type SinkRetry } from './sinks.ts';
 
 export interface PipelineOptions {
   readonly config: Config['pipeline'];
+  /** Called inline with every batch, first and in order: synchronous, never throwing (the relay). */
+  readonly inline?: readonly InlineSink[];
+  /** Every other sink, each behind its own SinkRunner (the contract is on CandleSink). */
   readonly sinks: readonly CandleSink[];
   readonly status: StatusStream;
   readonly clock: Clock;
@@ -34,6 +42,8 @@ export interface PipelineOptions {
   /** Candles per delivered batch (bounds the time one drain step holds the event loop). */
   readonly batchSize?: number;
   readonly gapRetryDelaysMs?: readonly number[];
+  /** Back-off of a failing sink's retries; default DEFAULT_SINK_RETRY (tests shorten it). */
+  readonly sinkRetryMs?: SinkRetry;
 }
 
 export class Pipeline {
@@ -47,6 +57,8 @@ export class Pipeline {
   readonly #openT: number[] = [];
   readonly #openE: number[] = [];
   readonly #batchSize: number;
+  readonly #inline: readonly InlineSink[];
+  readonly #runners: readonly SinkRunner[];
 
   #scheduled = false;
   #draining = false;
@@ -79,6 +91,10 @@ export class Pipeline {
       updateAgeOnHas: false,
     });
     this.#batchSize = options.batchSize ?? 512;
+    this.#inline = options.inline ?? [];
+    this.#runners = options.sinks.map(
+      (sink) => new SinkRunner({ sink, status: options.status, batchSize: this.#batchSize, openMax: this.#open.capacity, retry: options.sinkRetryMs ?? DEFAULT_SINK_RETRY }),
+    );
     this.#gaps = new GapTracker({
       fetch: options.recover,
       deliver: (candle) => this.#acceptClosed(candle, true),
@@ -122,7 +138,10 @@ export class Pipeline {
   /**
    * Deliver what is queued, then stop accepting. Recoveries in flight are allowed to finish first (the
    * live candles they hold were received before the stop, and must go out in order behind the
-   * recovered ones). Resolves true when everything went out, false when the deadline passed first.
+   * recovered ones). The relay has everything once the queues are empty; the queued sinks then get
+   * what is left of the deadline to take what they hold (a runner waiting out a back-off retries at
+   * once), and are stopped at the end either way (no retry, no timer after this resolves). Resolves
+   * true when everything went out to every sink, false when the deadline passed first.
    */
   async drain(deadlineMs: number): Promise<boolean> {
     const done = (async () => {
@@ -132,6 +151,7 @@ export class Pipeline {
         else this.#idleWaiters.push(resolve);
         this.#schedule();
       });
+      await Promise.all(this.#runners.map((r) => r.flush()));
     })();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<false>((resolve) => {
@@ -143,6 +163,7 @@ export class Pipeline {
     clearTimeout(timer);
     this.#gaps.close();
     this.#stopped = true;
+    for (const r of this.#runners) r.stop();
     return ok;
   }
 
@@ -161,6 +182,11 @@ export class Pipeline {
       blocked: this.#blocked,
       latency: this.#latency,
     };
+  }
+
+  /** One entry per queued sink (the relay reports through RelayStats). */
+  sinkStats(): readonly SinkStats[] {
+    return this.#runners.map((r) => r.stats());
   }
 
   get gapStats(): Readonly<GapTracker['stats']> & { pending: number; held: number } {
@@ -222,12 +248,9 @@ export class Pipeline {
         if (batch.length === 0) break;
         const now = this.#o.clock.monotonic();
         for (const c of batch) this.#latency.observeMs(now - c.receivedAt);
-        let pending: Promise<void>[] | undefined;
-        for (const sink of this.#o.sinks) {
-          const r = sink.deliver(batch);
-          if (r !== undefined) (pending ??= []).push(r);
-        }
-        if (pending !== undefined) await Promise.all(pending);
+        // Neither waits: the relay writes to socket buffers; a runner queues (or hands over, if idle).
+        for (const sink of this.#inline) sink.deliver(batch);
+        for (const runner of this.#runners) runner.offer(batch);
         this.#maybeUnblock();
         // Yield between batches so sockets, timers and HTTP stay responsive under a backlog.
         if (this.#closed.depth > 0 || this.#open.depth > 0) await new Promise<void>((resolve) => setImmediate(resolve));

@@ -1,5 +1,4 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Candle, CandleSink } from '../../src/core/candle.ts';
 import { audit, explain, RecordingClient, sleep, startStack, until } from './harness.ts';
 
 const SYMBOLS = ['btcusdt', 'ethusdt', 'bnbusdt', 'solusdt', 'xrpusdt'];
@@ -45,43 +44,5 @@ describe('end to end: simulator → daemon → relay clients', () => {
     expect(stack.connector.pipeline.gapStats.candlesRecovered).toBeGreaterThanOrEqual(STREAMS.length);
     // The overlap during rotation delivered the same candles twice upstream: filtered, and counted.
     expect(stats.duplicates + stats.openSkipped).toBeGreaterThan(0);
-  });
-
-  it('pauses upstream reading when a sink stalls and the closed queue fills, then resumes with nothing lost', async () => {
-    let gate: Promise<void> | undefined;
-    let release: (() => void) | undefined;
-    const got: Candle[] = [];
-    const slowSink: CandleSink = {
-      name: 'stalling',
-      deliver(batch) {
-        got.push(...batch.filter((c) => c.closed));
-        return gate;
-      },
-    };
-    const stack = await startStack(
-      {},
-      { CONNECTOR_SYMBOLS: SYMBOLS.join(','), CONNECTOR_INTERVALS: '1s', CONNECTOR_CLOSED_QUEUE_MAXSIZE: 8 },
-      { sinks: [slowSink] },
-    );
-    stop = stack.stop;
-    await until(() => got.length >= STREAMS.length, 'first closed candles');
-    gate = new Promise<void>((r) => (release = r));
-    await until(() => stack.connector.pipeline.stats().blocked, 'closed queue to fill and block', 15_000);
-    expect(stack.connector.pool.snapshot().paused).toBe(true);
-    const depthWhenBlocked = stack.connector.pipeline.stats().closedDepth;
-    await sleep(1500);
-    // Paused: the queue does not keep growing (only frames ws had already buffered may land).
-    expect(stack.connector.pipeline.stats().closedDepth).toBeLessThanOrEqual(depthWhenBlocked + STREAMS.length);
-    gate = undefined;
-    release?.();
-    await until(() => !stack.connector.pipeline.stats().blocked, 'resume');
-    expect(stack.connector.pool.snapshot().paused).toBe(false);
-    await sleep(2500);
-    for (const s of STREAMS) {
-      const times = got.filter((c) => c.stream.name === s).map((c) => c.openTime);
-      expect(times.length).toBeGreaterThanOrEqual(4);
-      for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!, `${s} #${i}`).toBe(1000);
-    }
-    expect(stack.connector.pipeline.stats().blockingEvents).toBeGreaterThanOrEqual(1);
   });
 });

@@ -1,6 +1,6 @@
 /** A fake OpsSources whose figures the tests change between requests. */
 import type { ConnectionSnapshot, UpstreamSnapshot, UpstreamStats } from '../../src/core/source.ts';
-import type { BackfillStats, PipelineStats, RelayStats } from '../../src/core/stats.ts';
+import type { BackfillStats, PipelineStats, RelayStats, SinkStats } from '../../src/core/stats.ts';
 import type { ConnState } from '../../src/core/status.ts';
 import { LatencyRecorder } from '../../src/core/latency.ts';
 import type { OpsSources } from '../../src/ops/sources.ts';
@@ -64,6 +64,7 @@ export class FakeSources implements OpsSources {
     pendingStreams: 0,
   };
   rel: Mutable<RelayStats> = { clients: 0, clientsTotal: 0, rejected: 0, slowConsumers: 0, messagesSent: 0, bytesSent: 0, clientErrors: 0 };
+  sinkList: Array<Mutable<SinkStats>> = [];
   isDraining = false;
   /** Counts reads so a test can see one scrape reads the sources once. */
   upstreamReads = 0;
@@ -84,6 +85,9 @@ export class FakeSources implements OpsSources {
   relay(): RelayStats {
     return { ...this.rel };
   }
+  sinks(): readonly SinkStats[] {
+    return this.sinkList.map((s) => ({ ...s }));
+  }
   draining(): boolean {
     return this.isDraining;
   }
@@ -92,6 +96,25 @@ export class FakeSources implements OpsSources {
   setLive(live: number): void {
     this.upstream.streamsLive = live;
     this.upstream.staleStreams = Array.from({ length: this.upstream.streamsConfigured - live }, (_, i) => `sym${i}usdt@kline_1m`);
+  }
+
+  /** Add a queued sink (every sink but the relay) with these figures; returns it for later changes. */
+  addSink(name: string, figures: Partial<Mutable<SinkStats>> = {}): Mutable<SinkStats> {
+    const s: Mutable<SinkStats> = {
+      name,
+      state: 'ok',
+      pending: 0,
+      capacity: 10_000,
+      delivered: 0,
+      errors: 0,
+      shed: 0,
+      shedding: false,
+      catchUp: true,
+      lastError: undefined,
+      ...figures,
+    };
+    this.sinkList.push(s);
+    return s;
   }
 
   /** Binance unreachable: every socket reconnecting, nothing live. */

@@ -155,6 +155,34 @@ describe('createMetrics', () => {
     expect(text).toMatch(/connector_build_info\{version="9\.9\.9",node="v\d+/);
   });
 
+  it('exports each sink\'s state, pending, delivered, errors and shed, labelled by sink alone, while readiness stays 1', async () => {
+    const { scrape, sources } = setup(false);
+    const broker = sources.addSink('nats', { delivered: 100 });
+    sources.addSink('archive', { delivered: 7 });
+    let text = await scrape();
+    expect(value(text, 'connector_sink_state{sink="nats",state="ok"}')).toBe(1);
+    expect(value(text, 'connector_sink_state{sink="nats",state="failing"}')).toBe(0);
+    expect(value(text, 'connector_sink_errors_total{sink="nats"}')).toBe(0); // a zero to rate() from
+    expect(value(text, 'connector_sink_delivered_total{sink="archive"}')).toBe(7);
+
+    Object.assign(broker, { state: 'failing', errors: 4, pending: 1500, shed: 0, lastError: 'connection refused' });
+    text = await scrape();
+    expect(value(text, 'connector_sink_state{sink="nats",state="failing"}')).toBe(1);
+    expect(value(text, 'connector_sink_state{sink="nats",state="ok"}')).toBe(0);
+    expect(value(text, 'connector_sink_errors_total{sink="nats"}')).toBe(4);
+    expect(value(text, 'connector_sink_pending{sink="nats"}')).toBe(1500);
+    expect(value(text, 'connector_sink_queue_capacity{sink="nats"}')).toBe(10_000);
+    expect(value(text, 'connector_ready')).toBe(1);
+
+    Object.assign(broker, { errors: 9, pending: 10_000, shed: 250, shedding: true });
+    text = await scrape();
+    expect(value(text, 'connector_sink_errors_total{sink="nats"}')).toBe(9);
+    expect(value(text, 'connector_sink_shed_total{sink="nats"}')).toBe(250);
+    expect(value(text, 'connector_sink_shedding{sink="nats"}')).toBe(1);
+    expect(value(text, 'connector_sink_delivered_total{sink="nats"}')).toBe(100);
+    expect(text).not.toMatch(/connector_sink_\w+\{[^}]*(symbol|stream)=/);
+  });
+
   it('reads the sources once per scrape, so one scrape is one consistent snapshot', async () => {
     const { scrape, sources } = setup(false);
     sources.upstreamReads = 0;
@@ -171,6 +199,7 @@ describe('createMetrics', () => {
     const { scrape, sources, status } = setup(true);
     sources.latency.observeMs(0.4);
     sources.pipe.processedClosed = 3;
+    sources.addSink('nats', { state: 'failing', errors: 2, pending: 10, lastError: 'down' });
     status.emit({ type: 'breaker', name: 'binance.rest', from: 'closed', to: 'open' });
     const { out } = promtool(['check', 'metrics'], await scrape());
     const problems = out

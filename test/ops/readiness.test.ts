@@ -103,6 +103,29 @@ describe('evaluateReadiness', () => {
     expect(r.body.exchanges[0]?.staleStreamCount).toBe(100);
   });
 
+  it('shows each sink\'s state in the body; a failing or shedding sink degrades the status and never fails readiness', () => {
+    const s = new FakeSources();
+    s.addSink('archive');
+    let r = evaluateReadiness(s, HEALTH, NOW);
+    expect(r.body.status).toBe('ok');
+    expect(r.body.sinks).toEqual([
+      { name: 'archive', state: 'ok', pending: 0, capacity: 10_000, delivered: 0, errors: 0, shed: 0, shedding: false, catchUp: true, lastError: null },
+    ]);
+    const nats = s.addSink('nats', { state: 'failing', errors: 12, pending: 10_000, shed: 40, shedding: true, lastError: 'connection refused' });
+    r = evaluateReadiness(s, HEALTH, NOW);
+    expect(r.ready).toBe(true);
+    expect(r.body.status).toBe('degraded');
+    expect(r.body.sinks[1]).toMatchObject({ name: 'nats', state: 'failing', errors: 12, shedding: true, lastError: 'connection refused' });
+    expect(r.body.reasons).toEqual([
+      'sink nats: failing (connection refused), 10000 candle(s) waiting; relay unaffected',
+      'sink nats: queue full (10000), shedding closed candles (it catches up)',
+    ]);
+    Object.assign(nats, { state: 'ok', shedding: false, pending: 0 });
+    r = evaluateReadiness(s, HEALTH, NOW);
+    expect(r.body.status).toBe('ok');
+    expect(r.body.reasons).toEqual([]);
+  });
+
   it('reports queue depths, error counts and relay figures', () => {
     const s = new FakeSources();
     s.pipe.closedDepth = 12;
