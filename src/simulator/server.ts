@@ -85,7 +85,7 @@ export interface SimulatorCounters {
   rest418: number;
   /**
    * REST requests that arrived while a Retry-After window this simulator had announced (a 429, or a
-   * 418 ban) was still running. On Binance these are violations: binance-spot-api-docs rest-api.md
+   * 418 ban) was still running (requests already in flight aside: IN_FLIGHT_GRACE_MS). On Binance these are violations: binance-spot-api-docs rest-api.md
    * "LIMITS": a 429 carries Retry-After, and an IP that keeps sending after it is auto-banned (418),
    * from 2 minutes up to 3 days for repeat offenders.
    */
@@ -111,6 +111,12 @@ const WEIGHT_WINDOW_MS = 60_000;
 const MAX_CATCHUP_CLOSED = 100;
 const MAX_PAYLOAD = 1 << 20;
 const KLINES_WEIGHT = 2;
+/**
+ * A request arriving this soon after a rejection left was already on the wire (sent before the client
+ * could have read the rejection: one sent at the same time on another pooled connection, or still
+ * connecting), so it is not counted as ignoring the Retry-After. Arrivals after that are.
+ */
+const IN_FLIGHT_GRACE_MS = 50;
 
 interface StreamState {
   readonly name: string;
@@ -257,7 +263,8 @@ export class BinanceSimulator {
   #restRetryAfter: number | string = 0;
   #restLatencyMs = 0;
   #restLagMs = 0;
-  /** Monotonic end of the latest Retry-After window announced (429 / 418). */
+  /** Monotonic start and end of the latest Retry-After window announced (429 / 418). */
+  #retryAfterFrom = 0;
   #retryAfterUntil = 0;
   readonly #delayedReplies = new Set<NodeJS.Timeout>();
   #closeAfterMs: number | undefined;
@@ -677,7 +684,8 @@ export class BinanceSimulator {
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.counters.restRequests++;
-    if (mono() < this.#retryAfterUntil) this.counters.restInsideRetryAfter++;
+    const arrived = mono();
+    if (arrived < this.#retryAfterUntil && arrived >= this.#retryAfterFrom + IN_FLIGHT_GRACE_MS) this.counters.restInsideRetryAfter++;
     try {
       this.#handleRest(req, res);
     } catch (err) {
@@ -697,15 +705,18 @@ export class BinanceSimulator {
   }
 
   /**
-   * Start a Retry-After window the client must honour (429, 418): every request arriving before it
-   * ends is counted in `restInsideRetryAfter`. The window starts when the rejection is written, and
-   * rejections are written at once (they cost Binance no query work) while successful answers may wait
-   * `restLatency`; so a request can only be counted if the client sent it after it could have read the
-   * rejection, give or take the loopback hop. Returns the window in ms.
+   * Start a Retry-After window the client must honour (429, 418): requests arriving inside it are
+   * counted in `restInsideRetryAfter` (those of the first IN_FLIGHT_GRACE_MS aside). The window starts
+   * when the rejection is written; rejections are written at once (they cost Binance no query work)
+   * while successful answers wait `restLatency`. Returns the window in ms.
    */
   #announceRetryAfter(retryAfter: number | string): number {
     const ms = typeof retryAfter === 'number' ? retryAfter * 1000 : (parseRetryAfter(retryAfter, this.#now()) ?? 0);
-    this.#retryAfterUntil = Math.max(this.#retryAfterUntil, mono() + ms);
+    const t = mono();
+    if (t + ms > this.#retryAfterUntil) {
+      this.#retryAfterFrom = t;
+      this.#retryAfterUntil = t + ms;
+    }
     return ms;
   }
 

@@ -24,6 +24,9 @@ async function get(s: BinanceSimulator, path: string): Promise<{ status: number;
   return { status: res.status, body: text.startsWith('[') || text.startsWith('{') ? (JSON.parse(text) as unknown) : text };
 }
 
+/** Requests arriving just after a rejection may have been on the wire already: the simulator excuses those. */
+const pastInFlightGrace = () => new Promise((r) => setTimeout(r, 80));
+
 describe('simulator REST faults', () => {
   it('restLag: answers klines as REST saw them lag ms ago (older rows only, its newest one still partial)', async () => {
     const s = await start();
@@ -51,11 +54,12 @@ describe('simulator REST faults', () => {
     expect(order.slice(0, 2).sort()).toEqual(['klines 429', 'ping 200']);
   });
 
-  it('counts every request that arrives inside an announced Retry-After window, and none after it', async () => {
+  it('counts every request that arrives inside an announced Retry-After window (after the in-flight grace), and none after it', async () => {
     const s = await start();
     s.faults.restErrors(1, 429, 1);
     expect((await get(s, '/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=1')).status).toBe(429);
     expect(s.counters.restInsideRetryAfter).toBe(0); // the 429 itself came before its window
+    await pastInFlightGrace();
     await get(s, '/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=1');
     await get(s, '/api/v3/ping');
     expect(s.counters.restInsideRetryAfter).toBe(2);
@@ -72,6 +76,7 @@ describe('simulator REST faults', () => {
     const banned = await get(s, '/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=1');
     expect(banned.status).toBe(418);
     expect(JSON.stringify(banned.body)).toContain(`banned until ${at}`);
+    await pastInFlightGrace();
     await get(s, '/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=1');
     expect(s.counters.restInsideRetryAfter).toBe(1);
   });
