@@ -83,7 +83,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     sinks: [relay, ...(deps.sinks ?? [])],
     status,
     clock,
-    recover: rest.fetchClosed,
+    recover: rest.fetchRange,
     onBlocked: () => {
       upstream.pause();
     },

@@ -2,7 +2,9 @@
  * Binance REST backfill: GET /api/v3/klines over an undici keep-alive Pool (contract §3).
  *
  * - Paging: limit 1000, startTime/endTime, ascending; the last row of a page may be the candle still
- *   forming: only rows whose close time has passed are returned as closed.
+ *   forming: only rows whose close time has passed are returned as closed. A range is asked for with
+ *   one candle more than it spans, so the answer also says whether REST has moved past the range (its
+ *   frontier: a missing candle before it is a hole) or has not got there yet (REST lags at times).
  * - Request weight: X-MBX-USED-WEIGHT-1M is authoritative; we stay under `maxWeightPerMinute`
  *   (default half of Binance's 6000 so other clients on the same IP keep room) by waiting for the next
  *   minute when the next request would cross it.
@@ -32,6 +34,7 @@ import {
   type BulkheadPolicy,
 } from 'cockatiel';
 import type { Candle, StreamRef } from '../core/candle.ts';
+import type { RecoveredRange } from '../core/recovery.ts';
 import { restBreakerName } from '../core/source.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
@@ -166,25 +169,36 @@ export class BinanceRest {
    * The closed candles of `stream` with open time in [fromOpenTime, toOpenTimeExclusive), ascending.
    * Rows Binance does not have (its own outages) are simply absent; the caller counts them as holes.
    */
-  readonly fetchClosed = async (stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal?: AbortSignal): Promise<Candle[]> => {
-    const out: Candle[] = [];
+  readonly fetchClosed = async (stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal?: AbortSignal): Promise<Candle[]> =>
+    (await this.#fetch(stream, fromOpenTime, toOpenTimeExclusive, signal)).candles;
+
+  /** The same, with REST's frontier (gap recovery's RecoveryFetch: it tells holes from REST lag). */
+  readonly fetchRange = (stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal?: AbortSignal): Promise<RecoveredRange> =>
+    this.#fetch(stream, fromOpenTime, toOpenTimeExclusive, signal);
+
+  async #fetch(stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal?: AbortSignal): Promise<{ candles: Candle[]; frontier: number | undefined }> {
+    const candles: Candle[] = [];
+    let frontier: number | undefined;
     let start = fromOpenTime;
     while (start < toOpenTimeExclusive) {
-      const rows = await this.#klines(stream, start, toOpenTimeExclusive - 1, signal);
+      // endTime is inclusive: the candle at toOpenTimeExclusive, when REST has it, shows REST is past the range.
+      const rows = await this.#klines(stream, start, toOpenTimeExclusive, signal);
       const now = this.#clock.now();
       let last: number | undefined;
       for (const r of rows) {
         const openTime = r[0];
-        if (openTime < start || openTime >= toOpenTimeExclusive) continue;
+        if (openTime < start) continue;
         last = openTime;
+        if (frontier === undefined || openTime > frontier) frontier = openTime;
+        if (openTime >= toOpenTimeExclusive) break;
         if (r[6] >= now) break; // still forming: not closed yet
-        out.push(rowToCandle(stream, r, now, this.#clock.monotonic()));
+        candles.push(rowToCandle(stream, r, now, this.#clock.monotonic()));
       }
       if (rows.length < PAGE_LIMIT || last === undefined) break;
       start = nextOpenTime(stream.interval, last);
     }
-    return out;
-  };
+    return { candles, frontier };
+  }
 
   /** Idempotent: aborts waits, closes the pool. */
   async close(): Promise<void> {
