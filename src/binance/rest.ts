@@ -250,8 +250,8 @@ export class BinanceRest {
         this.#weightWaitMs,
       );
     } catch (err) {
+      if (signal.aborted) throw err; // closing, or the caller gave up (perhaps while waiting at the gate): not an error of REST
       this.#stats.errors++;
-      if (signal.aborted) throw err;
       throw new RestError('CONNECTOR_ERR_REST_NETWORK', `Binance REST request failed: ${(err as Error).message}`, 0, true, { cause: err });
     }
     const used = Number(headerValue(res.headers['x-mbx-used-weight-1m']));
