@@ -85,9 +85,10 @@ export interface SimulatorCounters {
   rest418: number;
   /**
    * REST requests that arrived while a Retry-After window this simulator had announced (a 429, or a
-   * 418 ban) was still running (requests already in flight aside: IN_FLIGHT_GRACE_MS). On Binance these are violations: binance-spot-api-docs rest-api.md
-   * "LIMITS": a 429 carries Retry-After, and an IP that keeps sending after it is auto-banned (418),
-   * from 2 minutes up to 3 days for repeat offenders.
+   * 418 ban) was still running (requests already in flight aside: IN_FLIGHT_GRACE_MS). On Binance
+   * these are violations: binance-spot-api-docs rest-api.md "LIMITS": a 429 carries Retry-After, and
+   * an IP that keeps sending after it is auto-banned (418), from 2 minutes up to 3 days for repeat
+   * offenders.
    */
   restInsideRetryAfter: number;
 }
