@@ -92,7 +92,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     sinks: deps.sinks ?? [],
     status,
     clock,
-    recover: rest.fetchClosed,
+    recover: rest.fetchRange,
     onBlocked: () => {
       upstream.pause();
     },

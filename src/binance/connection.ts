@@ -34,6 +34,7 @@ import type { ClientOptions, RawData, WebSocket } from 'ws';
 import type { Candle, StreamRef } from '../core/candle.ts';
 import type { Clock } from '../core/clock.ts';
 import { ConnectorError, errorMessage } from '../core/errors.ts';
+import { parseRetryAfter } from '../core/retry-after.ts';
 import type { ConnectionSnapshot, SourceHandlers } from '../core/source.ts';
 import type { ConnState, QualityGrade, StatusStream } from '../core/status.ts';
 import type { Config } from '../config/schema.ts';
@@ -848,13 +849,4 @@ function rawToBuffer(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (Array.isArray(data)) return Buffer.concat(data);
   return Buffer.from(data);
-}
-
-/** Retry-After: delta-seconds or an HTTP date. */
-export function parseRetryAfter(value: string | string[] | undefined, nowWall: number): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined || v.trim() === '') return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - nowWall);
 }

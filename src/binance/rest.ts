@@ -2,14 +2,21 @@
  * Binance REST backfill: GET /api/v3/klines over an undici keep-alive Pool (contract §3).
  *
  * - Paging: limit 1000, startTime/endTime, ascending; the last row of a page may be the candle still
- *   forming: only rows whose close time has passed are returned as closed.
+ *   forming: only rows whose close time has passed are returned as closed. A range is asked for with
+ *   one candle more than it spans, so the answer also says whether REST has moved past the range (its
+ *   frontier: a missing candle before it is a hole) or has not got there yet (REST lags at times).
  * - Request weight: X-MBX-USED-WEIGHT-1M is authoritative; we stay under `maxWeightPerMinute`
  *   (default half of Binance's 6000 so other clients on the same IP keep room) by waiting for the next
  *   minute when the next request would cross it.
- * - 429: wait Retry-After, then retry. 418 (IP auto-banned) and 403 (WAF): every request waits until the
- *   ban has passed; the ban is surfaced as a status event and in stats (→ /ready body, metrics).
+ * - 429 (Retry-After), 418 (IP auto-banned, Retry-After = the ban) and 403 (WAF, 5 min): the window is
+ *   the IP's, not the request's. Every request leaves through one RestGate (core/rest-gate.ts), checked
+ *   just before it is dispatched, so once any answer closes it no request of any stream leaves until
+ *   the window has passed (requests already in flight aside), then the refused one is retried. Surfaced
+ *   as a status event and in stats (→ /ready body, metrics).
  * - Network errors and 5xx: retried with jittered exponential backoff, and counted by a circuit breaker
- *   (cockatiel) that stops hammering a Binance that is down: 30 → 60 → 120 → 300 s recovery.
+ *   (cockatiel) that stops hammering a Binance that is down: 30 → 60 → 120 → 300 s recovery; half-open,
+ *   it lets `CONNECTOR_CIRCUIT_BREAKER_HALF_OPEN_CALLS` trial requests through (the others wait for
+ *   their verdict), and closes once they all succeed.
  * - Concurrency: a cockatiel bulkhead of `rest.concurrency` requests in flight.
  */
 import { Pool, type Dispatcher } from 'undici';
@@ -27,6 +34,7 @@ import {
   type BulkheadPolicy,
 } from 'cockatiel';
 import type { Candle, StreamRef } from '../core/candle.ts';
+import type { RecoveredRange } from '../core/recovery.ts';
 import { restBreakerName } from '../core/source.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
@@ -35,6 +43,8 @@ import type { Config } from '../config/schema.ts';
 import { ConnectorError } from '../core/errors.ts';
 import { breakerRecoveryBackoff } from '../core/backoff.ts';
 import { nextOpenTime } from '../core/intervals.ts';
+import { parseRetryAfter } from '../core/retry-after.ts';
+import { RestGate } from '../core/rest-gate.ts';
 import type { Logger } from '../ops/logger.ts';
 
 const KLINES_WEIGHT = 2;
@@ -77,6 +87,8 @@ export interface BinanceRestOptions {
   readonly clock?: Clock;
   /** Seam: an undici Dispatcher (tests may pass a MockAgent); default a keep-alive Pool on the REST origin. */
   readonly dispatcher?: Dispatcher;
+  /** The IP-wide gate (one per REST origin; share it when two clients use the same one). Default: its own. */
+  readonly gate?: RestGate;
   /** Transient retries per request before the error goes to the caller (default 4). */
   readonly maxAttempts?: number;
   readonly retryBaseMs?: number;
@@ -98,6 +110,7 @@ export class BinanceRest {
   readonly #ownsDispatcher: boolean;
   readonly #breaker: CircuitBreakerPolicy;
   readonly #bulkhead: BulkheadPolicy;
+  readonly #gate: RestGate;
   readonly #origin: string;
   readonly #basePath: string;
   readonly #abort = new AbortController();
@@ -109,6 +122,7 @@ export class BinanceRest {
   constructor(options: BinanceRestOptions) {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
+    this.#gate = options.gate ?? new RestGate(this.#clock);
     const url = new URL(options.config.binance.restUrl);
     this.#origin = url.origin;
     this.#basePath = url.pathname.replace(/\/+$/, '');
@@ -129,6 +143,8 @@ export class BinanceRest {
       {
         breaker: new ConsecutiveBreaker(b.failureThreshold),
         halfOpenAfter: breakerRecoveryBackoff(b.recoveryTimeoutMs, b.recoveryMaxMs),
+        // Half-open: that many trials at once; any failure re-opens, all succeeding closes it.
+        halfOpenSampling: { calls: b.halfOpenCalls, threshold: 0 },
       },
     );
     this.#breaker.onStateChange((s) => {
@@ -143,6 +159,9 @@ export class BinanceRest {
   }
 
   stats(): Readonly<RestStats> {
+    const gate = this.#gate.state;
+    // A ban (418) or a WAF block (403) is reported as such; a 429's window is a back-off, not a ban.
+    this.#stats.bannedUntil = gate.kind === 'closed' && gate.cause !== '429' ? this.#gate.opensAt() : undefined;
     return this.#stats;
   }
 
@@ -150,25 +169,36 @@ export class BinanceRest {
    * The closed candles of `stream` with open time in [fromOpenTime, toOpenTimeExclusive), ascending.
    * Rows Binance does not have (its own outages) are simply absent; the caller counts them as holes.
    */
-  readonly fetchClosed = async (stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal?: AbortSignal): Promise<Candle[]> => {
-    const out: Candle[] = [];
+  readonly fetchClosed = async (stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal?: AbortSignal): Promise<Candle[]> =>
+    (await this.#fetch(stream, fromOpenTime, toOpenTimeExclusive, signal)).candles;
+
+  /** The same, with REST's frontier (gap recovery's RecoveryFetch: it tells holes from REST lag). */
+  readonly fetchRange = (stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal?: AbortSignal): Promise<RecoveredRange> =>
+    this.#fetch(stream, fromOpenTime, toOpenTimeExclusive, signal);
+
+  async #fetch(stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal?: AbortSignal): Promise<{ candles: Candle[]; frontier: number | undefined }> {
+    const candles: Candle[] = [];
+    let frontier: number | undefined;
     let start = fromOpenTime;
     while (start < toOpenTimeExclusive) {
-      const rows = await this.#klines(stream, start, toOpenTimeExclusive - 1, signal);
+      // endTime is inclusive: the candle at toOpenTimeExclusive, when REST has it, shows REST is past the range.
+      const rows = await this.#klines(stream, start, toOpenTimeExclusive, signal);
       const now = this.#clock.now();
       let last: number | undefined;
       for (const r of rows) {
         const openTime = r[0];
-        if (openTime < start || openTime >= toOpenTimeExclusive) continue;
+        if (openTime < start) continue;
         last = openTime;
+        if (frontier === undefined || openTime > frontier) frontier = openTime;
+        if (openTime >= toOpenTimeExclusive) break;
         if (r[6] >= now) break; // still forming: not closed yet
-        out.push(rowToCandle(stream, r, now, this.#clock.monotonic()));
+        candles.push(rowToCandle(stream, r, now, this.#clock.monotonic()));
       }
       if (rows.length < PAGE_LIMIT || last === undefined) break;
       start = nextOpenTime(stream.interval, last);
     }
-    return out;
-  };
+    return { candles, frontier };
+  }
 
   /** Idempotent: aborts waits, closes the pool. */
   async close(): Promise<void> {
@@ -187,13 +217,12 @@ export class BinanceRest {
     const maxAttempts = this.#o.maxAttempts ?? 4;
     for (let attempt = 1; ; attempt++) {
       signals.throwIfAborted();
-      await this.#waitForBudget(signals);
       try {
         const body = await this.#bulkhead.execute(() => this.#breaker.execute(() => this.#get(path, signals)));
         return parseRows(body);
       } catch (err) {
-        if (err instanceof RestError && err.status === 429) continue; // waited Retry-After inside #get
-        if (err instanceof RestError && (err.status === 418 || err.status === 403)) continue; // ban recorded; #waitForBudget waits it out
+        // The gate is closed now: the next attempt waits at it with every other request.
+        if (err instanceof RestError && (err.status === 429 || err.status === 418 || err.status === 403)) continue;
         if (err instanceof BulkheadRejectedError) throw new RestError('CONNECTOR_ERR_REST_BUSY', 'REST bulkhead queue full', 0, true, { cause: err });
         if (err instanceof BrokenCircuitError) throw new RestError('CONNECTOR_ERR_REST_BREAKER_OPEN', 'Binance REST circuit breaker is open', 0, true, { cause: err });
         if (err instanceof RestError && err.retryable && attempt < maxAttempts) {
@@ -207,14 +236,22 @@ export class BinanceRest {
   }
 
   async #get(path: string, signal: AbortSignal): Promise<unknown> {
-    this.#stats.requests++;
-    this.#bumpLocalWeight();
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.#dispatcher.request({ origin: this.#origin, path, method: 'GET', signal, headers: { accept: 'application/json' } });
+      // Only through the gate, and inside the bulkhead slot: a request queued before a 429 arrived
+      // must not leave on the strength of a check it passed before the window was announced.
+      res = await this.#gate.pass(
+        () => {
+          this.#stats.requests++;
+          this.#bumpLocalWeight();
+          return this.#dispatcher.request({ origin: this.#origin, path, method: 'GET', signal, headers: { accept: 'application/json' } });
+        },
+        signal,
+        this.#weightWaitMs,
+      );
     } catch (err) {
+      if (signal.aborted) throw err; // closing, or the caller gave up (perhaps while waiting at the gate): not an error of REST
       this.#stats.errors++;
-      if (signal.aborted) throw err;
       throw new RestError('CONNECTOR_ERR_REST_NETWORK', `Binance REST request failed: ${(err as Error).message}`, 0, true, { cause: err });
     }
     const used = Number(headerValue(res.headers['x-mbx-used-weight-1m']));
@@ -225,16 +262,12 @@ export class BinanceRest {
     const status = res.statusCode;
     if (status === 200) return res.body.json();
     const text = await res.body.text().catch(() => '');
-    const retryAfterMs = retryAfter(headerValue(res.headers['retry-after']));
     if (status === 429 || status === 418 || status === 403) {
       this.#stats.rateLimited++;
+      const retryAfterMs = parseRetryAfter(res.headers['retry-after'], this.#clock.now());
       const waitMs = retryAfterMs ?? (status === 403 ? WAF_BACKOFF_MS : DEFAULT_RETRY_AFTER_MS);
+      this.#gate.close(waitMs, String(status));
       this.#o.status.emit({ type: 'ratelimit', exchange: 'binance', scope: 'rest', kind: String(status), retryAfterMs: waitMs });
-      if (status === 429) {
-        await sleep(waitMs, signal);
-      } else {
-        this.#stats.bannedUntil = this.#clock.now() + waitMs;
-      }
       throw new RestError(`CONNECTOR_ERR_REST_${status}`, `Binance REST ${status}: ${text.slice(0, 200)}`, status, false);
     }
     this.#stats.errors++;
@@ -251,24 +284,15 @@ export class BinanceRest {
     this.#stats.usedWeight1m += KLINES_WEIGHT;
   }
 
-  /** Wait out a ban, then for the next minute if this request would cross the weight budget. */
-  async #waitForBudget(signal: AbortSignal): Promise<void> {
-    for (;;) {
-      const now = this.#clock.now();
-      const banned = this.#stats.bannedUntil;
-      if (banned !== undefined && banned > now) {
-        await sleep(banned - now, signal);
-        continue;
-      }
-      if (banned !== undefined) this.#stats.bannedUntil = undefined;
-      const minute = Math.floor(now / 60_000);
-      if (minute === this.#weightMinute && this.#stats.usedWeight1m + KLINES_WEIGHT > this.#o.config.rest.maxWeightPerMinute) {
-        await sleep((minute + 1) * 60_000 - now + 50, signal);
-        continue;
-      }
-      return;
+  /** How long the next request must wait for this minute's weight budget (0: it may go now). */
+  readonly #weightWaitMs = (): number => {
+    const now = this.#clock.now();
+    const minute = Math.floor(now / 60_000);
+    if (minute === this.#weightMinute && this.#stats.usedWeight1m + KLINES_WEIGHT > this.#o.config.rest.maxWeightPerMinute) {
+      return (minute + 1) * 60_000 - now + 50;
     }
-  }
+    return 0;
+  };
 }
 
 function parseRows(body: unknown): z.infer<typeof Rows> {
@@ -304,12 +328,6 @@ function rowToCandle(stream: StreamRef, r: z.infer<typeof Row>, now: number, mon
 
 function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
-}
-
-function retryAfter(v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const s = Number(v);
-  return Number.isFinite(s) && s >= 0 ? s * 1000 : undefined;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -119,6 +119,8 @@ export const envShape = {
   CONNECTOR_DEDUPLICATION_WINDOW_SECONDS: seconds(1, 86_400 * 31).prefault(120),
   CONNECTOR_DEDUPLICATION_MAX_ENTRIES: int(1, 10_000_000).default(10_000),
   CONNECTOR_GAP_HOLD_MAX: int(1, 1_000_000).default(5000),
+  /** A missing range is a hole once REST has served a later candle, or once it closed longer ago than this (REST lags at times). */
+  CONNECTOR_HOLE_HORIZON_MS: int(1000, 86_400_000).default(300_000),
 
   CONNECTOR_CIRCUIT_BREAKER_FAILURE_THRESHOLD: int(1, 1000).default(5),
   CONNECTOR_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: seconds(1, 86_400).prefault(30),
@@ -259,6 +261,7 @@ function toConfig(v: Env) {
       dedupWindowMs: v.CONNECTOR_DEDUPLICATION_WINDOW_SECONDS,
       dedupMaxEntries: v.CONNECTOR_DEDUPLICATION_MAX_ENTRIES,
       gapHoldMax: v.CONNECTOR_GAP_HOLD_MAX,
+      holeHorizonMs: v.CONNECTOR_HOLE_HORIZON_MS,
     },
     relay: {
       host: v.CONNECTOR_RELAY_HOST,

@@ -1,6 +1,6 @@
 /** pino, JSON lines on stdout, and the bridge that turns every status event into one log line. */
 import { pino, type Logger, type Level } from 'pino';
-import type { StatusEvent, StatusStream, Disposable } from '../core/status.ts';
+import type { StatusEvent, StatusEventOf, StatusStream, Disposable } from '../core/status.ts';
 
 export type { Logger } from 'pino';
 
@@ -41,9 +41,23 @@ const LEVEL: Record<StatusEvent['type'], Level> = {
   lifecycle: 'info',
 };
 
-/** Log every status event as one structured line: `{"level":"warn","event":"stream.stale",...}`. */
-export function logStatus(status: StatusStream, log: Logger): Disposable {
-  return status.subscribe((event) => {
+export interface LogStatusOptions {
+  /** Failed backfill attempts are summed up in one line per this many ms (default 30 000). */
+  readonly backfillFailureIntervalMs?: number;
+}
+
+/**
+ * Log every status event as one structured line: `{"level":"warn","event":"stream.stale",...}`.
+ * Except failed backfill attempts: while REST is down (breaker open, 5xx) every waiting stream fails
+ * again on every retry, so they are summed up, one line per interval (see BackfillFailureLog).
+ */
+export function logStatus(status: StatusStream, log: Logger, options: LogStatusOptions = {}): Disposable {
+  const failures = new BackfillFailureLog(log, options.backfillFailureIntervalMs ?? 30_000);
+  const subscription = status.subscribe((event) => {
+    if (event.type === 'backfill' && event.outcome === 'failed') {
+      failures.add(event);
+      return;
+    }
     let level = LEVEL[event.type];
     if (event.type === 'backfill' && event.outcome !== 'ok') level = 'warn';
     if (event.type === 'ratelimit' && event.kind === '418') level = 'error';
@@ -54,4 +68,80 @@ export function logStatus(status: StatusStream, log: Logger): Disposable {
     const { type, ...fields } = event;
     log[level]({ event: type, ...fields }, type);
   });
+  return {
+    dispose: () => {
+      subscription.dispose();
+      failures.close();
+    },
+  };
+}
+
+/** Streams named in a summary line; the count covers the rest. */
+const SAMPLE_STREAMS = 5;
+
+/**
+ * Failed backfill attempts, summed up. The first failure after a quiet spell is logged as it is (an
+ * operator sees it at once) and opens an interval; failures inside it are counted, and at its end one
+ * line says how many streams kept failing, how often, and the last error, then the next interval
+ * starts. An interval without failures ends the summing up.
+ */
+class BackfillFailureLog {
+  readonly #log: Logger;
+  readonly #intervalMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #streams = new Set<string>();
+  #attempts = 0;
+  #error = '';
+
+  constructor(log: Logger, intervalMs: number) {
+    this.#log = log;
+    this.#intervalMs = intervalMs;
+  }
+
+  add(event: StatusEventOf<'backfill'>): void {
+    if (this.#timer === undefined) {
+      const { type, ...fields } = event;
+      this.#log.warn({ event: type, ...fields }, type);
+      this.#arm();
+      return;
+    }
+    this.#streams.add(event.stream);
+    this.#attempts++;
+    this.#error = event.error ?? this.#error;
+  }
+
+  /** Logs what is still counted (nothing is lost at shutdown), stops the timer. Idempotent. */
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#flush();
+  }
+
+  #arm(): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#flush()) this.#arm();
+    }, this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  /** One summary line for the interval; false when there was nothing to say. */
+  #flush(): boolean {
+    if (this.#attempts === 0) return false;
+    this.#log.warn(
+      {
+        event: 'backfill',
+        outcome: 'failed',
+        streams: this.#streams.size,
+        attempts: this.#attempts,
+        error: this.#error,
+        sample: [...this.#streams].slice(0, SAMPLE_STREAMS),
+        intervalMs: this.#intervalMs,
+      },
+      'backfill failing',
+    );
+    this.#streams.clear();
+    this.#attempts = 0;
+    return true;
+  }
 }

@@ -6,30 +6,48 @@
  *   - with openTime == next  is delivered and `next` advances;
  *   - with openTime >  next  reveals a gap [next, openTime): the candle is HELD, and the missing range is
  *     fetched through the injected `fetch` (REST backfill); recovered candles are delivered in order,
- *     then the held ones. A range the exchange cannot fill (its own outage) is a hole: logged, counted,
- *     skipped, never invented.
+ *     then the held ones.
  * `resync(stream)` (the source reports an interruption) recovers [next, current candle) right away
  * instead of waiting for the next live closed candle, which for a 1d stream could be a day later.
+ *
+ * Holes and lag (contract §3). REST lags the stream at times (seen: 20 s behind after a 5 s outage), so
+ * a candle missing from an answer is not yet a hole. It is one only once REST has served a later
+ * candle of the stream (the answer's `frontier` is past it: REST moved on, Binance never had it), or it
+ * closed more than `holeHorizonMs` ago. Until then the range is asked for again, with back-off, and the
+ * live candles after it wait (the holding area's bound and widening still apply). A hole is logged,
+ * counted, skipped, never invented. REST's newest row is taken as final only once a later one exists
+ * (or past the horizon): a lagging REST's "current" candle may already be closed by our clock and
+ * still partial in REST's.
  *
  *        live closed ─► in order? ──yes──► deliver ─► next++
  *                          │ gap
  *                          ▼
  *                        HELD (bounded) ◄── live closed while recovering
  *                          │
- *       fetch [next, target) ──ok──► deliver recovered, then held (re-check: new gap → recover again)
- *             │ failed: retry with backoff (held stays; overflow → forget held, widen target: REST has them)
+ *     fetch [next, first held) ──► deliver what REST has; a missing candle before REST's frontier
+ *          │                       or the horizon is a hole ──► all there? deliver held (re-check)
+ *          │                                                        │ not yet (REST lags)
+ *          │                                                        └─► ask again, back-off ──┐
+ *          │ failed: retry with backoff (held stays; overflow → forget held, widen: REST has them) ◄┘
  *
+ * A gap is counted and reported (one `backfill` event: ok or partial) once, when it is closed, however
+ * many asks it took; each failed attempt is reported as it happens (outcome `failed`, a retry follows).
  * The holding area is bounded: on overflow the held candles are forgotten and the recovery target
  * widened to cover them (they are recoverable from REST), so memory stays bounded and nothing is lost.
  */
 import type { Candle, StreamRef } from '../core/candle.ts';
 import type { Clock } from '../core/clock.ts';
 import type { StatusStream } from '../core/status.ts';
+import type { RecoveredRange, RecoveryFetch } from '../core/recovery.ts';
 import { errorMessage } from '../core/errors.ts';
 import { candlesBetween, nextOpenTime, openTimeAt } from '../core/intervals.ts';
 
-/** Fetch the CLOSED candles of `stream` with open time in [from, toExclusive), ascending. May return fewer (holes). */
-export type RecoveryFetch = (stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal: AbortSignal) => Promise<Candle[]>;
+export type { RecoveredRange, RecoveryFetch } from '../core/recovery.ts';
+
+/** Default `holeHorizonMs` (CONNECTOR_HOLE_HORIZON_MS). */
+export const DEFAULT_HOLE_HORIZON_MS = 300_000;
+/** While REST lags, a range is asked for again at most this far apart (the retry schedule, capped). */
+const LAG_RETRY_MAX_MS = 10_000;
 
 export interface GapTrackerOptions {
   readonly fetch: RecoveryFetch;
@@ -38,12 +56,17 @@ export interface GapTrackerOptions {
   readonly status: StatusStream;
   readonly clock: Clock;
   readonly holdMax: number;
-  /** Delays between retries of a failed recovery (ms); the last repeats. */
+  /** Delays between retries of a failed recovery (ms); the last repeats. Re-asks while REST lags use them too, capped at 10 s. */
   readonly retryDelaysMs?: readonly number[];
-  /** A missing tail younger than this may just not have reached REST yet: retry before calling it a hole. */
-  readonly settleMs?: number;
-  /** How many times to re-ask for an unsettled tail before declaring it a hole. */
-  readonly tailRetries?: number;
+  /** A missing range that closed longer ago than this is a hole even if REST never moved past it (default 300 000). */
+  readonly holeHorizonMs?: number;
+}
+
+/** The gap being recovered: reported and counted once, when it is closed. */
+interface GapEpisode {
+  readonly from: number;
+  recovered: number;
+  holes: number;
 }
 
 interface StreamGapState {
@@ -55,13 +78,18 @@ interface StreamGapState {
   /** Recovery must reach at least this open time (exclusive). */
   target: number;
   recovering: boolean;
+  /** Failed attempts in a row (error back-off). */
   attempt: number;
-  tailAttempt: number;
+  /** Answers in a row that left part of the range to a lagging REST (lag back-off). */
+  lagAsks: number;
+  gap: GapEpisode | undefined;
   timer: NodeJS.Timeout | undefined;
 }
 
 export interface GapStats {
+  /** Gaps closed (each once, however many asks it took). */
   backfills: number;
+  /** Failed attempts (each followed by a retry). */
   backfillsFailed: number;
   candlesRecovered: number;
   holes: number;
@@ -73,6 +101,7 @@ export class GapTracker {
   readonly #states: (StreamGapState | undefined)[] = [];
   readonly #abort = new AbortController();
   readonly #retry: readonly number[];
+  readonly #horizonMs: number;
   #closed = false;
   #idleWaiters: Array<() => void> = [];
   readonly stats: GapStats = { backfills: 0, backfillsFailed: 0, candlesRecovered: 0, holes: 0, duplicates: 0 };
@@ -80,6 +109,7 @@ export class GapTracker {
   constructor(options: GapTrackerOptions) {
     this.#o = options;
     this.#retry = options.retryDelaysMs ?? [1000, 2000, 5000, 10_000, 30_000, 60_000];
+    this.#horizonMs = options.holeHorizonMs ?? DEFAULT_HOLE_HORIZON_MS;
   }
 
   /** Open time of the next closed candle expected for the stream (undefined before the first). */
@@ -165,7 +195,7 @@ export class GapTracker {
   #state(stream: StreamRef): StreamGapState {
     let st = this.#states[stream.id];
     if (st === undefined) {
-      st = { stream, next: undefined, held: [], target: 0, recovering: false, attempt: 0, tailAttempt: 0, timer: undefined };
+      st = { stream, next: undefined, held: [], target: 0, recovering: false, attempt: 0, lagAsks: 0, gap: undefined, timer: undefined };
       this.#states[stream.id] = st;
     }
     return st;
@@ -212,77 +242,100 @@ export class GapTracker {
 
   async #recoverOnce(st: StreamGapState): Promise<void> {
     if (st.next === undefined || this.#closed) return;
-    st.recovering = true;
     const stream = st.stream;
     const from = st.next;
-    const to = st.target;
-    const missing = candlesBetween(stream.interval, from, to);
-    let recovered = 0;
-    let holes = 0;
-    let settled = true;
-    const report = (outcome: 'ok' | 'partial' | 'failed', error?: string): void => {
+    // The gap ends at the first held candle: the live ones after it are in hand, never asked for.
+    const to = st.held[0]?.openTime ?? st.target;
+    if (to <= from) {
+      this.#closeGap(st);
+      await this.#releaseHeld(st);
+      return;
+    }
+    st.recovering = true;
+    const gap = (st.gap ??= { from, recovered: 0, holes: 0 });
+    try {
+      const answer = await this.#o.fetch(stream, from, to, this.#abort.signal);
+      if (this.#isClosed()) return;
+      const { candles, frontier } = asRange(answer);
+      // Candles opening before this closed longer ago than the horizon: REST would have them by now.
+      const horizon = openTimeAt(stream.interval, this.#o.clock.now() - this.#horizonMs);
+      let expect = from;
+      let recovered = 0;
+      let holes = 0;
+      for (const c of candles) {
+        if (c.openTime < expect || c.openTime >= to) continue; // overlap or out of range
+        // REST's newest row is final only once REST has a later one (or it is past the horizon).
+        if (c.openTime === frontier && c.openTime >= horizon) break;
+        if (c.openTime > expect) holes += candlesBetween(stream.interval, expect, c.openTime); // REST has a later one
+        await this.#o.deliver(c);
+        recovered++;
+        expect = nextOpenTime(stream.interval, c.openTime);
+        st.next = expect;
+      }
+      // What is still missing before REST's frontier, or older than the horizon, is a hole.
+      const reached = Math.min(to, Math.max(frontier ?? Number.NEGATIVE_INFINITY, horizon));
+      if (reached > expect) {
+        holes += candlesBetween(stream.interval, expect, reached);
+        expect = reached;
+        st.next = expect;
+      }
+      gap.recovered += recovered;
+      gap.holes += holes;
+      this.stats.candlesRecovered += recovered;
+      this.stats.holes += holes;
+      st.attempt = 0;
+      st.recovering = false;
+      if (expect < to) {
+        // REST has not got there yet: ask again (the live candles after the gap keep waiting).
+        st.lagAsks++;
+        const delay = Math.min(LAG_RETRY_MAX_MS, this.#retry[Math.min(st.lagAsks - 1, this.#retry.length - 1)] ?? LAG_RETRY_MAX_MS);
+        this.#startRecovery(st, delay);
+        return;
+      }
+      this.#closeGap(st);
+      await this.#releaseHeld(st);
+    } catch (err) {
+      st.recovering = false;
+      if (this.#isClosed()) return;
+      this.stats.backfillsFailed++;
       this.#o.status.emit({
         type: 'backfill',
         exchange: stream.exchange,
         stream: stream.name,
         fromOpenTime: from,
         toOpenTime: to,
-        missing,
-        recovered,
-        holes,
-        outcome,
-        ...(error === undefined ? {} : { error }),
+        missing: candlesBetween(stream.interval, from, to),
+        recovered: 0,
+        holes: 0,
+        outcome: 'failed',
+        error: errorMessage(err),
       });
-    };
-    try {
-      if (missing > 0) {
-        const rows = await this.#o.fetch(stream, from, to, this.#abort.signal);
-        if (this.#isClosed()) return;
-        let expect = from;
-        for (const c of rows) {
-          if (c.openTime < expect || c.openTime >= to) continue; // overlap or out of range
-          if (c.openTime > expect) holes += candlesBetween(stream.interval, expect, c.openTime);
-          await this.#o.deliver(c);
-          recovered++;
-          expect = nextOpenTime(stream.interval, c.openTime);
-          st.next = expect;
-        }
-        if (expect < to) {
-          // The tail is missing. If it is recent, REST may simply not have it yet: ask again before calling it a hole.
-          const tailAgeMs = this.#o.clock.now() - to;
-          if (tailAgeMs < (this.#o.settleMs ?? 10_000) && st.tailAttempt < (this.#o.tailRetries ?? 3)) {
-            settled = false;
-          } else {
-            holes += candlesBetween(stream.interval, expect, to);
-            st.next = to;
-          }
-        } else {
-          st.next = to;
-        }
-        this.stats.backfills++;
-        this.stats.candlesRecovered += recovered;
-        this.stats.holes += holes;
-        report(holes > 0 || !settled ? 'partial' : 'ok');
-      }
-      st.attempt = 0;
-      if (!settled) {
-        st.tailAttempt++;
-        st.recovering = false;
-        this.#startRecovery(st, this.#retry[Math.min(st.tailAttempt - 1, this.#retry.length - 1)] ?? 1000);
-        return;
-      }
-      st.tailAttempt = 0;
-      st.recovering = false;
-      await this.#releaseHeld(st);
-    } catch (err) {
-      st.recovering = false;
-      if (this.#isClosed()) return;
-      this.stats.backfillsFailed++;
-      report('failed', errorMessage(err));
       const delay = this.#retry[Math.min(st.attempt, this.#retry.length - 1)] ?? 60_000;
       st.attempt++;
       this.#startRecovery(st, delay);
     }
+  }
+
+  /** The gap is filled up to `next` (recovered or holes): count and report it, once. */
+  #closeGap(st: StreamGapState): void {
+    const gap = st.gap;
+    st.gap = undefined;
+    st.lagAsks = 0;
+    if (gap === undefined || st.next === undefined) return;
+    const missing = candlesBetween(st.stream.interval, gap.from, st.next);
+    if (missing === 0) return;
+    this.stats.backfills++;
+    this.#o.status.emit({
+      type: 'backfill',
+      exchange: st.stream.exchange,
+      stream: st.stream.name,
+      fromOpenTime: gap.from,
+      toOpenTime: st.next,
+      missing,
+      recovered: gap.recovered,
+      holes: gap.holes,
+      outcome: gap.holes > 0 ? 'partial' : 'ok',
+    });
   }
 
   /** Deliver held candles that are now in order; a new discontinuity starts another recovery. */
@@ -306,4 +359,9 @@ export class GapTracker {
     }
     if (st.next !== undefined && st.target > st.next) this.#startRecovery(st, 0);
   }
+}
+
+/** A plain list (a fetch that cannot see past the range) tells nothing of REST's frontier. */
+function asRange(answer: RecoveredRange | readonly Candle[]): RecoveredRange {
+  return 'candles' in answer ? answer : { candles: answer, frontier: undefined };
 }

@@ -101,6 +101,7 @@ export class Pipeline {
       status: options.status,
       clock: options.clock,
       holdMax: c.gapHoldMax,
+      holeHorizonMs: c.holeHorizonMs,
       ...(options.gapRetryDelaysMs === undefined ? {} : { retryDelaysMs: options.gapRetryDelaysMs }),
     });
   }

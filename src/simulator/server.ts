@@ -23,6 +23,7 @@ import type { RawData } from 'ws';
 import { candlesBetween, nextOpenTime, openTimeAt } from '../core/intervals.ts';
 import { errorReply, parseControl, resultReply } from './control.ts';
 import type { ControlRequest } from './control.ts';
+import { parseRetryAfter } from '../core/retry-after.ts';
 import { HoleSet } from './holes.ts';
 import { klineAt, klineEventJson, openKlineAt } from './klines.ts';
 import { parseKlinesQuery, queryKlines } from './rest.ts';
@@ -47,7 +48,12 @@ export interface SimulatorFaults {
   stallSockets(ms: number): void;
   stallStreams(streams: string[], ms: number): void;
   refuseConnections(count: number, status?: number): void;
-  restErrors(count: number, status: 429 | 418 | 403 | 500, retryAfterSec?: number): void;
+  /** The next `count` klines requests fail. `retryAfter`: seconds, or a verbatim header value (an HTTP-date). */
+  restErrors(count: number, status: 429 | 418 | 403 | 500, retryAfter?: number | string): void;
+  /** Successful REST answers leave `ms` after the request arrived (rejections still go at once). 0: off. */
+  restLatency(ms: number): void;
+  /** REST lags the stream: klines are answered as Binance's REST saw them `ms` ago (no newer rows). 0: off. */
+  restLag(ms: number): void;
   closeAfter(ms: number | undefined): void;
   garbage(count: number): void;
   serverShutdown(): void;
@@ -77,6 +83,14 @@ export interface SimulatorCounters {
   restWeightUsedMax1m: number;
   rest429: number;
   rest418: number;
+  /**
+   * REST requests that arrived while a Retry-After window this simulator had announced (a 429, or a
+   * 418 ban) was still running (requests already in flight aside: IN_FLIGHT_GRACE_MS). On Binance
+   * these are violations: binance-spot-api-docs rest-api.md "LIMITS": a 429 carries Retry-After, and
+   * an IP that keeps sending after it is auto-banned (418), from 2 minutes up to 3 days for repeat
+   * offenders.
+   */
+  restInsideRetryAfter: number;
 }
 
 export interface SocketInfo {
@@ -98,6 +112,12 @@ const WEIGHT_WINDOW_MS = 60_000;
 const MAX_CATCHUP_CLOSED = 100;
 const MAX_PAYLOAD = 1 << 20;
 const KLINES_WEIGHT = 2;
+/**
+ * A request arriving this soon after a rejection left was already on the wire (sent before the client
+ * could have read the rejection: one sent at the same time on another pooled connection, or still
+ * connecting), so it is not counted as ignoring the Retry-After. Arrivals after that are.
+ */
+const IN_FLIGHT_GRACE_MS = 50;
 
 interface StreamState {
   readonly name: string;
@@ -210,6 +230,7 @@ export class BinanceSimulator {
     restWeightUsedMax1m: 0,
     rest429: 0,
     rest418: 0,
+    restInsideRetryAfter: 0,
   };
 
   readonly #server: Server;
@@ -240,7 +261,13 @@ export class BinanceSimulator {
   #refuseStatus = 503;
   #restErrorCount = 0;
   #restErrorStatus: 429 | 418 | 403 | 500 = 500;
-  #restRetryAfterSec = 0;
+  #restRetryAfter: number | string = 0;
+  #restLatencyMs = 0;
+  #restLagMs = 0;
+  /** Monotonic start and end of the latest Retry-After window announced (429 / 418). */
+  #retryAfterFrom = 0;
+  #retryAfterUntil = 0;
+  readonly #delayedReplies = new Set<NodeJS.Timeout>();
   #closeAfterMs: number | undefined;
   #closeMidSubscribe = 0;
 
@@ -309,6 +336,8 @@ export class BinanceSimulator {
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
       clearTimeout(this.#timer);
+      for (const t of this.#delayedReplies) clearTimeout(t);
+      this.#delayedReplies.clear();
       for (const s of this.#sessions.values()) s.ws.terminate();
       this.#sessions.clear();
       this.#streams.clear();
@@ -656,6 +685,8 @@ export class BinanceSimulator {
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.counters.restRequests++;
+    const arrived = mono();
+    if (arrived < this.#retryAfterUntil && arrived >= this.#retryAfterFrom + IN_FLIGHT_GRACE_MS) this.counters.restInsideRetryAfter++;
     try {
       this.#handleRest(req, res);
     } catch (err) {
@@ -672,6 +703,36 @@ export class BinanceSimulator {
       ...headers,
     });
     res.end(body);
+  }
+
+  /**
+   * Start a Retry-After window the client must honour (429, 418): requests arriving inside it are
+   * counted in `restInsideRetryAfter` (those of the first IN_FLIGHT_GRACE_MS aside). The window starts
+   * when the rejection is written; rejections are written at once (they cost Binance no query work)
+   * while successful answers wait `restLatency`. Returns the window in ms.
+   */
+  #announceRetryAfter(retryAfter: number | string): number {
+    const ms = typeof retryAfter === 'number' ? retryAfter * 1000 : (parseRetryAfter(retryAfter, this.#now()) ?? 0);
+    const t = mono();
+    if (t + ms > this.#retryAfterUntil) {
+      this.#retryAfterFrom = t;
+      this.#retryAfterUntil = t + ms;
+    }
+    return ms;
+  }
+
+  /** Answer a successful REST request, after the configured latency (Binance is ~10-200 ms away, not 0). */
+  #restReply(res: ServerResponse, status: number, body: string, headers: Record<string, string>): void {
+    if (this.#restLatencyMs <= 0) {
+      this.#json(res, status, body, headers);
+      return;
+    }
+    const t = setTimeout(() => {
+      this.#delayedReplies.delete(t);
+      if (!res.destroyed) this.#json(res, status, body, headers);
+    }, this.#restLatencyMs);
+    t.unref();
+    this.#delayedReplies.add(t);
   }
 
   #usedWeight(t: number): number {
@@ -706,6 +767,7 @@ export class BinanceSimulator {
       this.counters.rest429++;
       const oldest = this.#weights[0]?.at ?? t;
       const retry = Math.max(1, Math.ceil((oldest + WEIGHT_WINDOW_MS - t) / 1000));
+      this.#announceRetryAfter(retry);
       this.#json(
         res,
         429,
@@ -732,20 +794,22 @@ export class BinanceSimulator {
       this.#json(res, query.status, `{"code":${query.code},"msg":${JSON.stringify(query.msg)}}`, headers);
       return;
     }
-    this.#json(res, 200, JSON.stringify(queryKlines(query, this.#now(), this.#holes)), headers);
+    // A lagging REST answers as it saw the market `lag` ms ago: older rows only, its newest one partial.
+    this.#restReply(res, 200, JSON.stringify(queryKlines(query, this.#now() - this.#restLagMs, this.#holes)), headers);
   }
 
   #injectedError(res: ServerResponse): void {
     const status = this.#restErrorStatus;
-    const retry = { 'Retry-After': String(this.#restRetryAfterSec) };
+    const retry = { 'Retry-After': String(this.#restRetryAfter) };
     switch (status) {
       case 429:
         this.counters.rest429++;
+        this.#announceRetryAfter(this.#restRetryAfter);
         this.#json(res, 429, '{"code":-1003,"msg":"Too much request weight used; current limit is 6000 request weight per 1 MINUTE."}', retry);
         return;
       case 418: {
         this.counters.rest418++;
-        const until = this.#now() + this.#restRetryAfterSec * 1000;
+        const until = this.#now() + this.#announceRetryAfter(this.#restRetryAfter);
         this.#json(res, 418, `{"code":-1003,"msg":"Way too much request weight used; IP banned until ${until}. Please use WebSocket Streams for live updates to avoid bans."}`, retry);
         return;
       }
@@ -794,10 +858,16 @@ export class BinanceSimulator {
         this.#refuseCount = count;
         this.#refuseStatus = status;
       },
-      restErrors: (count, status, retryAfterSec = 1) => {
+      restErrors: (count, status, retryAfter = 1) => {
         this.#restErrorCount = count;
         this.#restErrorStatus = status;
-        this.#restRetryAfterSec = retryAfterSec;
+        this.#restRetryAfter = retryAfter;
+      },
+      restLatency: (ms) => {
+        this.#restLatencyMs = Math.max(0, ms);
+      },
+      restLag: (ms) => {
+        this.#restLagMs = Math.max(0, ms);
       },
       closeAfter: (ms) => {
         this.#closeAfterMs = ms;
@@ -823,6 +893,8 @@ export class BinanceSimulator {
       reset: () => {
         this.#refuseCount = 0;
         this.#restErrorCount = 0;
+        this.#restLatencyMs = 0;
+        this.#restLagMs = 0;
         this.#closeAfterMs = undefined;
         this.#closeMidSubscribe = 0;
         this.#streamStalls.clear();

@@ -1,0 +1,88 @@
+/**
+ * The gate every REST request of one venue passes just before it leaves (contract §3). Venues count
+ * request weight per egress IP, not per request: when one request is told to back off (Binance: a 429
+ * with `Retry-After`, a 418 ban, a 403 from its WAF), every other request from this IP has to wait
+ * too, or the IP earns a ban. binance-spot-api-docs rest-api.md "LIMITS": a 429 carries Retry-After;
+ * an IP that keeps sending after it is auto-banned with 418, from 2 minutes up to 3 days.
+ *
+ * Venue-agnostic: the REST client decides which answers close the gate and for how long; the gate
+ * only guarantees that no request leaves while it is closed. Requests already in flight when it closes
+ * are not recalled (nothing can recall them). One gate per venue REST origin; two clients of the same
+ * origin share one.
+ *
+ *        open ──close(ms, cause)──► closed(until, cause) ──until passed──► open
+ *                                        │ close(longer)
+ *                                        └──► closed(later until)   (a shorter window never shortens it)
+ */
+import type { Clock } from './clock.ts';
+import { systemClock } from './clock.ts';
+
+export type RestGateState = { readonly kind: 'open' } | { readonly kind: 'closed'; readonly cause: string; readonly untilMono: number };
+
+const OPEN: RestGateState = { kind: 'open' };
+
+export class RestGate {
+  readonly #clock: Clock;
+  #state: RestGateState = OPEN;
+
+  constructor(clock: Clock = systemClock) {
+    this.#clock = clock;
+  }
+
+  /** The current state; a window that has run out reads as open. */
+  get state(): RestGateState {
+    const s = this.#state;
+    if (s.kind === 'closed' && s.untilMono <= this.#clock.monotonic()) this.#state = OPEN;
+    return this.#state;
+  }
+
+  /** Close for `ms` from now because of `cause` (e.g. `'429'`). A longer window already running is kept. */
+  close(ms: number, cause: string): void {
+    const until = this.#clock.monotonic() + Math.max(0, ms);
+    const s = this.state;
+    if (s.kind === 'closed' && s.untilMono >= until) return;
+    this.#state = { kind: 'closed', cause, untilMono: until };
+  }
+
+  /** Milliseconds until the gate opens; 0 when it is open. */
+  remainingMs(): number {
+    const s = this.state;
+    return s.kind === 'open' ? 0 : s.untilMono - this.#clock.monotonic();
+  }
+
+  /** Wall-clock time the gate opens (for /ready and metrics); undefined while open. */
+  opensAt(): number | undefined {
+    const left = this.remainingMs();
+    return left > 0 ? Math.round(this.#clock.now() + left) : undefined;
+  }
+
+  /**
+   * Wait until the gate is open and `hold()` (the caller's own budget, e.g. request weight left this
+   * minute; 0 = go) lets the request out, then call `send`, in the same synchronous run as that last
+   * check: nothing can close the gate between the check and the request leaving. Rejects with the
+   * signal's reason when aborted while waiting.
+   */
+  async pass<T>(send: () => Promise<T>, signal: AbortSignal, hold?: () => number): Promise<T> {
+    for (;;) {
+      signal.throwIfAborted();
+      const wait = Math.max(this.remainingMs(), hold?.() ?? 0);
+      if (wait <= 0) return send();
+      await sleep(wait, signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    t.unref();
+    function onAbort(): void {
+      clearTimeout(t);
+      reject(signal.reason as Error);
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
