@@ -10,7 +10,9 @@
  * the parser plus every string field (worst case: a sink that reads all decimals). Not a test:
  * numbers vary by machine.
  */
-import { KlineFrameParser, isCandle, klineStreamName, registerBinanceStreams } from '../src/binance/protocol.ts';
+import { KlineFrameParser, isCandle, klineStreamName } from '../src/venues/binance/protocol.ts';
+import { binanceSpot } from '../src/venues/binance/spot.ts';
+import { registerVenueStreams } from '../src/upstream/venue.ts';
 import { systemClock } from '../src/core/clock.ts';
 import { StatusStream } from '../src/core/status.ts';
 import { StreamRegistry } from '../src/core/streams.ts';
@@ -20,10 +22,10 @@ const FRAMES = Number(process.argv[2] ?? 200_000);
 const ROUNDS = Number(process.argv[3] ?? 5);
 
 const symbols = ['btcusdt', 'ethusdt', 'bnbusdt', 'solusdt', 'xrpusdt', 'adausdt', 'dogeusdt', 'ethbtc'];
-const intervals = ['1s', '1m', '5m', '1h'];
+const intervals = ['1s', '1m', '5m', '1h'] as const;
 const registry = new StreamRegistry();
-registerBinanceStreams(registry, symbols, intervals);
-const parser = new KlineFrameParser({ registry, status: new StatusStream(), clock: systemClock });
+registerVenueStreams(registry, binanceSpot, symbols, intervals);
+const parser = new KlineFrameParser({ venue: 'binance', registry, status: new StatusStream(), clock: systemClock });
 
 // 1024 distinct realistic frames (mostly open updates, some closed), cycled; views into one chunk.
 const t0 = Date.UTC(2026, 10, 3, 12, 0);
@@ -75,8 +77,8 @@ function runParserAll(): number {
     const out = parser.parse(frames[i & 1023]!, i);
     if (isCandle(out)) {
       sink +=
-        (out.open.length + out.high.length + out.low.length + out.close.length + out.volume.length + out.quoteVolume.length +
-          out.takerBuyBaseVolume.length + out.takerBuyQuoteVolume.length + out.ignore.length) & 1;
+        (out.open.length + out.high.length + out.low.length + out.close.length + out.volume.length + (out.quoteVolume ?? '').length +
+          (out.takerBuyBaseVolume ?? '').length + (out.takerBuyQuoteVolume ?? '').length + (out.ignore ?? '').length) & 1;
     }
   }
   return Number(process.hrtime.bigint() - start);

@@ -3,11 +3,14 @@
  * chaos suite, benchmarks and end-to-end tests all start the daemon through `startConnector`, so
  * what they exercise is what ships.
  *
- *   BinancePool ──candle/resync──► Pipeline ──deliver(batch)──► RelayServer (inline)
- *                                             └─offer(batch)──► SinkRunner ─► CandleSink (each its own queue)
- *        ▲ pause/resume ◄─blocked──┘   │ recover(range)
- *        │                             ▼
- *     Binance WS                  BinanceRest (undici) ──► Binance REST
+ *   UpstreamPool × venue ──candle/resync──► Pipeline ──deliver(batch)──► RelayServer (inline)
+ *                                                       └─offer(batch)──► SinkRunner ─► CandleSink (each its own queue)
+ *        ▲ pause/resume ◄──────blocked──────┘   │ recover(range) → the stream's venue
+ *        │                                      ▼
+ *     venue WS                       RestClient × venue (undici, RestGate per origin) ──► venue REST
+ *
+ *   One pool and one REST client per configured venue (CONNECTOR_VENUES), each from its adapter in
+ *   src/venues; everything from the pipeline on is shared and venue-agnostic.
  *
  *   StatusStream ◄── every component's transitions ──► logger, metrics, /ready
  */
@@ -18,10 +21,14 @@ import type { CandleSink } from './core/candle.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import { StatusStream } from './core/status.ts';
 import { restBreakerName } from './core/source.ts';
+import type { Candle, StreamRef } from './core/candle.ts';
+import type { RecoveredRange } from './core/recovery.ts';
+import { RestGate } from './core/rest-gate.ts';
 import { StreamRegistry } from './core/streams.ts';
-import { BinancePool } from './binance/pool.ts';
-import { BINANCE, registerBinanceStreams } from './binance/protocol.ts';
-import { BinanceRest } from './binance/rest.ts';
+import { UpstreamPool } from './upstream/pool.ts';
+import { RestClient } from './upstream/rest.ts';
+import { registerVenueStreams, type VenueAdapter, type VenueConfig } from './upstream/venue.ts';
+import { requireVenue } from './venues/index.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
 import type { SinkRetry } from './pipeline/sinks.ts';
 import { RelayServer } from './relay/server.ts';
@@ -45,12 +52,24 @@ export interface ConnectorDeps {
   readonly gapRetryDelaysMs?: readonly number[];
 }
 
+/** One configured venue's running parts. */
+export interface VenueRuntime {
+  readonly adapter: VenueAdapter;
+  readonly config: VenueConfig;
+  readonly streams: readonly StreamRef[];
+  readonly pool: UpstreamPool;
+  readonly rest: RestClient;
+}
+
 export interface Connector {
   readonly config: Config;
   readonly status: StatusStream;
   readonly registry: StreamRegistry;
-  readonly pool: BinancePool;
-  readonly rest: BinanceRest;
+  /** Every configured venue, in CONNECTOR_VENUES order. */
+  readonly venues: readonly VenueRuntime[];
+  /** The first configured venue's pool and REST client (most deployments run one venue). */
+  readonly pool: UpstreamPool;
+  readonly rest: RestClient;
   readonly pipeline: Pipeline;
   readonly relay: RelayServer;
   readonly relayAddress: { host: string; port: number };
@@ -66,23 +85,51 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   const clock = deps.clock ?? systemClock;
   const status = deps.status ?? new StatusStream();
   const logging = logStatus(status, log);
-  status.emit({ type: 'lifecycle', phase: 'starting', detail: `${config.symbols.length} symbols x ${config.intervals.length} intervals` });
+  const venueConfigs = configuredVenues(config);
+  status.emit({
+    type: 'lifecycle',
+    phase: 'starting',
+    detail: venueConfigs.map((v) => `${v.id}: ${v.symbols.length} symbols x ${v.intervals.length} intervals`).join('; '),
+  });
 
   const registry = new StreamRegistry();
-  const streams = registerBinanceStreams(registry, config.symbols, config.intervals);
-
-  const rest = new BinanceRest({ config, status, log, clock, ...(deps.restDispatcher === undefined ? {} : { dispatcher: deps.restDispatcher }) });
+  // One RestGate per REST origin: two venues on the same origin (one IP budget) share it.
+  const gates = new Map<string, RestGate>();
+  const parts = venueConfigs.map((vc) => {
+    const adapter = requireVenue(vc.id);
+    const streams = registerVenueStreams(registry, adapter, vc.symbols, vc.intervals);
+    const origin = new URL(vc.restUrl).origin;
+    let gate = gates.get(origin);
+    if (gate === undefined) gates.set(origin, (gate = new RestGate(clock)));
+    const rest = new RestClient({
+      config,
+      venue: adapter,
+      restUrl: vc.restUrl,
+      status,
+      log,
+      clock,
+      gate,
+      ...(deps.restDispatcher === undefined ? {} : { dispatcher: deps.restDispatcher }),
+    });
+    return { adapter, config: vc, streams, rest };
+  });
+  const restByVenue = new Map(parts.map((p) => [p.adapter.id, p.rest]));
+  const recover = (stream: StreamRef, from: number, toExclusive: number, signal: AbortSignal): Promise<RecoveredRange | readonly Candle[]> => {
+    const rest = restByVenue.get(stream.venue);
+    if (rest === undefined) throw new Error(`no REST client for venue ${stream.venue}`);
+    return rest.fetchRange(stream, from, toExclusive, signal);
+  };
 
   const relay = new RelayServer({
     config: config.relay,
     status,
     log,
     clock,
-    resolve: (name) => registry.get(BINANCE, name),
+    resolve: (name) => registry.byName(name),
   });
 
-  // The pool and the pipeline point at each other (candles one way, pause/resume the other). The
-  // pipeline's callbacks run only once candles flow, which is after `upstream` below exists.
+  // The pools and the pipeline point at each other (candles one way, pause/resume the other). The
+  // pipeline's callbacks run only once candles flow, which is after `venues` below exists.
   // CONNECTOR_OPEN_QUEUE_MAXSIZE=0 (the seed's "unbounded"): one slot per configured stream, which is
   // all OpenLatest can ever hold, so no open update is evicted (superseded ones are still skipped).
   const pipelineConfig = config.pipeline.openQueueMax === 0 ? { ...config.pipeline, openQueueMax: Math.max(1, registry.size) } : config.pipeline;
@@ -92,51 +139,69 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     sinks: deps.sinks ?? [],
     status,
     clock,
-    recover: rest.fetchRange,
+    recover,
     onBlocked: () => {
-      upstream.pause();
+      for (const v of venues) v.pool.pause();
     },
     onUnblocked: () => {
-      upstream.resume();
+      for (const v of venues) v.pool.resume();
     },
     ...(deps.gapRetryDelaysMs === undefined ? {} : { gapRetryDelaysMs: deps.gapRetryDelaysMs }),
     ...(deps.sinkRetryMs === undefined ? {} : { sinkRetryMs: deps.sinkRetryMs }),
   });
-  const upstream = new BinancePool({
-    config,
-    streams,
-    registry,
-    status,
-    log,
-    clock,
-    handlers: {
-      candle: (c) => {
-        pipeline.ingest(c);
-      },
-      resync: (stream) => {
-        pipeline.resync(stream);
-      },
+  const handlers = {
+    candle: (c: Candle): void => {
+      pipeline.ingest(c);
     },
-    ...(deps.wsFactory === undefined ? {} : { wsFactory: deps.wsFactory }),
-  });
+    resync: (stream: StreamRef): void => {
+      pipeline.resync(stream);
+    },
+  };
+  const venues: VenueRuntime[] = parts.map((p) => ({
+    ...p,
+    pool: new UpstreamPool({
+      config,
+      venue: p.adapter,
+      wsUrl: p.config.wsUrl,
+      streams: p.streams,
+      registry,
+      status,
+      log,
+      clock,
+      handlers,
+      ...(deps.wsFactory === undefined ? {} : { wsFactory: deps.wsFactory }),
+    }),
+  }));
+  const first = venues[0];
+  if (first === undefined) throw new Error('no venue configured');
 
   let draining = false;
   const sources: OpsSources = {
-    upstreams: () => [upstream.snapshot()],
-    upstreamStats: () => [upstream.stats()],
+    upstreams: () => venues.map((v) => v.pool.snapshot()),
+    upstreamStats: () => venues.map((v) => v.pool.stats()),
     pipeline: () => pipeline.stats(),
     backfill: () => {
       const g = pipeline.gapStats;
-      const r = rest.stats();
+      let requests = 0;
+      let rateLimited = 0;
+      let usedWeight1m = 0;
+      let bannedUntil: number | undefined;
+      for (const v of venues) {
+        const r = v.rest.stats();
+        requests += r.requests;
+        rateLimited += r.rateLimited;
+        usedWeight1m = Math.max(usedWeight1m, r.usedWeight1m);
+        if (r.bannedUntil !== undefined && (bannedUntil === undefined || r.bannedUntil > bannedUntil)) bannedUntil = r.bannedUntil;
+      }
       return {
         backfills: g.backfills,
         backfillsFailed: g.backfillsFailed,
         candlesRecovered: g.candlesRecovered,
         holes: g.holes,
-        requests: r.requests,
-        rateLimited: r.rateLimited,
-        bannedUntil: r.bannedUntil,
-        usedWeight1m: r.usedWeight1m,
+        requests,
+        rateLimited,
+        bannedUntil,
+        usedWeight1m,
         pendingStreams: g.pending,
       };
     },
@@ -145,7 +210,13 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     draining: () => draining,
   };
 
-  const metrics = createMetrics({ status, sources, config, collectDefault: deps.collectDefaultMetrics ?? true, breakerNames: [restBreakerName(BINANCE)] });
+  const metrics = createMetrics({
+    status,
+    sources,
+    config,
+    collectDefault: deps.collectDefaultMetrics ?? true,
+    breakerNames: venues.map((v) => restBreakerName(v.adapter.id)),
+  });
   // CONNECTOR_WSS_HEALTH_CHECK_ENABLED=false: no ops server at all (contract §2), not one that answers 404.
   const http = config.http.enabled ? createHttpServer({ config, sources, registry: metrics.registry, log }) : undefined;
 
@@ -156,7 +227,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     const addr = http.server.address();
     httpAddress = { host: config.http.host, port: typeof addr === 'object' && addr !== null ? addr.port : config.http.port };
   }
-  await upstream.start();
+  for (const v of venues) await v.pool.start();
   status.emit({ type: 'lifecycle', phase: 'started', detail: `relay :${relayAddress.port}, http ${httpAddress === undefined ? 'disabled' : `:${httpAddress.port}`}` });
 
   let stopping: Promise<{ drained: boolean }> | undefined;
@@ -166,13 +237,13 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       draining = true; // /ready answers 503 from here on
       status.emit({ type: 'lifecycle', phase: 'draining', detail: reason });
       relay.stopAccepting();
-      await upstream.close();
+      await Promise.all(venues.map((v) => v.pool.close()));
       const started = clock.monotonic();
       // REST stays open while draining: a recovery in flight completes, so the live candles it holds go out.
       // The relay has every candle once the pipeline's queues are empty; the queued sinks get what is left
       // of the grace budget to flush, then are stopped (a dead broker costs the budget, never more).
       const drained = await pipeline.drain(config.shutdownGraceMs);
-      await rest.close();
+      await Promise.all(venues.map((v) => v.rest.close()));
       // Clients get what was drained, then serverShutdown and 1001; stragglers are cut when the grace runs out.
       await relay.close(Math.max(1000, config.shutdownGraceMs - (clock.monotonic() - started)));
       await http?.close();
@@ -184,5 +255,10 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     return stopping;
   }
 
-  return { config, status, registry, pool: upstream, rest, pipeline, relay, relayAddress, httpAddress, sources, shutdown };
+  return { config, status, registry, venues, pool: first.pool, rest: first.rest, pipeline, relay, relayAddress, httpAddress, sources, shutdown };
+}
+
+/** The configured venues (until the configuration lists them itself: Binance spot from the pre-venue variables). */
+function configuredVenues(config: Config): readonly VenueConfig[] {
+  return [{ id: 'binance', symbols: config.symbols, intervals: config.intervals, wsUrl: config.binance.wsUrl, restUrl: config.binance.restUrl }];
 }

@@ -1,23 +1,39 @@
 /**
- * The exchange-agnostic candle: what every upstream adapter produces and every sink consumes.
+ * The canonical candle: what every venue adapter produces and every sink consumes (contract §2a, §5).
  *
- * Prices and volumes are kept as the exchange's own decimal strings, never floats, so a relay can
- * re-broadcast them byte-for-byte. `raw`, when present, is the exchange-native JSON of the event
- * exactly as it came off the wire; a sink that speaks that exchange's protocol forwards it instead of
- * serializing again (style habit 8: serialize once).
+ * Prices and volumes are kept as the venue's own decimal strings, never floats, so a relay can
+ * re-broadcast them byte-for-byte. A candle carries what every venue has (open and close time, OHLC,
+ * base volume) and, as optional fields, what only some publish (quote volume, trade count, trade ids,
+ * taker volumes, Binance's `B`): absent when the venue does not publish it, never invented. The relay
+ * writes `null` for an absent field.
+ *
+ * `raw`, when present, is the event's bytes exactly as they came off the wire, for venues whose native
+ * event already is a Binance kline event as the relay sends it (Binance spot and USD-M): the relay
+ * forwards them instead of serializing again (style habit 8: serialize once; its fast path).
  */
 
-/** One subscribed (exchange, symbol, interval) series. Interned: one object per stream for the process lifetime. */
+/**
+ * One subscribed (venue, native symbol, canonical interval) series. Interned: one object per stream
+ * for the process lifetime.
+ */
 export interface StreamRef {
   /** Dense numeric id, unique in the process; usable as an array index. */
   readonly id: number;
-  readonly exchange: string;
-  /** Exchange-native stream name, e.g. `btcusdt@kline_1m` (what relay clients subscribe to). */
+  /** The venue id (`binance`, `binance-usdm`, …; contract §2a). */
+  readonly venue: string;
+  /**
+   * The relay name, unique across venues (what relay clients subscribe to, contract §5): Binance spot
+   * keeps Binance's own `btcusdt@kline_1m`; other venues `binance-usdm:btcusdt@kline_1m`.
+   */
   readonly name: string;
-  /** Exchange-native symbol as it appears in events, e.g. `BTCUSDT`. */
+  /** The venue's own name for the stream on its wire (Binance `btcusdt@kline_1m`; Bybit `kline.1.BTCUSDT`). */
+  readonly topic: string;
+  /** Native symbol as the venue writes it in events, e.g. `BTCUSDT`, `BTC-USDT`. */
   readonly symbol: string;
-  /** Kline interval as the exchange spells it, e.g. `1m`. */
+  /** Canonical kline interval (Binance spelling, UTC-aligned; core/intervals.ts), e.g. `1m`. */
   readonly interval: string;
+  /** The venue's spelling of the interval where its wire needs it (`1m`; Bybit `1`, OKX `1Dutc`). */
+  readonly nativeInterval: string;
 }
 
 export interface Candle {
@@ -26,26 +42,33 @@ export interface Candle {
   readonly openTime: number;
   /** Close time, ms since epoch (inclusive, e.g. openTime + 59_999 for 1m). */
   readonly closeTime: number;
-  /** Exchange event time (ms); for REST-recovered candles, the time we recovered it. */
+  /** Venue event time (ms); for REST-recovered candles, the time we recovered it. */
   readonly eventTime: number;
   readonly closed: boolean;
   readonly open: string;
   readonly high: string;
   readonly low: string;
   readonly close: string;
+  /** Base-asset volume. */
   readonly volume: string;
-  readonly quoteVolume: string;
-  readonly takerBuyBaseVolume: string;
-  readonly takerBuyQuoteVolume: string;
-  readonly trades: number;
-  /** First / last trade id; -1 when unknown (REST rows carry none). */
-  readonly firstTradeId: number;
-  readonly lastTradeId: number;
-  /** Binance's `B` ("ignore") field, kept for fidelity; "0" when unknown. */
-  readonly ignore: string;
+  /** Quote-asset volume, where the venue publishes it. */
+  readonly quoteVolume?: string;
+  /** Taker buy volumes (base, quote), where published. */
+  readonly takerBuyBaseVolume?: string;
+  readonly takerBuyQuoteVolume?: string;
+  /** Trade count, where published. */
+  readonly trades?: number;
+  /** First / last trade id, where published (Binance: -1 when there is none, and on REST-recovered candles, contract §5). */
+  readonly firstTradeId?: number;
+  readonly lastTradeId?: number;
+  /** Binance's `B` ("ignore") field, kept for fidelity where the venue has one. */
+  readonly ignore?: string;
   /** Where the candle came from. */
   readonly source: 'ws' | 'rest';
-  /** The exchange-native event JSON (`data` of a combined frame) exactly as received; undefined for REST. */
+  /**
+   * The event as a Binance kline event (`data` of a combined frame) exactly as received, for venues
+   * whose native event is one (the relay forwards it as is); undefined otherwise and for REST.
+   */
   readonly raw: Buffer | undefined;
   /** process.hrtime-free monotonic receive stamp in ms (performance.now()), for latency metrics. */
   readonly receivedAt: number;

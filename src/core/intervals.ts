@@ -1,7 +1,14 @@
 /**
- * Kline interval arithmetic (UTC). Binance aligns fixed intervals to the epoch, weeks to Monday
- * 00:00 UTC, and months to the calendar. Everything here is pure and allocation-free except `parse`.
+ * Canonical kline intervals and their arithmetic (UTC). Every venue's candles are keyed by these
+ * (contract §2a): Binance's spelling, fixed intervals aligned to the epoch, weeks to Monday 00:00 UTC,
+ * months to the calendar. A venue maps them to its own names (`1`, `60`, `D`; `1H`, `1Dutc`; `1min`)
+ * in its adapter; those names never appear in the configuration or on the relay. Everything here is
+ * pure and allocation-free.
  */
+
+/** Every canonical interval, shortest first. */
+export const CANONICAL_INTERVALS = ['1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d', '3d', '1w', '1M'] as const;
+export type CanonicalInterval = (typeof CANONICAL_INTERVALS)[number];
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -28,7 +35,7 @@ const FIXED: Readonly<Record<string, number>> = {
   '1w': 7 * DAY,
 };
 
-export function isInterval(interval: string): boolean {
+export function isInterval(interval: string): interval is CanonicalInterval {
   return interval === '1M' || FIXED[interval] !== undefined;
 }
 
@@ -60,7 +67,7 @@ export function nextOpenTime(interval: string, openTime: number): number {
   return openTime + nominalMs(interval);
 }
 
-/** Close time as Binance reports it: the last millisecond of the candle. */
+/** Close time in Binance's convention (the canonical one): the last millisecond of the candle. */
 export function closeTimeOf(interval: string, openTime: number): number {
   return nextOpenTime(interval, openTime) - 1;
 }

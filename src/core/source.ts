@@ -1,23 +1,23 @@
 /**
- * What the pipeline needs from an upstream (one exchange adapter, e.g. src/binance/pool.ts).
- * Nothing exchange-specific crosses this line: adapters turn frames into Candles and report liveness.
+ * What the pipeline needs from an upstream (one venue's pool, src/upstream/pool.ts).
+ * Nothing venue-specific crosses this line: adapters turn frames into Candles and report liveness.
  */
 import type { Candle, StreamRef } from './candle.ts';
 import type { BreakerState, ConnState, QualityGrade } from './status.ts';
 
 /** Breaker names on the status stream and in metrics (`connector_circuit_breaker_state{name}`). */
-export function wsBreakerName(exchange: string): string {
-  return `${exchange}.ws`;
+export function wsBreakerName(venue: string): string {
+  return `${venue}.ws`;
 }
-export function restBreakerName(exchange: string): string {
-  return `${exchange}.rest`;
+export function restBreakerName(venue: string): string {
+  return `${venue}.rest`;
 }
 
 export interface SourceHandlers {
   /** Every parsed candle, closed or open, in socket order. Called on the hot path: must not throw. */
   candle(candle: Candle): void;
   /**
-   * A stream became live again after an interruption (its socket was lost, it went stale, Binance
+   * A stream became live again after an interruption (its socket was lost, it went stale, the venue
    * cut the connection, the breaker recovered). The pipeline checks for missed closed candles and
    * backfills them. Not called for make-before-break rotations that lost nothing.
    */
@@ -36,7 +36,7 @@ export interface ConnectionSnapshot {
 }
 
 export interface UpstreamSnapshot {
-  readonly exchange: string;
+  readonly venue: string;
   readonly connections: readonly ConnectionSnapshot[];
   readonly streamsConfigured: number;
   readonly streamsLive: number;
@@ -60,7 +60,7 @@ export interface UpstreamStats {
 }
 
 export interface UpstreamSource {
-  readonly exchange: string;
+  readonly venue: string;
   /** Open the initial connections and subscribe every configured stream; resolves once sockets are opening (not necessarily live). */
   start(): Promise<void>;
   /** Stop reading from every socket (TCP backpressure). Liveness/staleness timers are suspended while paused. Idempotent. */

@@ -24,33 +24,33 @@ export type SinkState = 'ok' | 'failing' | 'stopped';
 export type StatusEvent =
   | {
       readonly type: 'connection.state';
-      readonly exchange: string;
+      readonly venue: string;
       readonly connId: string;
       readonly from: ConnState;
       readonly to: ConnState;
       readonly reason: string;
       readonly streams: number;
     }
-  | { readonly type: 'connection.quality'; readonly exchange: string; readonly connId: string; readonly grade: QualityGrade }
-  | { readonly type: 'connection.error'; readonly exchange: string; readonly connId: string; readonly error: string }
+  | { readonly type: 'connection.quality'; readonly venue: string; readonly connId: string; readonly grade: QualityGrade }
+  | { readonly type: 'connection.error'; readonly venue: string; readonly connId: string; readonly error: string }
   | {
       readonly type: 'connection.reconnect';
-      readonly exchange: string;
+      readonly venue: string;
       readonly connId: string;
       readonly attempt: number;
       readonly delayMs: number;
       readonly reason: string;
     }
-  | { readonly type: 'connection.rotation'; readonly exchange: string; readonly connId: string; readonly reason: string }
-  | { readonly type: 'server.shutdown-notice'; readonly exchange: string; readonly connId: string }
-  | { readonly type: 'stream.stale'; readonly exchange: string; readonly stream: string; readonly silentMs: number; readonly connId: string }
-  | { readonly type: 'stream.live'; readonly exchange: string; readonly stream: string; readonly connId: string }
+  | { readonly type: 'connection.rotation'; readonly venue: string; readonly connId: string; readonly reason: string }
+  | { readonly type: 'server.shutdown-notice'; readonly venue: string; readonly connId: string }
+  | { readonly type: 'stream.stale'; readonly venue: string; readonly stream: string; readonly silentMs: number; readonly connId: string }
+  | { readonly type: 'stream.live'; readonly venue: string; readonly stream: string; readonly connId: string }
   | { readonly type: 'breaker'; readonly name: string; readonly from: BreakerState; readonly to: BreakerState }
-  | { readonly type: 'parse.error'; readonly exchange: string; readonly reason: string; readonly sample: string }
-  | { readonly type: 'ratelimit'; readonly exchange: string; readonly scope: 'ws' | 'rest'; readonly kind: string; readonly retryAfterMs: number }
+  | { readonly type: 'parse.error'; readonly venue: string; readonly reason: string; readonly sample: string }
+  | { readonly type: 'ratelimit'; readonly venue: string; readonly scope: 'ws' | 'rest'; readonly kind: string; readonly retryAfterMs: number }
   | {
       readonly type: 'backfill';
-      readonly exchange: string;
+      readonly venue: string;
       readonly stream: string;
       readonly fromOpenTime: number;
       readonly toOpenTime: number;

@@ -150,7 +150,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     }
     return frame;
   };
-  const exchangeOf = (f: Frame, i: number): string => f.upstreams[i]?.exchange ?? `upstream${i}`;
+  const exchangeOf = (f: Frame, i: number): string => f.upstreams[i]?.venue ?? `upstream${i}`;
   const registers = [registry];
   /** A counter mirrored from a stats figure on scrape (see MirroredCounter). */
   const mirrored = <L extends string>(name: string, help: string, labelNames: readonly L[], feed: (mirror: MirroredCounter<L>) => void): void => {
@@ -200,7 +200,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['exchange'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) this.set({ exchange: u.exchange }, countByState(u).connected);
+      for (const u of read().upstreams) this.set({ exchange: u.venue }, countByState(u).connected);
     },
   });
   new Gauge({
@@ -211,7 +211,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     collect() {
       for (const u of read().upstreams) {
         const by = countByState(u);
-        for (const state of CONN_STATES) this.set({ exchange: u.exchange, state }, by[state]);
+        for (const state of CONN_STATES) this.set({ exchange: u.venue, state }, by[state]);
       }
     },
   });
@@ -221,7 +221,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['exchange'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) this.set({ exchange: u.exchange }, u.streamsConfigured);
+      for (const u of read().upstreams) this.set({ exchange: u.venue }, u.streamsConfigured);
     },
   });
   new Gauge({
@@ -230,7 +230,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['exchange'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) this.set({ exchange: u.exchange }, u.streamsLive);
+      for (const u of read().upstreams) this.set({ exchange: u.venue }, u.streamsLive);
     },
   });
   new Gauge({
@@ -239,7 +239,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['exchange'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) this.set({ exchange: u.exchange }, u.staleStreams.length);
+      for (const u of read().upstreams) this.set({ exchange: u.venue }, u.staleStreams.length);
     },
   });
   new Gauge({
@@ -248,7 +248,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['exchange'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) this.set({ exchange: u.exchange }, u.lastMessageAt === undefined ? 0 : u.lastMessageAt / 1000);
+      for (const u of read().upstreams) this.set({ exchange: u.venue }, u.lastMessageAt === undefined ? 0 : u.lastMessageAt / 1000);
     },
   });
   new Gauge({
@@ -257,7 +257,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['exchange'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) this.set({ exchange: u.exchange }, u.paused ? 1 : 0);
+      for (const u of read().upstreams) this.set({ exchange: u.venue }, u.paused ? 1 : 0);
     },
   });
 
@@ -270,7 +270,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['name'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) breakerStates.set(wsBreakerName(u.exchange), u.breaker);
+      for (const u of read().upstreams) breakerStates.set(wsBreakerName(u.venue), u.breaker);
       for (const [name, state] of breakerStates) this.set({ name }, BREAKER_VALUE[state]);
     },
   });
@@ -455,8 +455,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   // ---- status stream -----------------------------------------------------------------------
   // Pre-initialise the per-exchange transition series so rate() has a zero to start from.
   for (const u of sources.upstreams()) {
-    breakerStates.set(wsBreakerName(u.exchange), u.breaker);
-    for (const state of CONN_STATES) connTransitions.inc({ exchange: u.exchange, state }, 0);
+    breakerStates.set(wsBreakerName(u.venue), u.breaker);
+    for (const state of CONN_STATES) connTransitions.inc({ exchange: u.venue, state }, 0);
   }
   // Breakers known only from their events (REST) still get a series from the start.
   for (const name of options.breakerNames ?? []) if (!breakerStates.has(name)) breakerStates.set(name, 'closed');
@@ -473,7 +473,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       rateLimits.inc({ scope: e.scope, kind: RATE_LIMIT_KINDS.has(e.kind) ? e.kind : 'other' });
     }),
     status.on('connection.state', (e) => {
-      connTransitions.inc({ exchange: e.exchange, state: e.to });
+      connTransitions.inc({ exchange: e.venue, state: e.to });
     }),
     status.on('queue.resumed', (e) => {
       blockedSeconds.inc(Math.max(0, e.blockedMs) / 1000);

@@ -237,7 +237,7 @@ function exchangeReadiness(u: UpstreamSnapshot, s: UpstreamStats, config: Health
   else status = 'ok';
 
   return {
-    exchange: u.exchange,
+    exchange: u.venue,
     status,
     ready,
     breaker: u.breaker,

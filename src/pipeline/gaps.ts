@@ -300,7 +300,7 @@ export class GapTracker {
       this.stats.backfillsFailed++;
       this.#o.status.emit({
         type: 'backfill',
-        exchange: stream.exchange,
+        venue: stream.venue,
         stream: stream.name,
         fromOpenTime: from,
         toOpenTime: to,
@@ -327,7 +327,7 @@ export class GapTracker {
     this.stats.backfills++;
     this.#o.status.emit({
       type: 'backfill',
-      exchange: st.stream.exchange,
+      venue: st.stream.venue,
       stream: st.stream.name,
       fromOpenTime: gap.from,
       toOpenTime: st.next,

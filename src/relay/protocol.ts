@@ -389,21 +389,24 @@ export const BINARY_FRAME_ERROR: ControlError = { error: { code: ERR_INVALID_JSO
 // Outbound payloads
 
 /**
- * A Binance kline event for `candle`, key for key in Binance's order. When the candle carries
- * Binance's own event bytes, those are the payload, unchanged (byte-identical prices, no re-encoding).
- * `sentAt` is used as `E` for REST-recovered candles ("the time the relay sent them").
+ * A Binance kline event for `candle`, key for key in Binance's order. When the candle carries its
+ * venue's own event bytes (venues whose native event already is this event: Binance spot and USD-M),
+ * those are the payload, unchanged (byte-identical prices, no re-encoding). Otherwise it is written
+ * here: `s` and `k.s` the native symbol, `k.i` the canonical interval, and `null` for what the venue
+ * does not publish (contract §5). `sentAt` is used as `E` for REST-recovered candles ("the time the
+ * relay sent them").
  */
 export function klinePayload(candle: Candle, sentAt: number): Buffer {
-  if (candle.raw !== undefined && candle.stream.exchange === 'binance') return candle.raw;
+  if (candle.raw !== undefined) return candle.raw;
   const s = JSON.stringify(candle.stream.symbol);
   const eventTime = candle.source === 'rest' ? sentAt : candle.eventTime;
   return Buffer.from(
     `{"e":"kline","E":${eventTime},"s":${s},"k":{"t":${candle.openTime},"T":${candle.closeTime},"s":${s},` +
-      `"i":${JSON.stringify(candle.stream.interval)},"f":${candle.firstTradeId},"L":${candle.lastTradeId},` +
+      `"i":${JSON.stringify(candle.stream.interval)},"f":${candle.firstTradeId ?? null},"L":${candle.lastTradeId ?? null},` +
       `"o":${JSON.stringify(candle.open)},"c":${JSON.stringify(candle.close)},"h":${JSON.stringify(candle.high)},` +
-      `"l":${JSON.stringify(candle.low)},"v":${JSON.stringify(candle.volume)},"n":${candle.trades},"x":${candle.closed},` +
-      `"q":${JSON.stringify(candle.quoteVolume)},"V":${JSON.stringify(candle.takerBuyBaseVolume)},` +
-      `"Q":${JSON.stringify(candle.takerBuyQuoteVolume)},"B":${JSON.stringify(candle.ignore)}}}`,
+      `"l":${JSON.stringify(candle.low)},"v":${JSON.stringify(candle.volume)},"n":${candle.trades ?? null},"x":${candle.closed},` +
+      `"q":${JSON.stringify(candle.quoteVolume ?? null)},"V":${JSON.stringify(candle.takerBuyBaseVolume ?? null)},` +
+      `"Q":${JSON.stringify(candle.takerBuyQuoteVolume ?? null)},"B":${JSON.stringify(candle.ignore ?? null)}}}`,
   );
 }
 

@@ -18,7 +18,7 @@ export function conn(id: string, state: ConnState, streams = 10, liveStreams = s
 
 export class FakeSources implements OpsSources {
   upstream: Mutable<UpstreamSnapshot> = {
-    exchange: 'binance',
+    venue: 'binance',
     connections: [conn('c1', 'connected'), conn('c2', 'connected'), conn('c3', 'connected')],
     streamsConfigured: 30,
     streamsLive: 30,

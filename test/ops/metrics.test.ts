@@ -111,10 +111,10 @@ describe('createMetrics', () => {
     status.emit({ type: 'breaker', name: 'binance.rest', from: 'closed', to: 'open' });
     status.emit({ type: 'breaker', name: 'binance.rest', from: 'open', to: 'half-open' });
     for (const outcome of ['ok', 'ok', 'partial', 'failed'] as const)
-      status.emit({ type: 'backfill', exchange: 'binance', stream: 'btcusdt@kline_1m', fromOpenTime: 0, toOpenTime: 60_000, missing: 2, recovered: 2, holes: 0, outcome });
-    status.emit({ type: 'ratelimit', exchange: 'binance', scope: 'rest', kind: '418', retryAfterMs: 120_000 });
-    status.emit({ type: 'ratelimit', exchange: 'binance', scope: 'rest', kind: 'weird-new-kind', retryAfterMs: 1 });
-    status.emit({ type: 'connection.state', exchange: 'binance', connId: 'c1', from: 'connected', to: 'reconnecting', reason: 'closed 1006', streams: 10 });
+      status.emit({ type: 'backfill', venue: 'binance', stream: 'btcusdt@kline_1m', fromOpenTime: 0, toOpenTime: 60_000, missing: 2, recovered: 2, holes: 0, outcome });
+    status.emit({ type: 'ratelimit', venue: 'binance', scope: 'rest', kind: '418', retryAfterMs: 120_000 });
+    status.emit({ type: 'ratelimit', venue: 'binance', scope: 'rest', kind: 'weird-new-kind', retryAfterMs: 1 });
+    status.emit({ type: 'connection.state', venue: 'binance', connId: 'c1', from: 'connected', to: 'reconnecting', reason: 'closed 1006', streams: 10 });
     status.emit({ type: 'queue.resumed', depth: 10, blockedMs: 1500 });
     let text = await scrape();
     expect(value(text, 'connector_circuit_breaker_state{name="binance.rest"}')).toBe(2);
@@ -128,7 +128,7 @@ describe('createMetrics', () => {
     expect(value(text, 'connector_queue_blocked_seconds_total')).toBe(1.5);
 
     metrics.dispose();
-    status.emit({ type: 'backfill', exchange: 'binance', stream: 's', fromOpenTime: 0, toOpenTime: 0, missing: 1, recovered: 0, holes: 1, outcome: 'failed' });
+    status.emit({ type: 'backfill', venue: 'binance', stream: 's', fromOpenTime: 0, toOpenTime: 0, missing: 1, recovered: 0, holes: 1, outcome: 'failed' });
     text = await scrape();
     expect(value(text, 'connector_rest_backfills_total{outcome="failed"}')).toBe(1);
   });

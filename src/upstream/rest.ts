@@ -1,26 +1,29 @@
 /**
- * Binance REST backfill: GET /api/v3/klines over an undici keep-alive Pool (contract §3).
+ * REST recovery for one venue (contract §3): its klines pages over an undici keep-alive Pool.
+ * Venue-agnostic; the venue adapter (venue.ts) supplies one page's request (path, weight) and its rows
+ * as candles, the order pages come in, its usage header and which answers close the IP-wide gate.
  *
- * - Paging: limit 1000, startTime/endTime, ascending; the last row of a page may be the candle still
- *   forming: only rows whose close time has passed are returned as closed. A range is asked for with
- *   one candle more than it spans, so the answer also says whether REST has moved past the range (its
- *   frontier: a missing candle before it is a hole) or has not got there yet (REST lags at times).
- * - Request weight: X-MBX-USED-WEIGHT-1M is authoritative; we stay under `maxWeightPerMinute`
- *   (default half of Binance's 6000 so other clients on the same IP keep room) by waiting for the next
- *   minute when the next request would cross it.
- * - 429 (Retry-After), 418 (IP auto-banned, Retry-After = the ban) and 403 (WAF, 5 min): the window is
- *   the IP's, not the request's. Every request leaves through one RestGate (core/rest-gate.ts), checked
- *   just before it is dispatched, so once any answer closes it no request of any stream leaves until
- *   the window has passed (requests already in flight aside), then the refused one is retried. Surfaced
- *   as a status event and in stats (→ /ready body, metrics).
+ * - Paging, in either order: oldest-first venues (Binance) are walked forward from the start of the
+ *   range, newest-first ones (Bybit, OKX) backward from its end; each page's rows are sorted and
+ *   de-duplicated by open time before use. The newest row may be the candle still forming: only rows
+ *   whose close time has passed are returned as closed. A range is asked for with one candle more than
+ *   it spans, so the answer also says whether REST has moved past the range (its frontier: a missing
+ *   candle before it is a hole) or has not got there yet (REST lags at times).
+ * - Request weight: the venue's usage header (Binance X-MBX-USED-WEIGHT-1M) is authoritative; we stay
+ *   under `maxWeightPerMinute` (default half of Binance spot's 6000 so other clients on the same IP keep
+ *   room) by waiting for the next minute when the next request would cross it.
+ * - The gate statuses (Binance: 429 with Retry-After, 418 = IP auto-banned for Retry-After, 403 = WAF,
+ *   5 min): the window is the IP's, not the request's. Every request leaves through one RestGate
+ *   (core/rest-gate.ts), checked just before it is dispatched, so once any answer closes it no request
+ *   of any stream leaves until the window has passed (requests already in flight aside), then the
+ *   refused one is retried. Surfaced as a status event and in stats (→ /ready body, metrics).
  * - Network errors and 5xx: retried with jittered exponential backoff, and counted by a circuit breaker
- *   (cockatiel) that stops hammering a Binance that is down: 30 → 60 → 120 → 300 s recovery; half-open,
- *   it lets `CONNECTOR_CIRCUIT_BREAKER_HALF_OPEN_CALLS` trial requests through (the others wait for
- *   their verdict), and closes once they all succeed.
+ *   (cockatiel, `<venue>.rest`) that stops hammering a venue that is down: 30 → 60 → 120 → 300 s
+ *   recovery; half-open, it lets `CONNECTOR_CIRCUIT_BREAKER_HALF_OPEN_CALLS` trial requests through (the
+ *   others wait for their verdict), and closes once they all succeed.
  * - Concurrency: a cockatiel bulkhead of `rest.concurrency` requests in flight.
  */
 import { Pool, type Dispatcher } from 'undici';
-import * as z from 'zod';
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
@@ -34,6 +37,7 @@ import {
   type BulkheadPolicy,
 } from 'cockatiel';
 import type { Candle, StreamRef } from '../core/candle.ts';
+import type { RestProtocol, VenueAdapter } from './venue.ts';
 import type { RecoveredRange } from '../core/recovery.ts';
 import { restBreakerName } from '../core/source.ts';
 import type { Clock } from '../core/clock.ts';
@@ -42,32 +46,10 @@ import type { BreakerState, StatusStream } from '../core/status.ts';
 import type { Config } from '../config/schema.ts';
 import { ConnectorError } from '../core/errors.ts';
 import { breakerRecoveryBackoff } from '../core/backoff.ts';
-import { nextOpenTime } from '../core/intervals.ts';
+import { candlesBetween, nextOpenTime } from '../core/intervals.ts';
 import { parseRetryAfter } from '../core/retry-after.ts';
 import { RestGate } from '../core/rest-gate.ts';
 import type { Logger } from '../ops/logger.ts';
-
-const KLINES_WEIGHT = 2;
-const PAGE_LIMIT = 1000;
-const WAF_BACKOFF_MS = 5 * 60_000;
-const DEFAULT_RETRY_AFTER_MS = 60_000;
-
-/** One /api/v3/klines row: prices and volumes stay strings (byte-faithful re-broadcast). */
-const Row = z.tuple([
-  z.number().int(), // open time
-  z.string(), // open
-  z.string(), // high
-  z.string(), // low
-  z.string(), // close
-  z.string(), // volume
-  z.number().int(), // close time
-  z.string(), // quote volume
-  z.number().int(), // trades
-  z.string(), // taker buy base
-  z.string(), // taker buy quote
-  z.string(), // ignore
-]);
-const Rows = z.array(Row);
 
 export class RestError extends ConnectorError {
   readonly status: number;
@@ -80,8 +62,11 @@ export class RestError extends ConnectorError {
   }
 }
 
-export interface BinanceRestOptions {
+export interface RestClientOptions {
   readonly config: Config;
+  readonly venue: VenueAdapter;
+  /** The venue's REST origin (its `<prefix>REST_URL`), optionally with a base path. */
+  readonly restUrl: string;
   readonly status: StatusStream;
   readonly log: Logger;
   readonly clock?: Clock;
@@ -103,8 +88,11 @@ export interface RestStats {
   breaker: BreakerState;
 }
 
-export class BinanceRest {
-  readonly #o: BinanceRestOptions;
+export class RestClient {
+  readonly venue: string;
+  readonly #o: RestClientOptions;
+  readonly #proto: RestProtocol;
+  readonly #title: string;
   readonly #clock: Clock;
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
@@ -119,11 +107,14 @@ export class BinanceRest {
   #closed = false;
   readonly #stats: RestStats = { requests: 0, rateLimited: 0, errors: 0, usedWeight1m: 0, bannedUntil: undefined, breaker: 'closed' };
 
-  constructor(options: BinanceRestOptions) {
+  constructor(options: RestClientOptions) {
+    this.venue = options.venue.id;
     this.#o = options;
+    this.#proto = options.venue.rest;
+    this.#title = options.venue.title;
     this.#clock = options.clock ?? systemClock;
     this.#gate = options.gate ?? new RestGate(this.#clock);
-    const url = new URL(options.config.binance.restUrl);
+    const url = new URL(options.restUrl);
     this.#origin = url.origin;
     this.#basePath = url.pathname.replace(/\/+$/, '');
     const rest = options.config.rest;
@@ -153,21 +144,21 @@ export class BinanceRest {
       const from = this.#breakerState;
       this.#breakerState = to;
       this.#stats.breaker = to;
-      options.status.emit({ type: 'breaker', name: restBreakerName('binance'), from, to });
+      options.status.emit({ type: 'breaker', name: restBreakerName(options.venue.id), from, to });
     });
     this.#bulkhead = bulkhead(rest.concurrency, 10_000);
   }
 
   stats(): Readonly<RestStats> {
     const gate = this.#gate.state;
-    // A ban (418) or a WAF block (403) is reported as such; a 429's window is a back-off, not a ban.
-    this.#stats.bannedUntil = gate.kind === 'closed' && gate.cause !== '429' ? this.#gate.opensAt() : undefined;
+    // A ban (Binance: 418, or a WAF block 403) is reported as such; a 429's window is a back-off, not a ban.
+    this.#stats.bannedUntil = gate.kind === 'closed' && this.#proto.banStatuses.includes(Number(gate.cause)) ? this.#gate.opensAt() : undefined;
     return this.#stats;
   }
 
   /**
    * The closed candles of `stream` with open time in [fromOpenTime, toOpenTimeExclusive), ascending.
-   * Rows Binance does not have (its own outages) are simply absent; the caller counts them as holes.
+   * Rows the venue does not have (its own outages) are simply absent; the caller counts them as holes.
    */
   readonly fetchClosed = async (stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal?: AbortSignal): Promise<Candle[]> =>
     (await this.#fetch(stream, fromOpenTime, toOpenTimeExclusive, signal)).candles;
@@ -177,25 +168,61 @@ export class BinanceRest {
     this.#fetch(stream, fromOpenTime, toOpenTimeExclusive, signal);
 
   async #fetch(stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal?: AbortSignal): Promise<{ candles: Candle[]; frontier: number | undefined }> {
+    return this.#proto.order === 'oldest-first'
+      ? this.#forward(stream, fromOpenTime, toOpenTimeExclusive, signal)
+      : this.#backward(stream, fromOpenTime, toOpenTimeExclusive, signal);
+  }
+
+  /** Oldest-first pages (Binance): from the start of the range on, each page after the previous one's last row. */
+  async #forward(stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal?: AbortSignal): Promise<{ candles: Candle[]; frontier: number | undefined }> {
     const candles: Candle[] = [];
     let frontier: number | undefined;
     let start = fromOpenTime;
     while (start < toOpenTimeExclusive) {
       // endTime is inclusive: the candle at toOpenTimeExclusive, when REST has it, shows REST is past the range.
-      const rows = await this.#klines(stream, start, toOpenTimeExclusive, signal);
+      const { rows, full } = await this.#klines(stream, start, toOpenTimeExclusive, signal);
       const now = this.#clock.now();
       let last: number | undefined;
-      for (const r of rows) {
-        const openTime = r[0];
+      for (const c of rows) {
+        const openTime = c.openTime;
         if (openTime < start) continue;
         last = openTime;
         if (frontier === undefined || openTime > frontier) frontier = openTime;
         if (openTime >= toOpenTimeExclusive) break;
-        if (r[6] >= now) break; // still forming: not closed yet
-        candles.push(rowToCandle(stream, r, now, this.#clock.monotonic()));
+        if (c.closeTime >= now) break; // still forming: not closed yet
+        candles.push(c);
       }
-      if (rows.length < PAGE_LIMIT || last === undefined) break;
+      if (!full || last === undefined) break;
       start = nextOpenTime(stream.interval, last);
+    }
+    return { candles, frontier };
+  }
+
+  /**
+   * Newest-first pages (Bybit, OKX: a page is the newest `limit` rows up to its end): from the end of
+   * the range back, each page ending before the previous one's oldest row, then put in order.
+   */
+  async #backward(stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal?: AbortSignal): Promise<{ candles: Candle[]; frontier: number | undefined }> {
+    const pages: (readonly Candle[])[] = [];
+    let frontier: number | undefined;
+    let end = toOpenTimeExclusive;
+    for (;;) {
+      const { rows, full } = await this.#klines(stream, fromOpenTime, end, signal);
+      const inRange = rows.filter((c) => c.openTime >= fromOpenTime && c.openTime <= end);
+      const newest = inRange.at(-1);
+      if (newest !== undefined && (frontier === undefined || newest.openTime > frontier)) frontier = newest.openTime;
+      pages.unshift(inRange);
+      const oldest = inRange[0];
+      if (!full || oldest === undefined || oldest.openTime <= fromOpenTime) break;
+      end = oldest.openTime - 1;
+    }
+    const now = this.#clock.now();
+    const candles: Candle[] = [];
+    done: for (const page of pages) {
+      for (const c of page) {
+        if (c.openTime >= toOpenTimeExclusive || c.closeTime >= now) break done; // past the range, or still forming
+        candles.push(c);
+      }
     }
     return { candles, frontier };
   }
@@ -208,9 +235,10 @@ export class BinanceRest {
     if (this.#ownsDispatcher) await this.#dispatcher.close();
   }
 
-  async #klines(stream: StreamRef, startTime: number, endTime: number, signal?: AbortSignal): Promise<z.infer<typeof Rows>> {
-    const query = `symbol=${encodeURIComponent(stream.symbol)}&interval=${encodeURIComponent(stream.interval)}&startTime=${startTime}&endTime=${endTime}&limit=${PAGE_LIMIT}`;
-    const path = `${this.#basePath}/api/v3/klines?${query}`;
+  /** One page: its rows ascending and unique by open time, and whether it was full (there may be more). */
+  async #klines(stream: StreamRef, startTime: number, endTime: number, signal?: AbortSignal): Promise<{ rows: readonly Candle[]; full: boolean }> {
+    const page = this.#proto.page(stream, startTime, endTime, candlesBetween(stream.interval, startTime, endTime) + 1);
+    const path = `${this.#basePath}${page.path}`;
     const signals = signal === undefined ? this.#abort.signal : AbortSignal.any([signal, this.#abort.signal]);
     const backoffFactory = new ExponentialBackoff({ initialDelay: this.#o.retryBaseMs ?? 500, maxDelay: 30_000 });
     let backoff = backoffFactory.next();
@@ -218,13 +246,15 @@ export class BinanceRest {
     for (let attempt = 1; ; attempt++) {
       signals.throwIfAborted();
       try {
-        const body = await this.#bulkhead.execute(() => this.#breaker.execute(() => this.#get(path, signals)));
-        return parseRows(body);
+        const body = await this.#bulkhead.execute(() => this.#breaker.execute(() => this.#get(path, page.weight, signals)));
+        const rows = this.#proto.parse(body, stream, this.#clock.now(), this.#clock.monotonic());
+        if (typeof rows === 'string') throw new RestError('CONNECTOR_ERR_REST_BODY', rows, 200, true);
+        return { rows: ascending(rows), full: rows.length >= page.limit };
       } catch (err) {
         // The gate is closed now: the next attempt waits at it with every other request.
-        if (err instanceof RestError && (err.status === 429 || err.status === 418 || err.status === 403)) continue;
+        if (err instanceof RestError && this.#proto.gateStatuses[err.status] !== undefined) continue;
         if (err instanceof BulkheadRejectedError) throw new RestError('CONNECTOR_ERR_REST_BUSY', 'REST bulkhead queue full', 0, true, { cause: err });
-        if (err instanceof BrokenCircuitError) throw new RestError('CONNECTOR_ERR_REST_BREAKER_OPEN', 'Binance REST circuit breaker is open', 0, true, { cause: err });
+        if (err instanceof BrokenCircuitError) throw new RestError('CONNECTOR_ERR_REST_BREAKER_OPEN', `${this.#title} REST circuit breaker is open`, 0, true, { cause: err });
         if (err instanceof RestError && err.retryable && attempt < maxAttempts) {
           await sleep(backoff.duration, signals);
           backoff = backoff.next(undefined);
@@ -235,7 +265,7 @@ export class BinanceRest {
     }
   }
 
-  async #get(path: string, signal: AbortSignal): Promise<unknown> {
+  async #get(path: string, weight: number, signal: AbortSignal): Promise<unknown> {
     let res: Dispatcher.ResponseData;
     try {
       // Only through the gate, and inside the bulkhead slot: a request queued before a 429 arrived
@@ -243,18 +273,19 @@ export class BinanceRest {
       res = await this.#gate.pass(
         () => {
           this.#stats.requests++;
-          this.#bumpLocalWeight();
+          this.#bumpLocalWeight(weight);
           return this.#dispatcher.request({ origin: this.#origin, path, method: 'GET', signal, headers: { accept: 'application/json' } });
         },
         signal,
-        this.#weightWaitMs,
+        () => this.#weightWaitMs(weight),
       );
     } catch (err) {
       if (signal.aborted) throw err; // closing, or the caller gave up (perhaps while waiting at the gate): not an error of REST
       this.#stats.errors++;
-      throw new RestError('CONNECTOR_ERR_REST_NETWORK', `Binance REST request failed: ${(err as Error).message}`, 0, true, { cause: err });
+      throw new RestError('CONNECTOR_ERR_REST_NETWORK', `${this.#title} REST request failed: ${(err as Error).message}`, 0, true, { cause: err });
     }
-    const used = Number(headerValue(res.headers['x-mbx-used-weight-1m']));
+    const header = this.#proto.usedWeightHeader;
+    const used = header === undefined ? Number.NaN : Number(headerValue(res.headers[header]));
     if (Number.isFinite(used) && used >= 0) {
       this.#weightMinute = Math.floor(this.#clock.now() / 60_000);
       this.#stats.usedWeight1m = used;
@@ -262,68 +293,52 @@ export class BinanceRest {
     const status = res.statusCode;
     if (status === 200) return res.body.json();
     const text = await res.body.text().catch(() => '');
-    if (status === 429 || status === 418 || status === 403) {
+    const defaultWaitMs = this.#proto.gateStatuses[status];
+    if (defaultWaitMs !== undefined) {
       this.#stats.rateLimited++;
-      const retryAfterMs = parseRetryAfter(res.headers['retry-after'], this.#clock.now());
-      const waitMs = retryAfterMs ?? (status === 403 ? WAF_BACKOFF_MS : DEFAULT_RETRY_AFTER_MS);
+      const waitMs = parseRetryAfter(res.headers['retry-after'], this.#clock.now()) ?? defaultWaitMs;
       this.#gate.close(waitMs, String(status));
-      this.#o.status.emit({ type: 'ratelimit', exchange: 'binance', scope: 'rest', kind: String(status), retryAfterMs: waitMs });
-      throw new RestError(`CONNECTOR_ERR_REST_${status}`, `Binance REST ${status}: ${text.slice(0, 200)}`, status, false);
+      this.#o.status.emit({ type: 'ratelimit', venue: this.venue, scope: 'rest', kind: String(status), retryAfterMs: waitMs });
+      throw new RestError(`CONNECTOR_ERR_REST_${status}`, `${this.#title} REST ${status}: ${text.slice(0, 200)}`, status, false);
     }
     this.#stats.errors++;
     const retryable = status >= 500;
-    throw new RestError('CONNECTOR_ERR_REST_STATUS', `Binance REST ${status}: ${text.slice(0, 200)}`, status, retryable);
+    throw new RestError('CONNECTOR_ERR_REST_STATUS', `${this.#title} REST ${status}: ${text.slice(0, 200)}`, status, retryable);
   }
 
-  #bumpLocalWeight(): void {
+  #bumpLocalWeight(weight: number): void {
     const minute = Math.floor(this.#clock.now() / 60_000);
     if (minute !== this.#weightMinute) {
       this.#weightMinute = minute;
       this.#stats.usedWeight1m = 0;
     }
-    this.#stats.usedWeight1m += KLINES_WEIGHT;
+    this.#stats.usedWeight1m += weight;
   }
 
-  /** How long the next request must wait for this minute's weight budget (0: it may go now). */
-  readonly #weightWaitMs = (): number => {
+  /** How long a request of `weight` must wait for this minute's weight budget (0: it may go now). */
+  #weightWaitMs(weight: number): number {
     const now = this.#clock.now();
     const minute = Math.floor(now / 60_000);
-    if (minute === this.#weightMinute && this.#stats.usedWeight1m + KLINES_WEIGHT > this.#o.config.rest.maxWeightPerMinute) {
+    if (minute === this.#weightMinute && this.#stats.usedWeight1m + weight > this.#o.config.rest.maxWeightPerMinute) {
       return (minute + 1) * 60_000 - now + 50;
     }
     return 0;
-  };
+  }
 }
 
-function parseRows(body: unknown): z.infer<typeof Rows> {
-  const r = Rows.safeParse(body);
-  if (!r.success) throw new RestError('CONNECTOR_ERR_REST_BODY', `unexpected /api/v3/klines body: ${z.prettifyError(r.error).slice(0, 300)}`, 200, true);
-  return r.data;
-}
-
-function rowToCandle(stream: StreamRef, r: z.infer<typeof Row>, now: number, monotonic: number): Candle {
-  return {
-    stream,
-    openTime: r[0],
-    closeTime: r[6],
-    eventTime: now,
-    closed: true,
-    open: r[1],
-    high: r[2],
-    low: r[3],
-    close: r[4],
-    volume: r[5],
-    quoteVolume: r[7],
-    trades: r[8],
-    takerBuyBaseVolume: r[9],
-    takerBuyQuoteVolume: r[10],
-    firstTradeId: -1,
-    lastTradeId: -1,
-    ignore: '0',
-    source: 'rest',
-    raw: undefined,
-    receivedAt: monotonic,
-  };
+/** Rows in ascending open time, one per open time (venues send either order; "always sort, then dedup"). */
+function ascending(rows: readonly Candle[]): readonly Candle[] {
+  let sorted = true;
+  for (let i = 1; i < rows.length; i++) {
+    if ((rows[i]?.openTime ?? 0) <= (rows[i - 1]?.openTime ?? 0)) {
+      sorted = false;
+      break;
+    }
+  }
+  if (sorted) return rows;
+  const out: Candle[] = [];
+  for (const c of [...rows].sort((a, b) => a.openTime - b.openTime)) if (out.at(-1)?.openTime !== c.openTime) out.push(c);
+  return out;
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

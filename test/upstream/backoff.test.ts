@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AttemptBudget, ReconnectBackoff, reconnectDelay, reconnectEnvelope } from '../../src/binance/backoff.ts';
+import { AttemptBudget, ReconnectBackoff, reconnectDelay, reconnectEnvelope } from '../../src/upstream/backoff.ts';
 import { BinanceSimulator } from '../../src/simulator/server.ts';
 import { eventsOf, startHarness, testConfig, waitFor, type Harness } from './helpers.ts';
 

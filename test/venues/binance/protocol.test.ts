@@ -1,7 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
 import {
-  BINANCE,
   CONTROL_ERROR,
   CONTROL_REPLY,
   KlineFrameParser,
@@ -10,24 +9,25 @@ import {
   UNKNOWN_STREAM,
   isCandle,
   klineStreamName,
-  registerBinanceStreams,
   type FrameOutcome,
-} from '../../src/binance/protocol.ts';
-import type { Candle } from '../../src/core/candle.ts';
-import type { StatusEvent } from '../../src/core/status.ts';
-import { StatusStream } from '../../src/core/status.ts';
-import { StreamRegistry } from '../../src/core/streams.ts';
-import { klineAt, klineEventJson, openKlineAt, type SimKline } from '../../src/simulator/klines.ts';
+} from '../../../src/venues/binance/protocol.ts';
+import type { Candle } from '../../../src/core/candle.ts';
+import { registerVenueStreams } from '../../../src/upstream/venue.ts';
+import { binanceSpot } from '../../../src/venues/binance/spot.ts';
+import type { StatusEvent } from '../../../src/core/status.ts';
+import { StatusStream } from '../../../src/core/status.ts';
+import { StreamRegistry } from '../../../src/core/streams.ts';
+import { klineAt, klineEventJson, openKlineAt, type SimKline } from '../../../src/simulator/klines.ts';
 
 const T0 = Date.UTC(2026, 10, 3, 12, 0);
 
 function setup(now = { t: 0 }) {
   const registry = new StreamRegistry();
-  const refs = registerBinanceStreams(registry, ['btcusdt', 'ethusdt', 'xrpusdt'], ['1m', '1s']);
+  const refs = registerVenueStreams(registry, binanceSpot, ['btcusdt', 'ethusdt', 'xrpusdt'], ['1m', '1s']);
   const status = new StatusStream();
   const events: StatusEvent[] = [];
   status.subscribe((e) => events.push(e));
-  const parser = new KlineFrameParser({ registry, status, clock: { now: () => now.t, monotonic: () => now.t } });
+  const parser = new KlineFrameParser({ venue: 'binance', registry, status, clock: { now: () => now.t, monotonic: () => now.t } });
   return { registry, refs, status, events, parser, now };
 }
 
@@ -72,13 +72,13 @@ function safeParse(parser: KlineFrameParser, text: string | Buffer): FrameOutcom
 }
 
 describe('stream names', () => {
-  it('builds lowercase names and registers UPPERCASE symbols under the binance exchange', () => {
+  it('builds lowercase names and registers UPPERCASE symbols under the binance venue', () => {
     const registry = new StreamRegistry();
-    const refs = registerBinanceStreams(registry, ['BTCusdt', 'ethusdt'], ['1m', '1h']);
+    const refs = registerVenueStreams(registry, binanceSpot, ['BTCusdt', 'ethusdt'], ['1m', '1h']);
     expect(refs.map((r) => r.name)).toEqual(['btcusdt@kline_1m', 'btcusdt@kline_1h', 'ethusdt@kline_1m', 'ethusdt@kline_1h']);
-    expect(refs[0]).toMatchObject({ exchange: BINANCE, symbol: 'BTCUSDT', interval: '1m' });
-    expect(registry.get(BINANCE, 'ethusdt@kline_1h')).toBe(refs[3]);
-    expect(registerBinanceStreams(registry, ['btcusdt'], ['1m'])[0]).toBe(refs[0]);
+    expect(refs[0]).toMatchObject({ venue: 'binance', symbol: 'BTCUSDT', interval: '1m' });
+    expect(registry.get('binance', 'ethusdt@kline_1h')).toBe(refs[3]);
+    expect(registerVenueStreams(registry, binanceSpot, ['btcusdt'], ['1m'])[0]).toBe(refs[0]);
   });
 });
 
@@ -110,7 +110,7 @@ describe('KlineFrameParser', () => {
     const c = parser.parse(Buffer.from(combined(k, T0 + 60_001)), 3);
     const json = JSON.parse(JSON.stringify(c)) as Record<string, unknown>;
     expect(json).toMatchObject({
-      exchange: 'binance', stream: 'btcusdt@kline_1m', openTime: k.t, closeTime: k.T, eventTime: T0 + 60_001, closed: true,
+      venue: 'binance', stream: 'btcusdt@kline_1m', openTime: k.t, closeTime: k.T, eventTime: T0 + 60_001, closed: true,
       open: k.o, high: k.h, low: k.l, close: k.c, volume: k.v, quoteVolume: k.q, takerBuyBaseVolume: k.V,
       takerBuyQuoteVolume: k.Q, trades: k.n, firstTradeId: k.f, lastTradeId: k.L, ignore: k.B, source: 'ws',
       raw: klineEventJson(k, T0 + 60_001),
@@ -325,7 +325,7 @@ describe('KlineFrameParser', () => {
     parser.parse(Buffer.from('{"x":1}'), 0);
     const reports = events.filter((e) => e.type === 'parse.error');
     expect(reports).toHaveLength(2);
-    expect(reports[1]).toMatchObject({ exchange: BINANCE, reason: expect.stringContaining('+499 more') as unknown, sample: '{"x":1}' });
+    expect(reports[1]).toMatchObject({ venue: 'binance', reason: expect.stringContaining('+499 more') as unknown, sample: '{"x":1}' });
     expect(parser.parseErrors).toBe(501);
   });
 });

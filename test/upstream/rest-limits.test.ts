@@ -5,7 +5,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { BinanceSimulator } from '../../src/simulator/server.ts';
-import { BinanceRest } from '../../src/binance/rest.ts';
+import { RestClient } from '../../src/upstream/rest.ts';
+import { binanceSpot } from '../../src/venues/binance/spot.ts';
 import { EnvSchema } from '../../src/config/schema.ts';
 import { StatusStream, type StatusEvent } from '../../src/core/status.ts';
 import { StreamRegistry } from '../../src/core/streams.ts';
@@ -15,7 +16,7 @@ import { openTimeAt } from '../../src/core/intervals.ts';
 const MIN = 60_000;
 const SYMBOLS = ['btcusdt', 'ethusdt', 'bnbusdt', 'solusdt', 'xrpusdt', 'adausdt', 'dogeusdt', 'trxusdt', 'linkusdt', 'dotusdt', 'ltcusdt', 'bchusdt'];
 let sim: BinanceSimulator;
-let rest: BinanceRest | undefined;
+let rest: RestClient | undefined;
 
 beforeEach(async () => {
   sim = await BinanceSimulator.start();
@@ -26,14 +27,14 @@ afterEach(async () => {
   await sim.close();
 });
 
-function client(extra: Record<string, unknown> = {}): { rest: BinanceRest; status: StatusStream; events: StatusEvent[]; refs: StreamRef[] } {
+function client(extra: Record<string, unknown> = {}): { rest: RestClient; status: StatusStream; events: StatusEvent[]; refs: StreamRef[] } {
   const config = EnvSchema.parse({ CONNECTOR_BINANCE_REST_URL: sim.restUrl, ...extra });
   const status = new StatusStream();
   const events: StatusEvent[] = [];
   status.subscribe((e) => events.push(e));
   const registry = new StreamRegistry();
   const refs = SYMBOLS.map((s) => registry.register('binance', `${s}@kline_1m`, s.toUpperCase(), '1m'));
-  const r = new BinanceRest({ config, status, log: pino({ level: 'silent' }), retryBaseMs: 10 });
+  const r = new RestClient({ config, venue: binanceSpot, restUrl: config.binance.restUrl, status, log: pino({ level: 'silent' }), retryBaseMs: 10 });
   rest = r;
   return { rest: r, status, events, refs };
 }
@@ -42,7 +43,7 @@ function client(extra: Record<string, unknown> = {}): { rest: BinanceRest; statu
  * Open the pool's keep-alive connections first, so the requests sent beside the refused one are on the
  * wire at once (the simulator excuses those as in flight) rather than still connecting.
  */
-async function warmUp(rest: BinanceRest, refs: readonly StreamRef[], to: number): Promise<void> {
+async function warmUp(rest: RestClient, refs: readonly StreamRef[], to: number): Promise<void> {
   await Promise.all(refs.map((s) => rest.fetchClosed(s, to - MIN, to)));
 }
 
@@ -60,7 +61,7 @@ describe('Binance REST: a Retry-After is the IP\'s', () => {
     expect(sim.counters.rest429).toBe(1);
     expect(sim.counters.restInsideRetryAfter).toBe(0);
     expect(sim.counters.restRequests - base).toBe(refs.length + 1);
-    expect(events.filter((e) => e.type === 'ratelimit')).toEqual([{ type: 'ratelimit', exchange: 'binance', scope: 'rest', kind: '429', retryAfterMs: 2000 }]);
+    expect(events.filter((e) => e.type === 'ratelimit')).toEqual([{ type: 'ratelimit', venue: 'binance', scope: 'rest', kind: '429', retryAfterMs: 2000 }]);
   });
 
   it('after a 418, no request leaves for the whole ban', async () => {

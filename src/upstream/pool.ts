@@ -1,15 +1,19 @@
 /**
- * The Binance upstream: a pool of combined-stream sockets carrying every configured kline stream.
+ * One venue's upstream: a pool of sockets carrying every configured kline stream of that venue.
+ * Venue-agnostic: what the venue knows (URLs, subscribe frames, heartbeat, rate-limit signals, the
+ * frame parser) comes from its adapter (venue.ts); one pool per configured venue.
  *
  * Owns what no single socket can decide:
  * - placement: streams spread evenly over max(initialConnections, needed) sockets, none above
- *   maxStreamsPerConnection; re-placed streams go to the healthiest sockets with spare room first.
+ *   maxStreamsPerConnection (clamped to the venue's cap); re-placed streams go to the healthiest
+ *   sockets with spare room first.
  *   With fewer streams than initialConnections the remaining sockets open as streamless spares (warm
  *   hosts for re-placed streams); a socket without streams is closed after idleTimeoutMs;
- * - the attempt gate every connection attempt passes through, in this order: the 1008 / 429 / 418
- *   penalty (≥ 2 min after a 1008 close), the circuit breaker (cockatiel; while open, sockets are
- *   `suspended`; half-open lets `halfOpenCalls` trials through), and a sliding 5-minute attempt budget
- *   (maxConnectionAttemptsPer5Min, far under Binance's 300/5 min/IP) that holds in any storm;
+ * - the attempt gate every connection attempt passes through, in this order: the penalty after the
+ *   venue's rate-limit signals (Binance: ≥ 2 min after a 1008 close, Retry-After of a 429 / 418 at
+ *   upgrade), the circuit breaker (cockatiel; while open, sockets are `suspended`; half-open lets
+ *   `halfOpenCalls` trials through), and a sliding 5-minute attempt budget
+ *   (maxConnectionAttemptsPer5Min, far under the venues' per-IP limits) that holds in any storm;
  * - reconnect scheduling with jittered exponential backoff (backoff.ts), `failed` after maxRetries;
  * - make-before-break rotation (max age, serverShutdown, stale streams): the old socket closes once the
  *   new one has delivered every stream, or after a bounded timeout (then the streams not yet seen are
@@ -41,7 +45,7 @@ import type { StreamRegistry } from '../core/streams.ts';
 import type { Config } from '../config/schema.ts';
 import { AttemptBudget, ReconnectBackoff } from './backoff.ts';
 import {
-  BinanceConnection,
+  UpstreamConnection,
   UpstreamConnectError,
   newCounters,
   type ConnectionOwner,
@@ -49,17 +53,16 @@ import {
   type UpstreamCounters,
   type WebSocketFactory,
 } from './connection.ts';
-import { BINANCE, KlineFrameParser } from './protocol.ts';
+import type { FrameParser, VenueAdapter } from './venue.ts';
 
-/** After a 1008 "Too many requests" close Binance penalises the IP; wait at least this long (binance-protocol.md §3). */
-export const RATE_LIMIT_PENALTY_MS = 120_000;
-/** A 429 at upgrade without Retry-After: wait this long. */
-const DEFAULT_RETRY_AFTER_MS = 60_000;
 const ATTEMPT_WINDOW_MS = 5 * 60_000;
-const BREAKER_NAME = wsBreakerName(BINANCE);
 
-export interface BinancePoolOptions {
+export interface UpstreamPoolOptions {
   readonly config: Config;
+  readonly venue: VenueAdapter;
+  /** The venue's WebSocket endpoint (its `<prefix>WS_URL`). */
+  readonly wsUrl: string;
+  /** The venue's configured streams (registered in `registry` under `venue.id`). */
   readonly streams: readonly StreamRef[];
   readonly registry: StreamRegistry;
   readonly handlers: SourceHandlers;
@@ -92,9 +95,14 @@ interface Slot {
   everOpen: boolean;
 }
 
-export class BinancePool implements UpstreamSource, ConnectionOwner {
-  readonly exchange = BINANCE;
+export class UpstreamPool implements UpstreamSource, ConnectionOwner {
+  readonly venue: string;
   readonly #config: Config;
+  readonly #adapter: VenueAdapter;
+  readonly #wsUrl: string;
+  /** CONNECTOR_MAX_STREAMS_PER_CONNECTION, clamped to the venue's own cap. */
+  readonly #perSocket: number;
+  readonly #breakerName: string;
   readonly #streams: readonly StreamRef[];
   readonly #handlers: SourceHandlers;
   readonly #status: StatusStream;
@@ -102,19 +110,19 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
   readonly #clock: Clock;
   readonly #factory: WebSocketFactory;
   readonly #random: () => number;
-  readonly #parser: KlineFrameParser;
+  readonly #parser: FrameParser;
   readonly #counters: UpstreamCounters = newCounters();
   readonly #budget: AttemptBudget;
   readonly #breaker: CircuitBreakerPolicy;
   readonly #breakerSchedule: readonly number[];
   readonly #disposables: IDisposable[] = [];
 
-  readonly #conns: BinanceConnection[] = [];
-  readonly #slots = new Map<BinanceConnection, Slot>();
+  readonly #conns: UpstreamConnection[] = [];
+  readonly #slots = new Map<UpstreamConnection, Slot>();
   /** Connections waiting for the gate to grant an attempt, in order. */
-  #queue: BinanceConnection[] = [];
+  #queue: UpstreamConnection[] = [];
   /** Connections held while the breaker is open. */
-  #suspended: BinanceConnection[] = [];
+  #suspended: UpstreamConnection[] = [];
   #trialsInFlight = 0;
   #breakerState: BreakerState = 'closed';
   #breakerOpens = 0;
@@ -132,8 +140,13 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
   #paused = false;
   #closing: Promise<void> | undefined;
 
-  constructor(options: BinancePoolOptions) {
+  constructor(options: UpstreamPoolOptions) {
+    this.venue = options.venue.id;
     this.#config = options.config;
+    this.#adapter = options.venue;
+    this.#wsUrl = options.wsUrl;
+    this.#perSocket = Math.min(options.config.pool.maxStreamsPerConnection, options.venue.ws.maxStreamsPerConnection);
+    this.#breakerName = wsBreakerName(options.venue.id);
     this.#streams = options.streams;
     this.#handlers = options.handlers;
     this.#status = options.status;
@@ -141,7 +154,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     this.#clock = options.clock ?? systemClock;
     this.#factory = options.wsFactory ?? defaultFactory;
     this.#random = options.random ?? Math.random;
-    this.#parser = new KlineFrameParser({ registry: options.registry, status: options.status, clock: this.#clock });
+    this.#parser = options.venue.ws.createParser({ venue: options.venue.id, registry: options.registry, status: options.status, clock: this.#clock });
     this.#budget = new AttemptBudget(this.#config.pool.maxConnectionAttemptsPer5Min, ATTEMPT_WINDOW_MS);
     const b = this.#config.breaker;
     this.#breakerSchedule = breakerRecoverySchedule(b.recoveryTimeoutMs, b.recoveryMaxMs);
@@ -162,7 +175,8 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
   start(): Promise<void> {
     if (this.#started || this.#closed) return Promise.resolve();
     this.#started = true;
-    const { maxStreamsPerConnection: per, initialConnections, maxConnections } = this.#config.pool;
+    const per = this.#perSocket;
+    const { initialConnections, maxConnections } = this.#config.pool;
     const total = this.#streams.length;
     const needed = Math.ceil(total / per);
     const n = Math.max(1, Math.min(Math.max(initialConnections, needed), Math.max(maxConnections, needed)));
@@ -217,10 +231,12 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
 
   // -- connections -----------------------------------------------------------------------------
 
-  #create(carries: readonly StreamCarry[]): BinanceConnection {
-    const conn = new BinanceConnection({
-      id: `${BINANCE}-${++this.#seq}`,
+  #create(carries: readonly StreamCarry[]): UpstreamConnection {
+    const conn = new UpstreamConnection({
+      id: `${this.venue}-${++this.#seq}`,
       config: this.#config,
+      venue: this.#adapter,
+      wsUrl: this.#wsUrl,
       streams: carries,
       parser: this.#parser,
       handlers: this.#handlers,
@@ -244,11 +260,11 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     return conn;
   }
 
-  #slot(conn: BinanceConnection): Slot | undefined {
+  #slot(conn: UpstreamConnection): Slot | undefined {
     return this.#slots.get(conn);
   }
 
-  #remove(conn: BinanceConnection, reason: string): void {
+  #remove(conn: UpstreamConnection, reason: string): void {
     const i = this.#conns.indexOf(conn);
     if (i >= 0) this.#conns.splice(i, 1);
     this.#queue = this.#queue.filter((c) => c !== conn);
@@ -264,7 +280,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
 
   // -- the attempt gate --------------------------------------------------------------------------
 
-  #enqueue(conn: BinanceConnection): void {
+  #enqueue(conn: UpstreamConnection): void {
     if (this.#closed || !this.#slots.has(conn) || this.#queue.includes(conn)) return;
     this.#queue.push(conn);
     this.#pump();
@@ -285,7 +301,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     this.#gateTimer.unref();
   }
 
-  #suspend(conn: BinanceConnection): void {
+  #suspend(conn: UpstreamConnection): void {
     if (!this.#suspended.includes(conn)) this.#suspended.push(conn);
     conn.setState('suspended', 'circuit breaker open');
   }
@@ -327,7 +343,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
         const at = this.#budget.nextAt(now);
         if (!this.#budgetReported) {
           this.#budgetReported = true;
-          this.#status.emit({ type: 'ratelimit', exchange: BINANCE, scope: 'ws', kind: 'attempt-budget', retryAfterMs: Math.round(at - now) });
+          this.#status.emit({ type: 'ratelimit', venue: this.venue, scope: 'ws', kind: 'attempt-budget', retryAfterMs: Math.round(at - now) });
         }
         this.#armGate(at);
         return;
@@ -338,7 +354,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     }
   }
 
-  #run(conn: BinanceConnection, trial: boolean): void {
+  #run(conn: UpstreamConnection, trial: boolean): void {
     if (trial) {
       this.#trialsInFlight++;
       this.#breakerDue = false;
@@ -357,7 +373,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     );
   }
 
-  #connected(conn: BinanceConnection): void {
+  #connected(conn: UpstreamConnection): void {
     const s = this.#slot(conn);
     if (this.#closed || s === undefined) {
       void conn.close('pool closed');
@@ -374,7 +390,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     if (old !== undefined) this.#armRotationTimeout(conn, old);
   }
 
-  #attemptFailed(conn: BinanceConnection, err: unknown): void {
+  #attemptFailed(conn: UpstreamConnection, err: unknown): void {
     if (this.#closed || !this.#slots.has(conn) || conn.state === 'closed') return;
     if (err instanceof BrokenCircuitError || err instanceof IsolatedCircuitError) {
       // Not an attempt: the breaker is (still) open. If this was a trial that came a little early for
@@ -391,9 +407,10 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
       return;
     }
     const message = errorMessage(err);
-    this.#status.emit({ type: 'connection.error', exchange: BINANCE, connId: conn.id, error: message });
-    if (err instanceof UpstreamConnectError && err.status !== undefined && (err.status === 429 || err.status === 418)) {
-      this.rateLimited(conn, String(err.status), err.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS);
+    this.#status.emit({ type: 'connection.error', venue: this.venue, connId: conn.id, error: message });
+    const limits = this.#adapter.ws.rateLimit;
+    if (err instanceof UpstreamConnectError && err.status !== undefined && limits.upgradeStatuses.includes(err.status)) {
+      this.rateLimited(conn, String(err.status), err.retryAfterMs ?? limits.defaultRetryAfterMs);
     }
     conn.failures++;
     conn.successes = 0;
@@ -416,7 +433,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     return (state === CircuitState.Open || state === CircuitState.Isolated) && !this.#breakerDue;
   }
 
-  #scheduleReconnect(conn: BinanceConnection, reason: string): void {
+  #scheduleReconnect(conn: UpstreamConnection, reason: string): void {
     const s = this.#slot(conn);
     if (s === undefined || this.#closed) return;
     s.backoff = s.backoff === undefined ? new ReconnectBackoff(this.#config.reconnect, this.#random) : s.backoff.next();
@@ -424,7 +441,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     const delayMs = s.backoff.duration;
     conn.setState('reconnecting', reason);
     this.#counters.reconnections++;
-    this.#status.emit({ type: 'connection.reconnect', exchange: BINANCE, connId: conn.id, attempt: s.backoff.attempt, delayMs, reason });
+    this.#status.emit({ type: 'connection.reconnect', venue: this.venue, connId: conn.id, attempt: s.backoff.attempt, delayMs, reason });
     clearTimeout(s.retryTimer);
     s.retryTimer = setTimeout(() => {
       s.retryTimer = undefined;
@@ -434,7 +451,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
   }
 
   /** Retries exhausted: re-place its streams (healthiest sockets with room first) and drop it. */
-  #replaceFailed(conn: BinanceConnection): void {
+  #replaceFailed(conn: UpstreamConnection): void {
     const old = conn.replacing;
     if (old !== undefined) {
       // The new socket of a rotation failed: the old one still carries every stream; retry later.
@@ -451,7 +468,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
 
   /** Put streams on open healthy sockets with spare room (best grade first), the rest on new sockets. */
   #place(carries: readonly StreamCarry[]): void {
-    const per = this.#config.pool.maxStreamsPerConnection;
+    const per = this.#perSocket;
     const rank = { excellent: 0, good: 1, poor: 2, critical: 3 } as const;
     const hosts = this.#conns
       .filter((c) => c.isOpen && c.replacement === undefined && c.replacing === undefined && (c.quality === 'excellent' || c.quality === 'good'))
@@ -477,7 +494,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     const from = this.#breakerState;
     if (to === from) return;
     this.#breakerState = to;
-    this.#status.emit({ type: 'breaker', name: BREAKER_NAME, from, to });
+    this.#status.emit({ type: 'breaker', name: this.#breakerName, from, to });
     if (to === 'open') {
       this.#breakerOpens = from === 'half-open' ? this.#breakerOpens + 1 : 1;
       const wait = this.#breakerSchedule[Math.min(this.#breakerOpens, this.#breakerSchedule.length) - 1] ?? this.#config.breaker.recoveryMaxMs;
@@ -508,7 +525,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
 
   // -- ConnectionOwner -------------------------------------------------------------------------
 
-  lost(conn: BinanceConnection, reason: string): void {
+  lost(conn: UpstreamConnection, reason: string): void {
     if (this.#closed || !this.#slots.has(conn)) return;
     const next = conn.replacement;
     if (next !== undefined) {
@@ -525,29 +542,29 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     this.#scheduleReconnect(conn, reason);
   }
 
-  allStreamsSeen(conn: BinanceConnection): void {
+  allStreamsSeen(conn: UpstreamConnection): void {
     const old = conn.replacing;
     if (old !== undefined) this.#finishRotation(conn, old, this.#slot(conn)?.rotationReason ?? 'rotation');
   }
 
-  serverShutdown(conn: BinanceConnection): void {
+  serverShutdown(conn: UpstreamConnection): void {
     this.#rotate(conn, 'server shutdown');
   }
 
-  staleStreams(conn: BinanceConnection): void {
+  staleStreams(conn: UpstreamConnection): void {
     this.#rotate(conn, 'stale stream');
   }
 
-  rateLimited(conn: BinanceConnection, kind: string, retryAfterMs: number): void {
-    const wait = kind === '1008' ? Math.max(RATE_LIMIT_PENALTY_MS, retryAfterMs) : retryAfterMs;
+  rateLimited(conn: UpstreamConnection, kind: string, waitMs: number): void {
+    const wait = waitMs;
     this.#penaltyUntil = Math.max(this.#penaltyUntil, this.#clock.monotonic() + wait);
-    this.#status.emit({ type: 'ratelimit', exchange: BINANCE, scope: 'ws', kind, retryAfterMs: wait });
-    this.#log.warn({ connId: conn.id, kind, waitMs: wait }, 'binance rate limit: holding new connection attempts');
+    this.#status.emit({ type: 'ratelimit', venue: this.venue, scope: 'ws', kind, retryAfterMs: wait });
+    this.#log.warn({ venue: this.venue, connId: conn.id, kind, waitMs: wait }, `${this.venue} rate limit: holding new connection attempts`);
   }
 
   // -- rotation (make-before-break) --------------------------------------------------------------
 
-  #rotate(old: BinanceConnection, reason: string): void {
+  #rotate(old: UpstreamConnection, reason: string): void {
     const s = this.#slot(old);
     if (this.#closed || s === undefined || old.replacement !== undefined || !old.isOpen) return;
     if (old.idleSince !== undefined && old.replacing === undefined) {
@@ -564,12 +581,12 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     old.replacement = next;
     const ns = this.#slot(next);
     if (ns !== undefined) ns.rotationReason = reason;
-    this.#log.debug({ from: old.id, to: next.id, reason }, 'binance rotation started');
+    this.#log.debug({ venue: this.venue, from: old.id, to: next.id, reason }, `${this.venue} rotation started`);
     this.#enqueue(next);
   }
 
   /** Bound the overlap: once the new socket is open, wait at most connectTimeout + staleStreamMs for every stream. */
-  #armRotationTimeout(next: BinanceConnection, old: BinanceConnection): void {
+  #armRotationTimeout(next: UpstreamConnection, old: UpstreamConnection): void {
     const s = this.#slot(next);
     if (s === undefined) return;
     clearTimeout(s.rotationTimer);
@@ -586,7 +603,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     s.rotationTimer.unref();
   }
 
-  #finishRotation(next: BinanceConnection, old: BinanceConnection, reason: string): void {
+  #finishRotation(next: UpstreamConnection, old: UpstreamConnection, reason: string): void {
     next.replacing = undefined;
     old.replacement = undefined;
     const s = this.#slot(next);
@@ -595,7 +612,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
       s.rotationTimer = undefined;
     }
     this.#counters.rotations++;
-    this.#status.emit({ type: 'connection.rotation', exchange: BINANCE, connId: old.id, reason });
+    this.#status.emit({ type: 'connection.rotation', venue: this.venue, connId: old.id, reason });
     this.#remove(old, `rotated to ${next.id}: ${reason}`);
   }
 
@@ -650,7 +667,7 @@ export class BinancePool implements UpstreamSource, ConnectionOwner {
     for (const c of this.#conns) c.liveNames(live);
     for (const name of live) stale.delete(name);
     return {
-      exchange: BINANCE,
+      venue: this.venue,
       connections,
       streamsConfigured: this.#streams.length,
       streamsLive: live.size,

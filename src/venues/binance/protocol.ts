@@ -1,6 +1,7 @@
 /**
- * Binance market-stream frames → typed candles. This is the hot path: every upstream frame passes
- * through `KlineFrameParser.parse` once.
+ * Binance market-stream frames → canonical candles, for every Binance venue whose kline event has
+ * spot's layout (spot, USD-M futures: the same `k` object, exchanges.md §6). This is the hot path:
+ * every upstream frame passes through `KlineFrameParser.parse` once.
  *
  * Two tiers:
  * 1. A strict single-pass scanner over the frame's BYTES (no toString) for the exact layout and key
@@ -19,51 +20,18 @@
  */
 import { isUtf8 } from 'node:buffer';
 import * as z from 'zod';
-import type { Candle, StreamRef } from '../core/candle.ts';
-import type { Clock } from '../core/clock.ts';
-import type { StatusStream } from '../core/status.ts';
-import type { StreamRegistry } from '../core/streams.ts';
+import type { Candle, StreamRef } from '../../core/candle.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { StatusStream } from '../../core/status.ts';
+import type { StreamRegistry } from '../../core/streams.ts';
+import { CONTROL_ERROR, CONTROL_REPLY, PARSE_ERROR, SERVER_SHUTDOWN, UNKNOWN_STREAM, type FrameOutcome, type FrameParser, type FrameSignal } from '../../upstream/venue.ts';
 
-export const BINANCE = 'binance';
+export { CONTROL_ERROR, CONTROL_REPLY, PARSE_ERROR, SERVER_SHUTDOWN, UNKNOWN_STREAM, isCandle } from '../../upstream/venue.ts';
+export type { FrameOutcome, FrameSignal, FrameSignalKind } from '../../upstream/venue.ts';
 
 /** `btcusdt@kline_1m`: Binance stream names are lowercase (uppercase names subscribe silently to nothing). */
 export function klineStreamName(symbol: string, interval: string): string {
   return `${symbol.toLowerCase()}@kline_${interval}`;
-}
-
-/** Register every (symbol × interval) kline stream; symbol-major order. Refs carry the UPPERCASE symbol. */
-export function registerBinanceStreams(registry: StreamRegistry, symbols: readonly string[], intervals: readonly string[]): StreamRef[] {
-  const out: StreamRef[] = [];
-  for (const symbol of symbols) {
-    for (const interval of intervals) {
-      out.push(registry.register(BINANCE, klineStreamName(symbol, interval), symbol.toUpperCase(), interval));
-    }
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Outcomes
-
-export type FrameSignalKind = 'parse-error' | 'unknown-stream' | 'server-shutdown' | 'control-reply' | 'control-error';
-
-/** A non-candle outcome. Preallocated singletons: compare with `===` or narrow with `'signal' in outcome`. */
-export interface FrameSignal {
-  readonly signal: FrameSignalKind;
-}
-
-export const PARSE_ERROR: FrameSignal = Object.freeze({ signal: 'parse-error' });
-export const UNKNOWN_STREAM: FrameSignal = Object.freeze({ signal: 'unknown-stream' });
-export const SERVER_SHUTDOWN: FrameSignal = Object.freeze({ signal: 'server-shutdown' });
-/** `{"result":…,"id":…}`: reply to SUBSCRIBE & co. The id is in `parser.lastControlId`. */
-export const CONTROL_REPLY: FrameSignal = Object.freeze({ signal: 'control-reply' });
-/** `{"error":{"code","msg"},"id":…}`. Details in `parser.lastControlError`. */
-export const CONTROL_ERROR: FrameSignal = Object.freeze({ signal: 'control-error' });
-
-export type FrameOutcome = Candle | FrameSignal;
-
-export function isCandle(outcome: FrameOutcome): outcome is Candle {
-  return !('signal' in outcome);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -235,9 +203,9 @@ export class WireCandle implements Candle {
   }
 
   /** Every Candle field (raw as its text), for JSON.stringify and structured logging. */
-  toJSON(): Omit<Candle, 'raw' | 'stream'> & { stream: string; exchange: string; raw: string } {
+  toJSON(): Omit<Candle, 'raw' | 'stream'> & { stream: string; venue: string; raw: string } {
     return {
-      exchange: this.stream.exchange,
+      venue: this.stream.venue,
       stream: this.stream.name,
       openTime: this.openTime,
       closeTime: this.closeTime,
@@ -475,6 +443,8 @@ function same(b: Uint8Array, p: number, expected: string): number {
 }
 
 export interface KlineFrameParserOptions {
+  /** The venue whose streams this parser looks up (`binance`, `binance-usdm`). */
+  readonly venue: string;
   readonly registry: StreamRegistry;
   readonly status: StatusStream;
   readonly clock: Clock;
@@ -482,7 +452,8 @@ export interface KlineFrameParserOptions {
   readonly reportIntervalMs?: number;
 }
 
-export class KlineFrameParser {
+export class KlineFrameParser implements FrameParser {
+  readonly #venue: string;
   readonly #registry: StreamRegistry;
   readonly #status: StatusStream;
   readonly #clock: Clock;
@@ -513,6 +484,7 @@ export class KlineFrameParser {
   lastControlError: { readonly code: number; readonly msg: string } | undefined = undefined;
 
   constructor(options: KlineFrameParserOptions) {
+    this.#venue = options.venue;
     this.#registry = options.registry;
     this.#status = options.status;
     this.#clock = options.clock;
@@ -534,7 +506,7 @@ export class KlineFrameParser {
   #ref(name: string): StreamRef | undefined {
     const cached = this.#byName.get(name);
     if (cached !== undefined) return cached;
-    const ref = this.#registry.get(BINANCE, name);
+    const ref = this.#registry.get(this.#venue, name);
     if (ref !== undefined) this.#byName.set(name, ref);
     return ref;
   }
@@ -607,7 +579,7 @@ export class KlineFrameParser {
     p = lit(b, same(b, lit(b, p, L_KS), symbol), L_I);
     if (p < 0) return undefined;
     if (ref !== undefined) {
-      p = same(b, p, ref.interval);
+      p = same(b, p, ref.nativeInterval);
     } else {
       const e = plainEnd(b, p);
       if (e < 0) return undefined;
@@ -766,7 +738,7 @@ export class KlineFrameParser {
         return UNKNOWN_STREAM;
       }
     }
-    if (ev.s !== ref.symbol || k.s !== ref.symbol || k.i !== ref.interval) {
+    if (ev.s !== ref.symbol || k.s !== ref.symbol || k.i !== ref.nativeInterval) {
       return this.#error(`kline event for ${k.s} ${k.i} on stream ${ref.name}`, text);
     }
     if (k.T < k.t) return this.#error('kline close time before open time', text);
@@ -804,7 +776,7 @@ export class KlineFrameParser {
       const more = this.#suppressed > 0 ? ` (+${this.#suppressed} more since the last report)` : '';
       this.#lastReportAt = now;
       this.#suppressed = 0;
-      this.#status.emit({ type: 'parse.error', exchange: BINANCE, reason: reason + more, sample: text.slice(0, 200) });
+      this.#status.emit({ type: 'parse.error', venue: this.#venue, reason: reason + more, sample: text.slice(0, 200) });
     } else {
       this.#suppressed++;
     }

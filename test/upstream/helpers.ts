@@ -1,13 +1,14 @@
-/** Shared set-up for the Binance upstream tests: a config from the real schema, a pool wired to recorders. */
+/** Shared set-up for the upstream tests (Binance spot through the venue-agnostic pool): a config from the real schema, a pool wired to recorders. */
 import { pino } from 'pino';
-import { BinancePool } from '../../src/binance/pool.ts';
-import { registerBinanceStreams } from '../../src/binance/protocol.ts';
+import { UpstreamPool } from '../../src/upstream/pool.ts';
+import { registerVenueStreams } from '../../src/upstream/venue.ts';
+import { binanceSpot } from '../../src/venues/binance/spot.ts';
 import type { Candle, StreamRef } from '../../src/core/candle.ts';
 import type { Clock } from '../../src/core/clock.ts';
 import { StatusStream, type StatusEvent } from '../../src/core/status.ts';
 import { StreamRegistry } from '../../src/core/streams.ts';
 import { EnvSchema, type Config } from '../../src/config/schema.ts';
-import type { WebSocketFactory } from '../../src/binance/connection.ts';
+import type { WebSocketFactory } from '../../src/upstream/connection.ts';
 
 /** Small real-time deadlines so socket tests run in a few seconds; every value goes through the schema. */
 export function testConfig(wsUrl: string, env: Record<string, string | number | boolean | string[]> = {}): Config {
@@ -30,7 +31,7 @@ export function testConfig(wsUrl: string, env: Record<string, string | number | 
 }
 
 export interface Harness {
-  readonly pool: BinancePool;
+  readonly pool: UpstreamPool;
   readonly registry: StreamRegistry;
   readonly streams: StreamRef[];
   readonly status: StatusStream;
@@ -46,7 +47,7 @@ export function startHarness(
   options: { random?: () => number; clock?: Clock; wsFactory?: WebSocketFactory; keepCandles?: boolean } = {},
 ): Harness {
   const registry = new StreamRegistry();
-  const streams = registerBinanceStreams(registry, config.symbols, config.intervals);
+  const streams = registerVenueStreams(registry, binanceSpot, config.symbols, config.intervals);
   const status = new StatusStream();
   const events: StatusEvent[] = [];
   status.subscribe((e) => events.push(e));
@@ -54,8 +55,10 @@ export function startHarness(
   const resyncs: Array<{ stream: string; reason: string; at: number }> = [];
   const keep = options.keepCandles ?? true;
   let count = 0;
-  const pool = new BinancePool({
+  const pool = new UpstreamPool({
     config,
+    venue: binanceSpot,
+    wsUrl: config.binance.wsUrl,
     streams,
     registry,
     status,

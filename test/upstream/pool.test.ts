@@ -22,7 +22,7 @@ function allLive(x: Harness): boolean {
   return x.pool.snapshot().streamsLive === x.streams.length;
 }
 
-describe('BinancePool placement', () => {
+describe('UpstreamPool (Binance spot) placement', () => {
   it('spreads 2000 streams over sockets with none above its cap, and every stream delivers', async () => {
     const s = await simulator(1000);
     const symbols = Array.from({ length: 125 }, (_, i) => `sym${i}usdt`);
@@ -76,7 +76,7 @@ describe('BinancePool placement', () => {
   });
 });
 
-describe('BinancePool recovery', () => {
+describe('UpstreamPool (Binance spot) recovery', () => {
   it('replaces a stalled socket within its liveness deadline and resyncs its streams', async () => {
     const s = await simulator();
     h = startHarness(testConfig(s.wsUrl));
@@ -258,7 +258,7 @@ describe('BinancePool recovery', () => {
   });
 });
 
-describe('BinancePool rotation (make-before-break)', () => {
+describe('UpstreamPool (Binance spot) rotation (make-before-break)', () => {
   async function expectCleanRotation(x: Harness, s: BinanceSimulator, reason: string, trigger: () => Promise<void> = () => Promise.resolve()): Promise<void> {
     // At the moment the old socket is retired, the new one has delivered every stream. Listening
     // starts before the trigger, so a rotation that completes quickly (or on a loaded machine) is seen.
@@ -302,7 +302,7 @@ describe('BinancePool rotation (make-before-break)', () => {
   });
 });
 
-describe('BinancePool flow control and observation', () => {
+describe('UpstreamPool (Binance spot) flow control and observation', () => {
   it('suspends liveness and staleness deadlines while paused', async () => {
     const s = await simulator();
     h = startHarness(testConfig(s.wsUrl));
@@ -327,7 +327,7 @@ describe('BinancePool flow control and observation', () => {
     const x = h;
     await waitFor('live', () => allLive(x));
     const snap = x.pool.snapshot();
-    expect(snap).toMatchObject({ exchange: 'binance', streamsConfigured: 2, streamsLive: 2, staleStreams: [], breaker: 'closed', paused: false });
+    expect(snap).toMatchObject({ venue: 'binance', streamsConfigured: 2, streamsLive: 2, staleStreams: [], breaker: 'closed', paused: false });
     expect(snap.connections).toHaveLength(1);
     expect(snap.connections[0]).toMatchObject({ state: 'connected', streams: 2, liveStreams: 2 });
     expect(Math.abs(snap.lastMessageAt! - Date.now())).toBeLessThan(1000);

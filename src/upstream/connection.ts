@@ -15,11 +15,16 @@
  *                   │ retries exhausted → failed (pool re-places its streams)                     │
  *                   └────────────────────────────────────────────── pool schedules a reconnect ◄──┘
  *
- * Heartbeat (binance-protocol.md §3): Binance pings every 20 s and drops a socket that has not
- * answered within a minute; ws answers pings with the same payload (autoPong, lib/websocket.js
- * `receiverOnPing`). Every inbound frame (data, ping, pong) proves liveness. Binance counts every
- * inbound control frame (our pongs, pings, SUBSCRIBEs) against 5/s per socket, so client pings are
- * sent only after `pingTimeoutMs / maxMissedPings` of silence and SUBSCRIBEs are paced.
+ * Venue-agnostic: the venue adapter (venue.ts) supplies the URL, the subscribe frames and their pacing,
+ * the heartbeat kind, its rate-limit close codes and the frame parser.
+ *
+ * Heartbeat, kind `ws-ping` (Binance, binance-protocol.md §3): the server pings every 20 s and drops a
+ * socket that has not answered within a minute; ws answers pings with the same payload (autoPong,
+ * lib/websocket.js `receiverOnPing`). Every inbound frame (data, ping) proves liveness. Binance counts
+ * every inbound control frame (our pongs, pings, SUBSCRIBEs) against 5/s per socket, so client pings
+ * are sent only after `pingTimeoutMs / maxMissedPings` of silence and SUBSCRIBEs are paced. The other
+ * kinds (client text or JSON pings every `intervalMs`, server JSON pings we answer) are recognised by
+ * `#heartbeatFrame` before the parser sees a frame; see HeartbeatKind.
  *
  * Missed pongs (the seed's `max_missed_pings`): a ping left unanswered for `pongTimeoutMs` is one miss;
  * misses are tolerated and the socket is probed again at once, and the `maxMissedPings`-th miss in a
@@ -38,19 +43,10 @@ import { parseRetryAfter } from '../core/retry-after.ts';
 import type { ConnectionSnapshot, SourceHandlers } from '../core/source.ts';
 import type { ConnState, QualityGrade, StatusStream } from '../core/status.ts';
 import type { Config } from '../config/schema.ts';
-import { BINANCE, CONTROL_ERROR, PARSE_ERROR, SERVER_SHUTDOWN, UNKNOWN_STREAM } from './protocol.ts';
-import type { KlineFrameParser } from './protocol.ts';
+import { CONTROL_ERROR, PARSE_ERROR, SERVER_SHUTDOWN, UNKNOWN_STREAM, type FrameParser, type HeartbeatKind, type VenueAdapter } from './venue.ts';
 
 export type WebSocketFactory = (url: string, options: ClientOptions) => WebSocket;
 
-/** Binance answers nothing to URLs past ~8 KB (binance-protocol.md §2); stay under with margin. */
-export const MAX_URL_BYTES = 8000;
-/** SUBSCRIBE frames above 4096 bytes got no reply; keep each one under. */
-export const MAX_SUBSCRIBE_BYTES = 4000;
-/** Our own inbound-to-Binance control messages per rolling second, pongs and pings included (Binance: 5). */
-export const CONTROL_BUDGET_PER_SECOND = 4;
-/** SUBSCRIBE frames at most every this many ms (≤ 3/s, leaving room for pongs and a ping). */
-export const SUBSCRIBE_SPACING_MS = 350;
 /** How long a graceful close may take before the socket is destroyed. */
 export const CLOSE_BACKSTOP_MS = 5000;
 /** Quality counts errors over this trailing window. */
@@ -72,16 +68,16 @@ export class UpstreamConnectError extends ConnectorError {
 
 /** What a connection tells its pool. Called synchronously from socket events and `check()`. */
 export interface ConnectionOwner {
-  /** The open socket was lost (closed by Binance, errored, or terminated for silence). */
-  lost(conn: BinanceConnection, reason: string): void;
+  /** The open socket was lost (closed by the venue, errored, or terminated for silence). */
+  lost(conn: UpstreamConnection, reason: string): void;
   /** Every stream expected on this socket has delivered at least once since it opened. */
-  allStreamsSeen(conn: BinanceConnection): void;
-  /** Binance announced a shutdown of this socket's server. */
-  serverShutdown(conn: BinanceConnection): void;
+  allStreamsSeen(conn: UpstreamConnection): void;
+  /** The venue announced a shutdown of this socket's server. */
+  serverShutdown(conn: UpstreamConnection): void;
   /** Some stream has been silent past its (backed-off) staleness deadline: the socket should be replaced. */
-  staleStreams(conn: BinanceConnection): void;
-  /** Binance rate-limited us: 1008 close, or 429/418 at upgrade. */
-  rateLimited(conn: BinanceConnection, kind: string, retryAfterMs: number): void;
+  staleStreams(conn: UpstreamConnection): void;
+  /** The venue rate-limited us (Binance: a 1008 close, or 429/418 at upgrade): no new attempt for `waitMs`. */
+  rateLimited(conn: UpstreamConnection, kind: string, waitMs: number): void;
 }
 
 /** Monotonic counters shared by every connection of a pool. */
@@ -138,11 +134,14 @@ export interface StreamCarry {
   readonly strikes?: number;
 }
 
-export interface BinanceConnectionOptions {
+export interface UpstreamConnectionOptions {
   readonly id: string;
   readonly config: Config;
+  readonly venue: VenueAdapter;
+  /** The venue's WebSocket endpoint (`<prefix>WS_URL`); the venue appends what its protocol puts after it. */
+  readonly wsUrl: string;
   readonly streams: readonly StreamCarry[];
-  readonly parser: KlineFrameParser;
+  readonly parser: FrameParser;
   readonly handlers: SourceHandlers;
   readonly status: StatusStream;
   readonly clock: Clock;
@@ -152,10 +151,37 @@ export interface BinanceConnectionOptions {
   readonly random: () => number;
 }
 
-export class BinanceConnection {
+/** Heartbeat frames to look for before parsing (every kind but `ws-ping`), prepared once per connection. */
+type HeartbeatFrames =
+  | { readonly kind: 'pong'; readonly maxBytes: number; readonly match: Buffer; readonly exact: boolean }
+  | { readonly kind: 'server-ping'; readonly maxBytes: number; readonly match: Buffer; readonly answer: (frame: Buffer) => string };
+
+function heartbeatFrames(hb: HeartbeatKind): HeartbeatFrames | undefined {
+  switch (hb.kind) {
+    case 'ws-ping':
+      return undefined;
+    case 'client-text':
+      return { kind: 'pong', maxBytes: Buffer.byteLength(hb.pong), match: Buffer.from(hb.pong), exact: true };
+    case 'client-json':
+      return { kind: 'pong', maxBytes: hb.maxFrameBytes, match: Buffer.from(hb.pongPrefix), exact: false };
+    case 'server-json':
+      return { kind: 'server-ping', maxBytes: hb.maxFrameBytes, match: Buffer.from(hb.pingPrefix), answer: hb.answer };
+  }
+}
+
+function startsWith(frame: Buffer, prefix: Buffer): boolean {
+  return frame.length >= prefix.length && frame.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
+}
+
+export class UpstreamConnection {
   readonly id: string;
   readonly #config: Config;
-  readonly #parser: KlineFrameParser;
+  readonly #venue: VenueAdapter;
+  readonly #wsUrl: string;
+  readonly #heartbeat: HeartbeatKind;
+  readonly #hbFrames: HeartbeatFrames | undefined;
+  readonly #controlBudget: number;
+  readonly #parser: FrameParser;
   readonly #handlers: SourceHandlers;
   readonly #status: StatusStream;
   readonly #clock: Clock;
@@ -209,13 +235,18 @@ export class BinanceConnection {
   /** Reconnect attempt counter: the next reconnect uses delay(attempt). */
   reconnectAttempt = 0;
   /** Set by the pool while a replacement for this socket is being made. */
-  replacement: BinanceConnection | undefined;
+  replacement: UpstreamConnection | undefined;
   /** Set by the pool on the new socket of a rotation. */
-  replacing: BinanceConnection | undefined;
+  replacing: UpstreamConnection | undefined;
 
-  constructor(options: BinanceConnectionOptions) {
+  constructor(options: UpstreamConnectionOptions) {
     this.id = options.id;
     this.#config = options.config;
+    this.#venue = options.venue;
+    this.#wsUrl = options.wsUrl;
+    this.#heartbeat = options.venue.ws.heartbeat;
+    this.#hbFrames = heartbeatFrames(this.#heartbeat);
+    this.#controlBudget = options.venue.ws.controlBudgetPerSecond;
     this.#parser = options.parser;
     this.#handlers = options.handlers;
     this.#status = options.status;
@@ -297,7 +328,7 @@ export class BinanceConnection {
     const from = this.#state;
     if (from === to || from === 'closed') return;
     this.#state = to;
-    this.#status.emit({ type: 'connection.state', exchange: BINANCE, connId: this.id, from, to, reason, streams: this.#slots.size });
+    this.#status.emit({ type: 'connection.state', venue: this.#venue.id, connId: this.id, from, to, reason, streams: this.#slots.size });
     if (to !== 'connected') this.#setQuality('critical');
   }
 
@@ -323,35 +354,24 @@ export class BinanceConnection {
 
   /** Add streams; on an open socket they are SUBSCRIBEd (paced), otherwise they join the next URL. */
   addStreams(carries: readonly StreamCarry[]): void {
-    const names: string[] = [];
+    const topics: string[] = [];
     for (const c of carries) {
       const slot = this.#addSlot(c);
       if (slot === undefined) continue;
       if (slot.expected && !slot.seen) this.#unseen++;
-      if (this.#state === 'connected') names.push(slot.ref.name);
+      if (this.#state === 'connected') topics.push(slot.ref.topic);
     }
-    if (names.length > 0) this.#queueSubscribe(names);
+    if (topics.length > 0) this.#queueSubscribe(topics);
   }
 
   // -- connecting ------------------------------------------------------------------------------
 
-  /** The combined-stream URL with as many streams as fit under MAX_URL_BYTES; the rest are SUBSCRIBEd after open. */
+  /** The venue's URL for this socket's streams; the ones it does not carry are subscribed after open. */
   #buildUrl(): { url: string; overflow: string[] } {
-    // A spare without streams opens bare /stream, combined mode with nothing subscribed yet (Binance
-    // lists it as a stream URL: connect empty, then SUBSCRIBE; binance-protocol.md §1 "Bare paths").
-    if (this.#slots.size === 0) return { url: `${this.#config.binance.wsUrl}/stream`, overflow: [] };
-    const base = `${this.#config.binance.wsUrl}/stream?streams=`;
-    let url = base;
-    const overflow: string[] = [];
-    let first = true;
-    for (const s of this.#slots.values()) {
-      const name = s.ref.name;
-      if (overflow.length === 0 && url.length + name.length + 1 <= MAX_URL_BYTES) {
-        url += first ? name : `/${name}`;
-        first = false;
-      } else overflow.push(name);
-    }
-    return { url, overflow };
+    const topics: string[] = [];
+    for (const s of this.#slots.values()) topics.push(s.ref.topic);
+    const { url, carried } = this.#venue.ws.connectUrl(this.#wsUrl, topics);
+    return { url, overflow: topics.slice(carried) };
   }
 
   /**
@@ -425,7 +445,7 @@ export class BinanceConnection {
         if (!settled) fail(new UpstreamConnectError(`connect failed: ${err.message}`, { cause: err }));
         else if (this.#ws === ws) {
           this.#noteError();
-          this.#status.emit({ type: 'connection.error', exchange: BINANCE, connId: this.id, error: err.message });
+          this.#status.emit({ type: 'connection.error', venue: this.#venue.id, connId: this.id, error: err.message });
         }
       });
       ws.on('close', (code, reason) => {
@@ -468,7 +488,7 @@ export class BinanceConnection {
     const pending = new Set(overflow);
     for (const s of this.#slots.values()) {
       s.seen = false;
-      s.subscribed = !pending.has(s.ref.name);
+      s.subscribed = !pending.has(s.ref.topic);
       s.lastAt = now;
       if (s.expected) this.#unseen++;
     }
@@ -484,7 +504,8 @@ export class BinanceConnection {
     this.#ws = undefined;
     this.#stopSubscribing();
     if (this.#state === 'closed') return;
-    if (code === 1008) this.#owner.rateLimited(this, '1008', 0);
+    const limits = this.#venue.ws.rateLimit;
+    if (limits.closeCodes.includes(code)) this.#owner.rateLimited(this, String(code), limits.closePenaltyMs);
     this.#noteError();
     this.#lost(`closed by server (${code}${reason === '' ? '' : ` ${reason}`})`);
   }
@@ -505,7 +526,7 @@ export class BinanceConnection {
     this.#ws = undefined;
     this.#stopSubscribing();
     ws.terminate();
-    this.#status.emit({ type: 'connection.error', exchange: BINANCE, connId: this.id, error: reason });
+    this.#status.emit({ type: 'connection.error', venue: this.#venue.id, connId: this.id, error: reason });
     this.#counters.connectionErrors++;
     this.#noteError();
     this.#lost(reason);
@@ -525,11 +546,13 @@ export class BinanceConnection {
       now = this.#chunkNow = this.#clock.monotonic();
       queueMicrotask(this.#endChunk);
     }
+    const frame = rawToBuffer(data);
+    const hb = this.#hbFrames;
+    if (hb !== undefined && frame.length <= hb.maxBytes && this.#heartbeatFrame(hb, frame, now)) return;
     this.#lastFrameAt = now;
     this.#hasFrame = true;
     this.#pingSentAt = undefined;
     this.#missedPongs = 0;
-    const frame = rawToBuffer(data);
     this.#counters.messages++;
     this.#counters.bytes += frame.length;
     const out = this.#parser.parse(frame, now);
@@ -538,6 +561,31 @@ export class BinanceConnection {
       return;
     }
     this.#deliver(out, now);
+  }
+
+  /**
+   * A heartbeat frame of a text kind (not parsed as data): our ping's pong, or a server ping we answer.
+   * A pong answers our ping but, like a WebSocket pong, does not prove data flows (the liveness
+   * deadline counts data frames and server pings only). False: not a heartbeat, parse it.
+   */
+  #heartbeatFrame(hb: HeartbeatFrames, frame: Buffer, now: number): boolean {
+    if (hb.kind === 'pong') {
+      if (hb.exact ? !frame.equals(hb.match) : !startsWith(frame, hb.match)) return false;
+      this.#pingSentAt = undefined;
+      this.#missedPongs = 0;
+      return true;
+    }
+    if (!startsWith(frame, hb.match)) return false;
+    this.#lastFrameAt = now;
+    this.#hasFrame = true;
+    this.#pingSentAt = undefined;
+    this.#missedPongs = 0;
+    const ws = this.#ws;
+    if (ws !== undefined) {
+      ws.send(hb.answer(frame));
+      this.#recordControl(now);
+    }
+    return true;
   }
 
   #deliver(candle: Candle, now: number): void {
@@ -551,7 +599,7 @@ export class BinanceConnection {
       if (slot.stale) {
         slot.stale = false;
         slot.strikes = 0;
-        this.#status.emit({ type: 'stream.live', exchange: BINANCE, stream: slot.ref.name, connId: this.id });
+        this.#status.emit({ type: 'stream.live', venue: this.#venue.id, stream: slot.ref.name, connId: this.id });
       }
       if (slot.resync !== undefined) {
         const reason = slot.resync;
@@ -571,7 +619,7 @@ export class BinanceConnection {
     if (signal === PARSE_ERROR.signal) {
       this.#noteError();
     } else if (signal === SERVER_SHUTDOWN.signal) {
-      this.#status.emit({ type: 'server.shutdown-notice', exchange: BINANCE, connId: this.id });
+      this.#status.emit({ type: 'server.shutdown-notice', venue: this.#venue.id, connId: this.id });
       this.#owner.serverShutdown(this);
     } else if (signal === UNKNOWN_STREAM.signal) {
       this.#counters.unknownStreams++;
@@ -580,7 +628,7 @@ export class BinanceConnection {
       const e = this.#parser.lastControlError;
       this.#status.emit({
         type: 'connection.error',
-        exchange: BINANCE,
+        venue: this.#venue.id,
         connId: this.id,
         error: `control request ${String(this.#parser.lastControlId)} failed: ${e === undefined ? 'unknown' : `${e.code} ${e.msg}`}`,
       });
@@ -608,22 +656,9 @@ export class BinanceConnection {
     return this.#controlTimes.length;
   }
 
-  #queueSubscribe(names: readonly string[]): void {
-    // Frames of at most MAX_SUBSCRIBE_BYTES each.
-    const overhead = '{"method":"SUBSCRIBE","params":[],"id":4294967295}'.length;
-    let batch: string[] = [];
-    let size = overhead;
-    for (const name of names) {
-      const add = name.length + 3;
-      if (batch.length > 0 && size + add > MAX_SUBSCRIBE_BYTES) {
-        this.#subscribeQueue.push(batch);
-        batch = [];
-        size = overhead;
-      }
-      batch.push(name);
-      size += add;
-    }
-    if (batch.length > 0) this.#subscribeQueue.push(batch);
+  #queueSubscribe(topics: readonly string[]): void {
+    // Batches within the venue's frame limits (Binance: under 4 KB each).
+    for (const batch of this.#venue.ws.subscribeBatches(topics)) this.#subscribeQueue.push([...batch]);
     this.#pumpSubscribe();
   }
 
@@ -637,8 +672,9 @@ export class BinanceConnection {
     this.#trimControl(now);
     const last = this.#controlTimes[this.#controlTimes.length - 1] ?? Number.NEGATIVE_INFINITY;
     // Leave one slot of the per-second budget for a pong.
-    const room = this.#controlTimes.length < CONTROL_BUDGET_PER_SECOND - 1;
-    const wait = room ? Math.max(0, last + SUBSCRIBE_SPACING_MS - now) : (this.#controlTimes[0] ?? now) + 1000 - now + 1;
+    const spacing = this.#venue.ws.subscribeSpacingMs;
+    const room = this.#controlTimes.length < this.#controlBudget - 1;
+    const wait = room ? Math.max(0, last + spacing - now) : (this.#controlTimes[0] ?? now) + 1000 - now + 1;
     if (wait > 0) {
       this.#subscribeTimer = setTimeout(() => {
         this.#subscribeTimer = undefined;
@@ -649,11 +685,11 @@ export class BinanceConnection {
     }
     this.#subscribeQueue.shift();
     const id = this.#nextRequestId++;
-    ws.send(JSON.stringify({ method: 'SUBSCRIBE', params: batch, id }));
+    ws.send(this.#venue.ws.subscribeFrame(batch, id));
     this.#recordControl(now);
     const sent = new Set(batch);
     for (const s of this.#slots.values()) {
-      if (sent.has(s.ref.name)) {
+      if (sent.has(s.ref.topic)) {
         s.subscribed = true;
         s.lastAt = now;
       }
@@ -662,7 +698,7 @@ export class BinanceConnection {
       this.#subscribeTimer = setTimeout(() => {
         this.#subscribeTimer = undefined;
         this.#pumpSubscribe();
-      }, SUBSCRIBE_SPACING_MS);
+      }, spacing);
       this.#subscribeTimer.unref();
     }
   }
@@ -696,16 +732,21 @@ export class BinanceConnection {
         return;
       }
     }
-    if (this.#pingSentAt === undefined) {
-      // After a tolerated miss, probe again at once; otherwise only after a period of silence.
+    const kind = this.#heartbeat;
+    if (this.#pingSentAt === undefined && kind.kind !== 'server-json') {
+      // After a tolerated miss, probe again at once. Otherwise: WebSocket pings only after a period
+      // of silence (the server pings us); text pings every intervalMs, as the venue asks.
       const period = hb.pingTimeoutMs / hb.maxMissedPings;
-      const due = this.#missedPongs > 0 || (silent >= period && now - this.#lastClientPingAt >= period);
+      const due =
+        this.#missedPongs > 0 ||
+        (kind.kind === 'ws-ping' ? silent >= period && now - this.#lastClientPingAt >= period : now - this.#lastClientPingAt >= kind.intervalMs);
       this.#trimControl(now);
-      if (due && this.#controlTimes.length < CONTROL_BUDGET_PER_SECOND - 1) {
+      if (due && this.#controlTimes.length < this.#controlBudget - 1) {
         this.#pingSentAt = now;
         this.#lastClientPingAt = now;
         this.#recordControl(now);
-        this.#ws.ping();
+        if (kind.kind === 'ws-ping') this.#ws.ping();
+        else this.#ws.send(kind.ping);
       }
     }
 
@@ -719,7 +760,7 @@ export class BinanceConnection {
         s.stale = true;
         s.resync ??= 'stale';
         this.#counters.staleEvents++;
-        this.#status.emit({ type: 'stream.stale', exchange: BINANCE, stream: s.ref.name, silentMs: Math.round(quiet), connId: this.id });
+        this.#status.emit({ type: 'stream.stale', venue: this.#venue.id, stream: s.ref.name, silentMs: Math.round(quiet), connId: this.id });
       }
       if (s.stale && quiet >= hb.staleStreamMs * 2 ** Math.min(s.strikes, MAX_STALE_STRIKES)) replace = true;
     }
@@ -757,7 +798,7 @@ export class BinanceConnection {
   #setQuality(grade: QualityGrade): void {
     if (grade === this.#quality) return;
     this.#quality = grade;
-    this.#status.emit({ type: 'connection.quality', exchange: BINANCE, connId: this.id, grade });
+    this.#status.emit({ type: 'connection.quality', venue: this.#venue.id, connId: this.id, grade });
   }
 
   #noteError(): void {

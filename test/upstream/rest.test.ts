@@ -2,7 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { BinanceSimulator } from '../../src/simulator/server.ts';
 import { klineAt } from '../../src/simulator/klines.ts';
-import { BinanceRest } from '../../src/binance/rest.ts';
+import { RestClient } from '../../src/upstream/rest.ts';
+import { binanceSpot } from '../../src/venues/binance/spot.ts';
 import { EnvSchema } from '../../src/config/schema.ts';
 import { StatusStream, type StatusEvent } from '../../src/core/status.ts';
 import { StreamRegistry } from '../../src/core/streams.ts';
@@ -10,7 +11,7 @@ import { openTimeAt } from '../../src/core/intervals.ts';
 
 const MIN = 60_000;
 let sim: BinanceSimulator;
-let rest: BinanceRest | undefined;
+let rest: RestClient | undefined;
 
 beforeEach(async () => {
   sim = await BinanceSimulator.start();
@@ -29,7 +30,7 @@ function client(extra: Record<string, unknown> = {}) {
   const registry = new StreamRegistry();
   const btc1m = registry.register('binance', 'btcusdt@kline_1m', 'BTCUSDT', '1m');
   const btc1s = registry.register('binance', 'btcusdt@kline_1s', 'BTCUSDT', '1s');
-  rest = new BinanceRest({ config, status, log: pino({ level: 'silent' }), retryBaseMs: 10 });
+  rest = new RestClient({ config, venue: binanceSpot, restUrl: config.binance.restUrl, status, log: pino({ level: 'silent' }), retryBaseMs: 10 });
   return { rest, events, btc1m, btc1s };
 }
 
