@@ -40,6 +40,7 @@ const frames: [string, string][] = [
   ['objects with ids in params', fill('{"method":"SUBSCRIBE","params":[', '{"id":1}', ',', `],"id":${BIG}}`)],
   ['thousands of top-level keys', fill('{', '"k":0', ',', `,"method":"SUBSCRIBE","params":[],"id":${BIG}}`)],
   ['thousands of keys, [] values', fill('{', '"k":[]', ',', `,"method":"SUBSCRIBE","params":[],"id":${BIG}}`)],
+  ['plain and nested members in turn', fill('{', '"k":0,"a":[]', ',', `,"method":"SUBSCRIBE","params":[],"id":${BIG}}`)],
   ['thousands of "id" string values', fill('{', '"k":"id"', ',', `,"method":"SUBSCRIBE","params":[],"id":${BIG}}`)],
   ['thousands of duplicate ids', fill('{"method":"SUBSCRIBE","params":[],', `"id":${BIG}`, ',', ',"x":[]}')],
   ['one long string', fill('{"method":"SUBSCRIBE","params":["', 'a', '', `"],"id":${BIG}}`)],

@@ -332,13 +332,14 @@ function keyOf(text: string, start: number, end: number): 'id' | 'method' | unde
 const MEMBER_SKIP = /(?:[ \t\n\r]*"[^"\\]{0,64}"[ \t\n\r]*:[ \t\n\r]*(?:"(?:[^"\\]|\\[^]){0,64}"|[-+.0-9a-zE]+)[ \t\n\r]*,)*/y;
 
 /**
- * Start of the last `key` (`"id"` or `"method"`) member in `[from, to)`, a MEMBER_SKIP run, or -1.
- * Inside such a run, `"id"` followed by `:` can only be a key: a quote inside a string is escaped, and
- * a string followed by `:` is a key.
+ * Start of the last `key` (`"id"` or `"method"`) member in `run`, the text of a MEMBER_SKIP run that
+ * starts at `from`, or -1. Inside such a run, `"id"` followed by `:` can only be a key: a quote inside
+ * a string is escaped, and a string followed by `:` is a key. The search stays inside the run (a
+ * lastIndexOf on the whole text would cross everything before it, once per run: quadratic).
  */
-function lastKeyIn(text: string, key: string, from: number, to: number): number {
-  for (let c = text.lastIndexOf(key, to - key.length); c >= from; c = text.lastIndexOf(key, c - 1)) {
-    if (text.charCodeAt(skipWs(text, c + key.length)) === COLON) return c;
+function lastKeyIn(run: string, from: number, key: string): number {
+  for (let c = run.lastIndexOf(key); c >= 0; c = c === 0 ? -1 : run.lastIndexOf(key, c - 1)) {
+    if (run.charCodeAt(skipWs(run, c + key.length)) === COLON) return from + c;
   }
   return -1;
 }
@@ -364,9 +365,10 @@ function topLevelMembers(text: string): TopLevel {
     MEMBER_SKIP.test(text); // a `(…)*` run always matches, if only the empty string
     const skipped = MEMBER_SKIP.lastIndex;
     if (skipped > i) {
-      const idKey = lastKeyIn(text, '"id"', i, skipped);
+      const run = text.slice(i, skipped); // a view into `text`, not a copy, past a dozen characters
+      const idKey = lastKeyIn(run, i, '"id"');
       if (idKey >= 0) id = memberValue(text, idKey, 4);
-      const methodKey = lastKeyIn(text, '"method"', i, skipped);
+      const methodKey = lastKeyIn(run, i, '"method"');
       if (methodKey >= 0) method = memberValue(text, methodKey, 8);
       i = skipped;
     }

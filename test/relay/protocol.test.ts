@@ -257,6 +257,8 @@ describe('relay protocol: parse cost', () => {
       [fill('{"method":"SUBSCRIBE","params":[', '{"id":1}', ',', `],"id":${big}}`), [2, 'Invalid request: too many parameters', big]],
       [fill('{', '"k":0', ',', `,"method":"LIST_SUBSCRIPTIONS","id":${big}}`), undefined],
       [fill('{', '"k":[]', ',', `,"method":"LIST_SUBSCRIPTIONS","id":${big}}`), undefined],
+      [fill('{', '"id":1,"a":[{"id":2}]', ',', `,"method":"LIST_SUBSCRIPTIONS","id":${big}}`), undefined],
+      [fill('{"id":1,', '"a":[{"id":2}],"id":3', ',', `,"method":"LIST_SUBSCRIPTIONS","id":${big},"z":{"id":4}}`), undefined],
       [fill('{', '"k":"id"', ',', `,"method":"LIST_SUBSCRIPTIONS","id":${big}}`), undefined],
       [fill('{"method":"LIST_SUBSCRIPTIONS",', '"id":1', ',', `,"id":${big}}`), undefined],
       [fill('{"method":"LIST_SUBSCRIPTIONS","x":"', '\\"', '', `","id":${big}}`), undefined],
@@ -274,6 +276,58 @@ describe('relay protocol: parse cost', () => {
         if (expected[1] !== '') expect(got?.[1]).toBe(expected[1]);
       }
     }
+  });
+});
+
+describe('relay protocol: the top-level id in any frame', () => {
+  /** mulberry32: a small seeded PRNG, so a failure names a reproducible frame. */
+  function prng(seed: number): (n: number) => number {
+    let a = seed;
+    return (n) => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return (((t ^ (t >>> 14)) >>> 0) % n + n) % n;
+    };
+  }
+
+  it('finds the id JSON.parse keeps among nested ids, duplicate and escaped keys, and look-alike strings (2,000 seeded frames)', () => {
+    const rnd = prng(20_260_811);
+    const pick = <T,>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
+    const ws = (): string => pick(['', '', '', ' ', '\n', '\t ', '  ']);
+    const strings = ['"a"', '""', '"id"', '"\\"id\\":7"', '"[{\\"id\\":8}]"', '"\\\\"', `"${'s'.repeat(100)}"`, '"\\u0069d"', '"x\\"y"', '"}]"'];
+    const idKeys = ['"id"', '"\\u0069d"', '"i\\u0064"'];
+    const otherKeys = ['"x"', '"param"', '"idx"', '"i"', '"\\"id\\""', `"${'k'.repeat(80)}"`, '"method2"'];
+    const value = (depth: number): string => {
+      const r = rnd(10);
+      if (depth > 3 || r < 5) return pick([...strings, '1', '-2.5e3', 'true', 'null', '9223372036854775807']);
+      const n = rnd(4);
+      if (r < 7) return `[${ws()}${Array.from({ length: n }, () => value(depth + 1)).join(`${ws()},${ws()}`)}${ws()}]`;
+      const members = Array.from({ length: n }, () => `${pick([...idKeys, ...otherKeys])}${ws()}:${ws()}${value(depth + 1)}`);
+      return `{${ws()}${members.join(`${ws()},${ws()}`)}${ws()}}`;
+    };
+    let withId = 0;
+    for (let frame = 0; frame < 2000; frame++) {
+      const members: string[] = ['"method":"LIST_SUBSCRIPTIONS"'];
+      for (let m = rnd(8); m >= 0; m--) {
+        if (rnd(3) === 0) {
+          // A top-level id: an int64 whose last digits are unique, so a wrong pick shows.
+          const id = `92233720368547${String(frame * 10 + m).padStart(5, '0')}`;
+          members.push(`${pick(idKeys)}${ws()}:${ws()}${id}`);
+        } else {
+          members.push(`${pick(otherKeys)}${ws()}:${ws()}${value(0)}`);
+        }
+      }
+      members.sort(() => rnd(3) - 1);
+      // The expected id is the last top-level id in the final order.
+      const ids = members.filter((m) => idKeys.some((k) => m.startsWith(k)));
+      const expected = ids.length === 0 ? 'null' : (/-?\d+$/.exec(ids[ids.length - 1]!)?.[0] ?? 'null');
+      if (ids.length > 0) withId++;
+      const text = `${ws()}{${ws()}${members.join(`${ws()},${ws()}`)}${ws()}}${ws()}`;
+      const r = parseControl(text);
+      expect(r.ok ? r.request.id : `refused: ${r.error.error.msg}`, text).toBe(expected);
+    }
+    expect(withId).toBeGreaterThan(1000);
   });
 });
 
