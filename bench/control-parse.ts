@@ -54,6 +54,8 @@ const frames: [string, string][] = [
   ['invalid JSON at the very end', fill('{"method":"SUBSCRIBE","params":[', '1', ',', '],"id":1,}')],
   ['invalid JSON after long strings', fill('{"method":"SUBSCRIBE","params":[', '"abcdefgh"', ',', '],"id":1 x}')],
   ['invalid JSON after many keys', fill('{', '"k":"v"', ',', ',"id":1 x}')],
+  ['invalid JSON after nested objects', fill('{"method":"SUBSCRIBE","params":[', '{"k":[1,{}]}', ',', '],"id":1 x}')],
+  ['invalid JSON after deep nesting', nested('{"method":"SUBSCRIBE","params":', ',"id":1 x}')],
 ];
 
 let sink = 0;

@@ -232,14 +232,20 @@ function skipWs(text: string, i: number): number {
   }
 }
 
-/** The rest of a JSON string after an escaped quote, escapes crossed one at a time (unambiguous: linear). */
+// Patterns for JSON already known to be valid. Each is unrolled (`run (escape run)*`): there is only
+// one way to match a given text, so a failed attempt backtracks in linear time, never exponential.
+const ANY_STRING = String.raw`"[^"\\]*(?:\\[^][^"\\]*)*"`;
+/** A string with no `\u` escape: it cannot spell `id` or `method` in disguise (they are all letters). */
+const PLAIN_KEY = String.raw`"[^"\\]*(?:\\[^u][^"\\]*)*"`;
+const JSON_WS = '[ \\t\\n\\r]*';
+
+/** The rest of a JSON string after an escaped quote, escapes crossed one at a time. */
 const STRING_REST = /[^"\\]*(?:\\[^][^"\\]*)*"/y;
 /**
- * Everything up to the next bracket outside a string, short strings included, in one native step:
- * nested values are crossed at regex speed instead of one JavaScript iteration per character. A string
- * longer than 64 characters ends the run at its opening quote, for stringEnd's faster indexOf.
+ * Everything up to the next bracket outside a string, strings included, in one native step: nested
+ * values are crossed at regex speed instead of one JavaScript iteration per character.
  */
-const BRACKET_FREE_RUN = /[^"[\]{}]*(?:"(?:[^"\\]|\\[^]){0,64}"[^"[\]{}]*)*/y;
+const BRACKET_FREE_RUN = new RegExp(`[^"[\\]{}]*(?:${ANY_STRING}[^"[\\]{}]*)*`, 'y');
 
 /** Whether the quote at `q` is escaped: an odd run of backslashes before it. */
 function escapedQuote(text: string, q: number): boolean {
@@ -266,6 +272,9 @@ function stringEnd(text: string, i: number): number {
   }
 }
 
+/** From this length on, indexOf crosses a string faster than a regex (about 1 ns a character). */
+const LONG_STRING = 64;
+
 /** End of the array or object opening at `i`: brackets counted, everything between them crossed by BRACKET_FREE_RUN. */
 function containerEnd(text: string, i: number): number {
   const n = text.length;
@@ -282,15 +291,19 @@ function containerEnd(text: string, i: number): number {
     } else if (c === COMMA) {
       j++; // between nested containers: cheaper here than a regex call
     } else {
+      if (c === QUOTE) {
+        // A long string is crossed faster by stringEnd's indexOf than by the regex.
+        const end = stringEnd(text, j);
+        if (end - j >= LONG_STRING) {
+          j = end;
+          continue;
+        }
+      }
       BRACKET_FREE_RUN.lastIndex = j;
       BRACKET_FREE_RUN.test(text);
-      if (BRACKET_FREE_RUN.lastIndex > j) {
-        j = BRACKET_FREE_RUN.lastIndex;
-      } else if (c === QUOTE) {
-        j = stringEnd(text, j); // a long string
-      } else {
-        return n; // no progress outside a string: not JSON, stop rather than spin
-      }
+      // No progress can only mean text that is not JSON (an unterminated string): stop rather than spin.
+      if (BRACKET_FREE_RUN.lastIndex === j) return n;
+      j = BRACKET_FREE_RUN.lastIndex;
     }
   }
   return n;
@@ -309,37 +322,59 @@ function valueEnd(text: string, i: number): number {
   return j;
 }
 
-/** Longest key text that can still spell `method` with escapes (`"\u006d…"`: six characters per letter). */
-const ESCAPED_KEY_MAX = 2 + 6 * 'method'.length;
+/** Whether the string token `[start, end)` spells `word`, each letter as itself or as a `\u` escape. */
+function spells(text: string, start: number, end: number, word: string): boolean {
+  let at = start + 1;
+  for (let k = 0; k < word.length; k++) {
+    const letter = word.charCodeAt(k);
+    if (text.charCodeAt(at) === letter) {
+      at++;
+    } else if (text.charCodeAt(at) === BACKSLASH && text.charCodeAt(at + 1) === 0x75 /* u */) {
+      if (Number.parseInt(text.slice(at + 2, at + 6), 16) !== letter || !/^[0-9a-fA-F]{4}$/.test(text.slice(at + 2, at + 6))) return false;
+      at += 6;
+    } else {
+      return false;
+    }
+  }
+  return at === end - 1;
+}
 
-/** Which key the string token `[start, end)` names, if `id` or `method`. */
+/** Which key the string token `[start, end)` names, if `id` or `method` (escapes decoded, as JSON.parse does). */
 function keyOf(text: string, start: number, end: number): 'id' | 'method' | undefined {
   const len = end - start;
   if (len === 4) return text.startsWith('"id"', start) ? 'id' : undefined;
   if (len === 8) return text.startsWith('"method"', start) ? 'method' : undefined;
-  if (len > ESCAPED_KEY_MAX || len < 9) return undefined;
-  const raw = text.slice(start, end);
-  if (!raw.includes('\\')) return undefined;
-  const key = JSON.parse(raw) as string; // `"\u0069d"` is `id` to JSON.parse, so it is to us
-  return key === 'id' || key === 'method' ? key : undefined;
+  // Escaped forms: `"\u0069d"` (9 characters) up to six escapes for `method` (38).
+  if (len < 9 || len > 38) return undefined;
+  if (spells(text, start, end, 'id')) return 'id';
+  return spells(text, start, end, 'method') ? 'method' : undefined;
 }
 
 /**
- * Complete top-level members whose key has no escape and whose value is a number, a literal or a
- * short string, each followed by its comma, in one native step: thousands of them (duplicate ids
- * included) cost one regex call instead of one JavaScript iteration each.
+ * Complete top-level members, each with its comma, in one native step: thousands of them (duplicate
+ * ids included) cost one regex call instead of one JavaScript iteration each. Only members whose key
+ * has no `\u` escape (lastKeyIn finds `id` and `method` keys in the run as plain text) and whose
+ * value holds no key (a nested id is not the request's): a number, a literal, a string, `{}`, or an
+ * array without strings (one with strings, such as `params`, is left to containerEnd, which crosses
+ * long strings with indexOf).
  */
-const MEMBER_SKIP = /(?:[ \t\n\r]*"[^"\\]{0,64}"[ \t\n\r]*:[ \t\n\r]*(?:"(?:[^"\\]|\\[^]){0,64}"|[-+.0-9a-zE]+)[ \t\n\r]*,)*/y;
+const FLAT_ARRAY = '\\[[^"[\\]{}]*\\]';
+const MEMBER_SKIP = new RegExp(
+  `(?:${JSON_WS}${PLAIN_KEY}${JSON_WS}:${JSON_WS}(?:${ANY_STRING}|[-+.0-9a-zE]+|${FLAT_ARRAY}|\\{${JSON_WS}\\})${JSON_WS},)*`,
+  'y',
+);
 
 /**
  * Start of the last `key` (`"id"` or `"method"`) member in `run`, the text of a MEMBER_SKIP run that
- * starts at `from`, or -1. Inside such a run, `"id"` followed by `:` can only be a key: a quote inside
- * a string is escaped, and a string followed by `:` is a key. The search stays inside the run (a
- * lastIndexOf on the whole text would cross everything before it, once per run: quadratic).
+ * starts at `from`, or -1. In valid JSON an unescaped quote followed by `id"` opens the string `"id"`
+ * (a closing quote cannot be followed by a letter), and a string followed by `:` is a key; MEMBER_SKIP
+ * lets no value with keys of its own into a run, so such a key is a top-level one. The search stays
+ * inside the run (a lastIndexOf on the whole text would cross everything before it, once per run:
+ * quadratic).
  */
 function lastKeyIn(run: string, from: number, key: string): number {
   for (let c = run.lastIndexOf(key); c >= 0; c = c === 0 ? -1 : run.lastIndexOf(key, c - 1)) {
-    if (run.charCodeAt(skipWs(run, c + key.length)) === COLON) return from + c;
+    if (run.charCodeAt(skipWs(run, c + key.length)) === COLON && !escapedQuote(run, c)) return from + c;
   }
   return -1;
 }
@@ -410,19 +445,23 @@ const STRING_ESCAPE = '\\\\(?:["\\\\/bfnrt]|u[0-9a-fA-F]{4})';
 const STRICT_STRING = `"${STRING_CHARS}(?:${STRING_ESCAPE}${STRING_CHARS})*"`;
 const PRIMITIVE = `(?:${NUMBER}|${STRICT_STRING}|true|false|null)`;
 const WS = '[ \\t\\n\\r]*';
+/** A primitive, or an array or object of primitives (`[]`, `{}` included): the values a run crosses. */
+const FLAT_VALUE =
+  `(?:${PRIMITIVE}|\\[${WS}(?:${PRIMITIVE}(?:${WS},${WS}${PRIMITIVE})*${WS})?\\]` +
+  `|\\{${WS}(?:${STRICT_STRING}${WS}:${WS}${PRIMITIVE}(?:${WS},${WS}${STRICT_STRING}${WS}:${WS}${PRIMITIVE})*${WS})?\\})`;
 const NUMBER_TOKEN = new RegExp(NUMBER, 'y');
 /** The longest valid start of a string (no closing quote): it never fails, so it never backtracks. */
 const STRING_PREFIX = new RegExp(`"${STRING_CHARS}(?:${STRING_ESCAPE}${STRING_CHARS})*`, 'y');
 /**
- * Runs of complete, valid `primitive ,` array elements and `"key" : primitive ,` object members,
+ * Runs of complete, valid `value ,` array elements and `"key" : value ,` object members (FLAT_VALUE),
  * consumed in one native step each: the error scanner's JavaScript loop then only sees brackets, the
  * last element before one, and the error itself. Compact runs first (whitespace patterns cost as much
  * as the tokens); spaced ones only where a compact run stopped at whitespace.
  */
-const ELEMENT_RUN = new RegExp(`(?:${PRIMITIVE},)*`, 'y');
-const SPACED_ELEMENT_RUN = new RegExp(`(?:${WS}${PRIMITIVE}${WS},)*`, 'y');
-const MEMBER_RUN = new RegExp(`(?:${STRICT_STRING}:${PRIMITIVE},)*`, 'y');
-const SPACED_MEMBER_RUN = new RegExp(`(?:${WS}${STRICT_STRING}${WS}:${WS}${PRIMITIVE}${WS},)*`, 'y');
+const ELEMENT_RUN = new RegExp(`(?:${FLAT_VALUE},)*`, 'y');
+const SPACED_ELEMENT_RUN = new RegExp(`(?:${WS}${FLAT_VALUE}${WS},)*`, 'y');
+const MEMBER_RUN = new RegExp(`(?:${STRICT_STRING}:${FLAT_VALUE},)*`, 'y');
+const SPACED_MEMBER_RUN = new RegExp(`(?:${WS}${STRICT_STRING}${WS}:${WS}${FLAT_VALUE}${WS},)*`, 'y');
 
 function isWs(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
@@ -437,6 +476,27 @@ function run(compact: RegExp, spaced: RegExp, text: string, i: number): number {
   spaced.lastIndex = j;
   spaced.test(text);
   return spaced.lastIndex;
+}
+
+/** Run attempts a container skips after one that crossed nothing. */
+const RUN_BACKOFF = 8;
+const OPEN_BRACKETS = /\[+/y;
+const CLOSE_BRACKETS = /\]+/y;
+const CLOSE_BRACES = /\}+/y;
+
+/** Length of the match of the sticky `re` at `i` (which must match). */
+function runLength(re: RegExp, text: string, i: number): number {
+  re.lastIndex = i;
+  re.test(text);
+  return re.lastIndex - i;
+}
+
+/** Whether `i` opens an array or object whose first element opens another. */
+function opensNested(text: string, i: number): boolean {
+  const c = text.charCodeAt(i);
+  if (c !== LBRACKET && c !== LBRACE) return false;
+  const d = text.charCodeAt(skipWs(text, i + 1));
+  return d === LBRACKET || d === LBRACE;
 }
 
 /** Past the string token opening at `i`, or `-(offset + 1)` of its first invalid character (or the end). */
@@ -459,11 +519,30 @@ function strictStringEnd(text: string, i: number): number {
 export function jsonErrorOffset(text: string): number {
   const n = text.length;
   let i = 0;
-  const stack: number[] = []; // 0 array, 1 object
+  // Open containers, innermost last: 0 array, 1 object. A typed array, so runs of brackets (deep
+  // nesting) are pushed with fill() and checked with lastIndexOf() instead of one step each.
+  const stack = new Uint8Array(n + 1);
+  let depth = 0;
+  // Per open container: run attempts to skip. One that crossed nothing costs a partial match and its
+  // backtracking, so a container whose elements are not flat stops trying for a while (and retries,
+  // in case flat elements follow).
+  const skipRuns = new Uint8Array(n + 1);
+  const tryRun = (compact: RegExp, spaced: RegExp): void => {
+    const at = depth - 1;
+    const skip = skipRuns[at] ?? 0;
+    if (skip > 0) {
+      skipRuns[at] = skip - 1;
+      return;
+    }
+    const end = run(compact, spaced, text, i);
+    if (end === i) skipRuns[at] = RUN_BACKOFF;
+    i = end;
+  };
   // After '{' or ',' in an object: any run of complete members, then `"key" :` before a value.
   // Returns the offset of an error, or -1.
   const scanKey = (): number => {
-    i = skipWs(text, run(MEMBER_RUN, SPACED_MEMBER_RUN, text, i));
+    tryRun(MEMBER_RUN, SPACED_MEMBER_RUN);
+    i = skipWs(text, i);
     if (text.charCodeAt(i) !== QUOTE) return i;
     const end = strictStringEnd(text, i);
     if (end < 0) return -end - 1;
@@ -475,7 +554,8 @@ export function jsonErrorOffset(text: string): number {
 
   for (;;) {
     // expecting a value; in an array, first cross any run of complete elements
-    if (stack[stack.length - 1] === 0) i = run(ELEMENT_RUN, SPACED_ELEMENT_RUN, text, i);
+    // (not where a nested container opens another: `[[[…` gains nothing from a run attempt per level)
+    if (depth > 0 && stack[depth - 1] === 0 && !opensNested(text, i)) tryRun(ELEMENT_RUN, SPACED_ELEMENT_RUN);
     i = skipWs(text, i);
     const c = text.charCodeAt(i);
     if (c === LBRACE) {
@@ -483,17 +563,24 @@ export function jsonErrorOffset(text: string): number {
       if (text.charCodeAt(i) === RBRACE) {
         i++;
       } else {
-        stack.push(1);
+        skipRuns[depth] = 0;
+        stack[depth++] = 1;
         const err = scanKey();
         if (err >= 0) return err;
         continue;
       }
     } else if (c === LBRACKET) {
-      i = skipWs(text, i + 1);
+      // `[[[…`: all but the last of a run of opening brackets open arrays whose first element is an array.
+      const k = text.charCodeAt(i + 1) === LBRACKET ? runLength(OPEN_BRACKETS, text, i) : 1;
+      stack.fill(0, depth, depth + k - 1);
+      skipRuns.fill(0, depth, depth + k - 1);
+      depth += k - 1;
+      i = skipWs(text, i + k);
       if (text.charCodeAt(i) === RBRACKET) {
         i++;
       } else {
-        stack.push(0);
+        skipRuns[depth] = 0;
+        stack[depth++] = 0;
         continue;
       }
     } else if (c === QUOTE) {
@@ -514,8 +601,8 @@ export function jsonErrorOffset(text: string): number {
     // after a value: close containers or move to the next element
     for (;;) {
       i = skipWs(text, i);
-      const open = stack[stack.length - 1];
-      if (open === undefined) return i < n ? i : -1;
+      if (depth === 0) return i < n ? i : -1;
+      const open = stack[depth - 1];
       const d = text.charCodeAt(i);
       if (d === COMMA) {
         i++;
@@ -525,12 +612,15 @@ export function jsonErrorOffset(text: string): number {
         }
         break;
       }
-      if ((open === 0 && d === RBRACKET) || (open === 1 && d === RBRACE)) {
-        stack.pop();
-        i++;
-        continue;
-      }
-      return i;
+      const kind = d === RBRACKET ? 0 : d === RBRACE ? 1 : -1;
+      if (kind !== open) return i;
+      // `]]]…`: as many as there are containers of that kind on top of the stack.
+      const k =
+        text.charCodeAt(i + 1) === d
+          ? Math.min(runLength(kind === 0 ? CLOSE_BRACKETS : CLOSE_BRACES, text, i), depth - 1 - stack.lastIndexOf(1 - kind, depth - 1))
+          : 1;
+      depth -= k;
+      i += k;
     }
   }
 }
