@@ -322,6 +322,8 @@ function valueEnd(text: string, i: number): number {
   return j;
 }
 
+const HEX4 = /^[0-9a-fA-F]{4}$/;
+
 /** Whether the string token `[start, end)` spells `word`, each letter as itself or as a `\u` escape. */
 function spells(text: string, start: number, end: number, word: string): boolean {
   let at = start + 1;
@@ -330,7 +332,8 @@ function spells(text: string, start: number, end: number, word: string): boolean
     if (text.charCodeAt(at) === letter) {
       at++;
     } else if (text.charCodeAt(at) === BACKSLASH && text.charCodeAt(at + 1) === 0x75 /* u */) {
-      if (Number.parseInt(text.slice(at + 2, at + 6), 16) !== letter || !/^[0-9a-fA-F]{4}$/.test(text.slice(at + 2, at + 6))) return false;
+      const hex = text.slice(at + 2, at + 6);
+      if (!HEX4.test(hex) || Number.parseInt(hex, 16) !== letter) return false;
       at += 6;
     } else {
       return false;
