@@ -382,6 +382,9 @@ function lastKeyIn(run: string, from: number, key: string): number {
   return -1;
 }
 
+/** Short members taken one at a time before topLevelMembers tries a MEMBER_SKIP run. */
+const MEMBERS_BEFORE_RUN = 4;
+
 /** The value of the member whose key starts at `keyStart` (a plain `"id"` or `"method"`). */
 function memberValue(text: string, keyStart: number, keyLength: number): Span {
   const start = skipWs(text, skipWs(text, keyStart + keyLength) + 1); // past ':'
@@ -398,19 +401,25 @@ function topLevelMembers(text: string): TopLevel {
   let id: Span | undefined;
   let method: Span | undefined;
   let i = skipWs(text, 0) + 1; // past the top-level '{'
+  // Members are taken one at a time (a long string value is then crossed by indexOf, far faster than
+  // by MEMBER_SKIP) until a few short ones in a row suggest many more: then a run is tried.
+  let short = 0;
   for (;;) {
-    MEMBER_SKIP.lastIndex = i;
-    MEMBER_SKIP.test(text); // a `(…)*` run always matches, if only the empty string
-    const skipped = MEMBER_SKIP.lastIndex;
-    if (skipped > i) {
-      const run = text.slice(i, skipped); // a view into `text`, not a copy, past a dozen characters
-      const idKey = lastKeyIn(run, i, '"id"');
-      if (idKey >= 0) id = memberValue(text, idKey, 4);
-      const methodKey = lastKeyIn(run, i, '"method"');
-      if (methodKey >= 0) method = memberValue(text, methodKey, 8);
-      i = skipped;
+    if (short >= MEMBERS_BEFORE_RUN) {
+      short = 0;
+      MEMBER_SKIP.lastIndex = i;
+      MEMBER_SKIP.test(text); // a `(…)*` run always matches, if only the empty string
+      const skipped = MEMBER_SKIP.lastIndex;
+      if (skipped > i) {
+        const run = text.slice(i, skipped); // a view into `text`, not a copy, past a dozen characters
+        const idKey = lastKeyIn(run, i, '"id"');
+        if (idKey >= 0) id = memberValue(text, idKey, 4);
+        const methodKey = lastKeyIn(run, i, '"method"');
+        if (methodKey >= 0) method = memberValue(text, methodKey, 8);
+        i = skipped;
+      }
     }
-    // One member the long way: a nested or long value, or an escaped or long key (or the last member).
+    // One member the long way.
     i = skipWs(text, i);
     if (text.charCodeAt(i) !== QUOTE) break; // the '}' of an empty object
     const keyEnd = stringEnd(text, i);
@@ -419,6 +428,7 @@ function topLevelMembers(text: string): TopLevel {
     const end = valueEnd(text, start);
     if (key === 'id') id = { start, end };
     else if (key === 'method') method = { start, end };
+    short = end - i < LONG_STRING ? short + 1 : 0;
     i = skipWs(text, end);
     if (text.charCodeAt(i) !== COMMA) break;
     i++;
