@@ -79,14 +79,13 @@ describe('production refuses to start with an open relay unless told so', () => 
     expect(issues.join('\n')).not.toContain(SECRET);
   });
 
-  it('starts in production with a token (auth token) or with CONNECTOR_RELAY_AUTH=none written out (auth none)', () => {
+  it('starts in production with a token or with CONNECTOR_RELAY_AUTH=none written out', () => {
     const withToken = load({ CONNECTOR_ENV: 'production', CONNECTOR_RELAY_TOKEN: SECRET });
-    expect(withToken.config.relay).toMatchObject({ auth: 'token', token: SECRET });
+    expect(withToken.config.relay.token).toBe(SECRET);
     expect(withToken.warnings).toEqual([]);
     const explicitToken = load({ CONNECTOR_ENV: 'production', CONNECTOR_RELAY_AUTH: 'token', CONNECTOR_RELAY_TOKEN: SECRET });
-    expect(explicitToken.config.relay.auth).toBe('token');
+    expect(explicitToken.config.relay.token).toBe(SECRET);
     const open = load({ CONNECTOR_ENV: 'production', CONNECTOR_RELAY_AUTH: 'none' });
-    expect(open.config.relay.auth).toBe('none');
     expect(open.config.relay.token).toBeUndefined();
     expect(open.warnings).toEqual([]);
   });
@@ -103,9 +102,10 @@ describe('production refuses to start with an open relay unless told so', () => 
 
 describe('CONNECTOR_RELAY_AUTH', () => {
   it('defaults to token when a token is set and to none when it is not (outside production)', () => {
-    expect(load({ CONNECTOR_RELAY_TOKEN: SECRET }).config.relay.auth).toBe('token');
-    expect(load({}).config.relay.auth).toBe('none');
-    expect(load({ CONNECTOR_ENV: 'staging' }).config.relay.auth).toBe('none');
+    // The relay authenticates exactly when config.relay.token is set (src/relay/server.ts).
+    expect(load({ CONNECTOR_RELAY_TOKEN: SECRET }).config.relay.token).toBe(SECRET);
+    expect(load({}).config.relay.token).toBeUndefined();
+    expect(load({ CONNECTOR_ENV: 'staging' }).config.relay.token).toBeUndefined();
   });
 
   it('warns outside production when the relay is open only because no token is set', () => {
