@@ -91,12 +91,27 @@ async function unservedSubscribers(ctx: AttackContext, crowd: Crowd, clients: nu
   return { framesSent: sent, frameBytes: Buffer.byteLength(frame) };
 }
 
-/** b. Subscribed to every stream the daemon serves, never reading. */
+/**
+ * b. Subscribed to every stream the daemon serves (up to the per-client cap of 1024), never reading.
+ * One SUBSCRIBE, not the URL: a thousand names would pass Node's 16 KB request-header limit.
+ */
 async function stuckSubscribers(ctx: AttackContext, crowd: Crowd, clients: number, addressOffset: number): Promise<AttackFigures> {
-  const url = `${base(ctx)}/stream?streams=${ctx.streams.join('/')}`;
-  await Promise.all(Array.from({ length: clients }, (_, i) => crowd.open(url, { localAddress: attackerAddress(addressOffset + i), pause: true, reconnect: true })));
+  const names = ctx.streams.slice(0, 1024);
+  const subscribe = JSON.stringify({ method: 'SUBSCRIBE', params: names, id: 1 });
+  await Promise.all(
+    Array.from({ length: clients }, (_, i) =>
+      crowd.open(`${base(ctx)}/stream`, {
+        localAddress: attackerAddress(addressOffset + i),
+        pause: true,
+        reconnect: true,
+        onOpen: (ws) => {
+          ws.send(subscribe);
+        },
+      }),
+    ),
+  );
   await aborted(ctx.signal);
-  return { streamsEach: ctx.streams.length };
+  return { streamsEach: names.length };
 }
 
 /** c. Reading clients sending costly 64 KiB control frames at `perSecond`, timing each reply. */

@@ -6,10 +6,11 @@
  * The daemon: `node --max-old-space-size=384 --max-semi-space-size=2 src/main.ts` (the production
  * overlay's heap), CONNECTOR_ENV=production with CONNECTOR_RELAY_AUTH=none (the attacks are the
  * ones that need no token; with a token they stop at 401, except f), upstream the bundled
- * simulator started in this process, `--streams` 1s streams (default 300). Per attack:
+ * simulator started in this process, `--streams` 1s streams (default 1000: enough traffic that a
+ * never-reading client gets past the ~10 MB loopback socket buffers within the window). Per attack:
  *   1. spawn, wait for the relay and /ready, connect the well-behaved client (3 streams, reads
  *      everything, times a LIST_SUBSCRIPTIONS every 2 s) and let it see closed candles;
- *   2. run the attack for `--seconds` (default 35), a newcomer probe from another address every 5 s;
+ *   2. run the attack for `--seconds` (default 40), a newcomer probe from another address every 5 s;
  *   3. stop sending, read /metrics and /health (held = alive and /health 200), close the attackers,
  *      SIGTERM the daemon (SIGKILL after 20 s).
  * RSS (VmRSS) and CPU (utime + stime) come from /proc/<pid>; log bytes are the daemon's stdout bytes
@@ -26,8 +27,8 @@ import { Children, Crowd, GoodClient, MB, ProcSampler, ROOT, SpawnedDaemon, abor
 import { argValue, benchSymbols, here } from './lib.ts';
 
 const argv = process.argv.slice(2);
-const seconds = Number(argValue(argv, '--seconds') ?? 35);
-const streamCount = Number(argValue(argv, '--streams') ?? 300);
+const seconds = Number(argValue(argv, '--seconds') ?? 40);
+const streamCount = Number(argValue(argv, '--streams') ?? 1000);
 const only = argValue(argv, '--only')?.split(',').map((s) => s.trim());
 const outFile = argValue(argv, '--out') ?? here('./abuse-results.json');
 const HEAP_MB = 384;
@@ -180,6 +181,9 @@ async function runAttack(attack: Attack, sim: BinanceSimulator, symbols: readonl
     const t1 = performance.now();
     const goodStats = good.endWindow();
     loop.disable();
+    // No more upstream data from here on (only this daemon's sockets stall), so no cut can be caused
+    // by what follows: the drain below only reveals cuts the daemon made during the attack.
+    sim.faults.stallSockets(120_000);
     // What the daemon wrote during the attack may still be in the pipe: let it arrive (it logs
     // nothing else while idle).
     await sleep(1000);
@@ -193,7 +197,7 @@ async function runAttack(attack: Attack, sim: BinanceSimulator, symbols: readonl
     const connectedAtEnd = relayClients === undefined ? null : Math.max(0, relayClients - (good.connected ? 1 : 0));
     const w = sampler.window(t0, t1);
     const alive = daemon.alive;
-    // Cuts the never-reading attackers could not see while paused.
+    // Cuts the never-reading attackers could not see while paused: their backlog, then the close frame.
     await crowd.drain(3000);
     crowd.stop();
     good.close();
@@ -278,7 +282,8 @@ function printTable(results: readonly AttackResult[]): void {
       r.held ? 'yes' : 'NO',
       `${r.peakRssMB} (from ${r.rssStartMB})`,
       `${r.cpuAvgPct}/${r.cpuMaxPct}`,
-      r.good.longestGapS.toFixed(1),
+      // A daemon that died ended the window: the gap went on past it.
+      `${r.good.longestGapS.toFixed(1)}${r.held || r.daemonExit === null ? '' : '+'}`,
       r.good.cuts.length === 0 ? 'no' : `${r.good.cuts.length}× (${[...new Set(r.good.cuts.map((c) => c.code))].join(',')})`,
       `${r.attackers.cut}/${r.attackers.opened}`,
       `${r.newcomers.ok}/${r.newcomers.attempts}`,
