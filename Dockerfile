@@ -3,7 +3,12 @@
 # Runs as uid/gid 1000 (the image's `node` user, written numerically so Kubernetes can verify
 # runAsNonRoot) on a read-only root filesystem: nothing below writes at runtime.
 
-ARG NODE_IMAGE=node:24-bookworm-slim
+# Pinned by digest, so a rebuild gets the same base until someone moves the pin on purpose.
+# node:24-bookworm-slim = Node 24.18.1 on Debian bookworm, built 2026-07-30: the multi-arch OCI index
+# (amd64, arm64/v8, ppc64le) recorded for that tag in docker-library/repo-info
+# (repos/node/remote/24-bookworm-slim.md, commit 2fb42a7c1204ce90c8bf85e458cec1447d6f2bbb).
+# To move it: `docker buildx imagetools inspect node:24-bookworm-slim` and copy the index digest.
+ARG NODE_IMAGE=node:24-bookworm-slim@sha256:235600a8101ab264e117b1768e925532262668dc9b581ef1dd7d96ced463b8e7
 
 # ---- build: full dependencies, tsc → dist/ ------------------------------------------------
 FROM ${NODE_IMAGE} AS build
@@ -14,27 +19,40 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# ---- runtime: production dependencies + compiled output only ------------------------------
+# ---- deps: production dependencies only, installed where npm exists ------------------------
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: production dependencies need no install scripts.
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# ---- runtime: node, production dependencies and compiled output; no package manager --------
 FROM ${NODE_IMAGE} AS runtime
+# First, before anything else: no npm, npx, corepack or yarn in the image the daemon runs in
+# (nothing to install or run packages with if the process is compromised, and less to patch).
+# node itself and docker-entrypoint.sh stay.
+RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+      /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
+      /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-v*
 # A 2 MB young generation: measured 98 MB RSS with 2000 streams against 122 MB with V8's default
 # (ARCHITECTURE.md, Performance). Kubernetes overlays set the same flag next to their heap limit.
 # MALLOC_ARENA_MAX=2: a 25-minute soak held 10 MB less RSS with it, same throughput (ARCHITECTURE.md).
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-semi-space-size=2 \
-    MALLOC_ARENA_MAX=2 \
-    NPM_CONFIG_UPDATE_NOTIFIER=false
+    MALLOC_ARENA_MAX=2
 WORKDIR /app
-COPY package.json package-lock.json ./
-# --ignore-scripts: production dependencies need no install scripts; files stay root-owned, so
-# the uid-1000 process cannot modify its own code or dependencies.
-RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+# package.json: "type": "module" makes dist/*.js ES modules.
+COPY package.json ./
+# Files stay root-owned, so the uid-1000 process cannot modify its own code or dependencies.
+COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # Presets are read from <app>/config/<env>.json (src/config/load.ts resolves ../../config from dist/config/).
 COPY config ./config
 USER 1000:1000
 # 8765 relay WebSocket, 8766 /health /ready /metrics.
 EXPOSE 8765 8766
-# Exec form: node is PID 1 and receives SIGTERM itself (npm start would swallow it). The daemon
-# installs its own SIGTERM/SIGINT handlers and spawns no children, so no init process is needed.
+# Exec form: node is PID 1 (the base image's docker-entrypoint.sh execs it) and receives SIGTERM
+# itself (npm start would swallow it). The daemon installs its own SIGTERM/SIGINT handlers and
+# spawns no children, so no init process is needed.
 # No HEALTHCHECK: Kubernetes ignores it and uses the probes in k8s/base/deployment.yaml.
 CMD ["node", "dist/main.js"]

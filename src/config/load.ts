@@ -2,6 +2,7 @@
  * The only reader of process.env (contract §2): .env (dotenv, quiet) → preset config/<env>.json →
  * CONNECTOR_* variables → one zod parse → a deep-frozen Config. Errors come back as one line per
  * variable (name, value, what is allowed); main.ts prints them and exits 78.
+ * With CONNECTOR_ENV=production the loader is strict: an unknown CONNECTOR_* name is an error, not a warning.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +36,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const envName = env.CONNECTOR_ENV ?? 'development';
   const issues: string[] = [];
   const warnings: string[] = [];
+  const strict = envName === 'production';
 
   let preset: Record<string, unknown> = {};
   if (envName === 'development' || envName === 'staging' || envName === 'production') {
@@ -48,7 +50,11 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     if (!k.startsWith('CONNECTOR_') || v === undefined) continue;
     if (!KNOWN.has(k)) {
       const hint = closest(k);
-      warnings.push(`unknown variable ${k} is ignored${hint === undefined ? '' : ` (did you mean ${hint}?)`}`);
+      const didYouMean = hint === undefined ? '' : ` (did you mean ${hint}?)`;
+      // In production a typo is an error, not a warning (contract §2): CONNECTOR_RELAY_TOKN would
+      // otherwise leave the relay open. The value is never shown: it may be the misspelt secret.
+      if (strict) issues.push(`${k} (environment): unknown variable${didYouMean}; with CONNECTOR_ENV=production this is an error`);
+      else warnings.push(`unknown variable ${k} is ignored${didYouMean}`);
       continue;
     }
     input[k] = v;
@@ -70,6 +76,10 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   }
   if (issues.length > 0) throw new ConfigError(issues);
   if (!result.success) throw new ConfigError(['(config): invalid']);
+  if (result.data.relay.token === undefined && input.CONNECTOR_RELAY_AUTH === undefined) {
+    // Outside production an open relay is allowed by default, but said out loud (production refuses it).
+    warnings.push('the relay accepts every client: CONNECTOR_RELAY_TOKEN is unset (set it, or CONNECTOR_RELAY_AUTH=none to say the relay is open on purpose)');
+  }
   return { config: deepFreeze(result.data), warnings };
 }
 

@@ -99,6 +99,9 @@ export const envShape = {
   CONNECTOR_RELAY_HOST: z.string().trim().min(1).default('0.0.0.0'),
   CONNECTOR_RELAY_PORT: port().default(8765),
   CONNECTOR_RELAY_TOKEN: z.string().min(1).optional(),
+  // token | none; unset means "token if CONNECTOR_RELAY_TOKEN is set". Production needs a token or an
+  // explicit none (contract §2: the relay is never open by accident). Checked in superRefine below.
+  CONNECTOR_RELAY_AUTH: z.enum(['token', 'none'], { message: 'expected token or none' }).optional(),
   CONNECTOR_RELAY_MAX_CLIENTS: int(1, 1_000_000).default(1000),
   CONNECTOR_RELAY_MAX_BUFFERED_BYTES: int(1024, 1 << 30).default(4 * 1024 * 1024),
   CONNECTOR_RELAY_MAX_FRAME_BYTES: int(256, 16 * 1024 * 1024).default(64 * 1024),
@@ -193,6 +196,7 @@ export const EnvSchema = z
       if (!v.CONNECTOR_BINANCE_REST_URL.startsWith('https://'))
         ctx.addIssue({ code: 'custom', path: ['CONNECTOR_BINANCE_REST_URL'], message: 'must be https:// when CONNECTOR_REQUIRE_TLS=true' });
     }
+    checkRelayAuth(v, ctx);
     if (!(v.CONNECTOR_HEALTH_CRITICAL_RATIO <= v.CONNECTOR_HEALTH_DEGRADED_RATIO && v.CONNECTOR_HEALTH_DEGRADED_RATIO <= v.CONNECTOR_READY_MIN_LIVE_RATIO)) {
       ctx.addIssue({
         code: 'custom',
@@ -204,6 +208,22 @@ export const EnvSchema = z
   .transform((v) => toConfig(v));
 
 type Env = z.output<z.ZodObject<typeof envShape>>;
+
+/** Relay auth fails closed: a token, or `CONNECTOR_RELAY_AUTH=none` written out; never both. */
+function checkRelayAuth(v: Env, ctx: z.RefinementCtx): void {
+  const token = v.CONNECTOR_RELAY_TOKEN !== undefined;
+  if (v.CONNECTOR_RELAY_AUTH === 'none' && token) {
+    ctx.addIssue({ code: 'custom', path: ['CONNECTOR_RELAY_AUTH'], message: 'none contradicts CONNECTOR_RELAY_TOKEN being set: unset one of them' });
+  } else if (v.CONNECTOR_RELAY_AUTH === 'token' && !token) {
+    ctx.addIssue({ code: 'custom', path: ['CONNECTOR_RELAY_TOKEN'], message: 'required when CONNECTOR_RELAY_AUTH=token' });
+  } else if (v.CONNECTOR_ENV === 'production' && v.CONNECTOR_RELAY_AUTH === undefined && !token) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['CONNECTOR_RELAY_TOKEN'],
+      message: 'required with CONNECTOR_ENV=production; to run the relay without auth on purpose, set CONNECTOR_RELAY_AUTH=none',
+    });
+  }
+}
 
 function toConfig(v: Env) {
   return {
@@ -266,6 +286,7 @@ function toConfig(v: Env) {
     relay: {
       host: v.CONNECTOR_RELAY_HOST,
       port: v.CONNECTOR_RELAY_PORT,
+      /** Set exactly when auth is `token` (checkRelayAuth rejects the contradictions), unset for `none`. */
       token: v.CONNECTOR_RELAY_TOKEN,
       maxClients: v.CONNECTOR_RELAY_MAX_CLIENTS,
       maxBufferedBytes: v.CONNECTOR_RELAY_MAX_BUFFERED_BYTES,

@@ -37,7 +37,7 @@ describe('configuration', () => {
   });
 
   it('loads the production preset with the original production values', () => {
-    const { config } = load({ CONNECTOR_ENV: 'production' });
+    const { config } = load({ CONNECTOR_ENV: 'production', CONNECTOR_RELAY_TOKEN: 't' });
     expect(config.pool).toMatchObject({
       maxConnections: 10,
       maxStreamsPerConnection: 200,
@@ -55,7 +55,7 @@ describe('configuration', () => {
   });
 
   it('lets CONNECTOR_* variables override the preset', () => {
-    const { config } = load({ CONNECTOR_ENV: 'production', CONNECTOR_MAX_CONNECTIONS: '4', CONNECTOR_SYMBOLS: ' BTCUSDT, solusdt ,btcusdt' });
+    const { config } = load({ CONNECTOR_ENV: 'production', CONNECTOR_RELAY_TOKEN: 't', CONNECTOR_MAX_CONNECTIONS: '4', CONNECTOR_SYMBOLS: ' BTCUSDT, solusdt ,btcusdt' });
     expect(config.pool.maxConnections).toBe(4);
     expect(config.symbols).toEqual(['btcusdt', 'solusdt']);
   });

@@ -45,19 +45,50 @@ const runtime = dockerfile.stages.at(-1)!;
 const ops = (op: string) => runtime.body.filter((i) => i.op === op);
 
 describe('Dockerfile', () => {
-  it('is multi-stage on node 24 bookworm-slim', () => {
+  it('is multi-stage on node 24 bookworm-slim, every stage pinned to the same digest', () => {
     expect(dockerfile.stages.length).toBeGreaterThanOrEqual(2);
-    for (const s of dockerfile.stages) expect(s.from).toMatch(/^node:24(\.\d+)*-bookworm-slim(@sha256:[0-9a-f]{64})?$/);
+    for (const s of dockerfile.stages) expect(s.from).toMatch(/^node:24(\.\d+)*-bookworm-slim@sha256:[0-9a-f]{64}$/);
+    expect(new Set(dockerfile.stages.map((s) => s.from)).size).toBe(1);
+    // A digest is only as good as its provenance: the Dockerfile says where it was read.
+    const comments = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')
+      .split(/\r?\n/)
+      .filter((l) => l.startsWith('#'))
+      .join('\n');
+    expect(comments).toMatch(/docker-library\/repo-info\b.*commit [0-9a-f]{40}/s);
   });
 
-  it('builds with npm ci and npm run build, and installs only production dependencies in the runtime stage', () => {
+  it('builds with npm ci and npm run build, and takes production dependencies from a stage that ran npm ci --omit=dev', () => {
     const build = dockerfile.stages[0]!.body.filter((i) => i.op === 'RUN').map((i) => i.args);
     expect(build.some((r) => /\bnpm ci\b/.test(r) && !r.includes('--omit=dev'))).toBe(true);
     expect(build.some((r) => /\bnpm run build\b/.test(r))).toBe(true);
-    const run = ops('RUN').map((i) => i.args);
-    expect(run.some((r) => /\bnpm ci\b.*--omit=dev/.test(r))).toBe(true);
-    expect(run.some((r) => /npm run build|npm install(?!\S)/.test(r))).toBe(false);
+    const modules = ops('COPY')
+      .map((i) => /--from=(\S+)\s+\/app\/node_modules\s+\.\/node_modules$/.exec(i.args)?.[1])
+      .filter((x) => x !== undefined);
+    expect(modules).toHaveLength(1);
+    const deps = dockerfile.stages.find((s) => s.name === modules[0]);
+    expect(deps, `stage ${modules[0]}`).toBeDefined();
+    expect(deps!.body.some((i) => i.op === 'RUN' && /\bnpm ci\b.*--omit=dev/.test(i.args))).toBe(true);
     expect(ops('ENV').some((i) => /\bNODE_ENV=production\b/.test(i.args))).toBe(true);
+  });
+
+  it('has no package manager in the runtime stage: none runs there, and npm, npx, corepack and yarn are removed', () => {
+    const run = ops('RUN').map((i) => i.args);
+    // Only removals run in the runtime stage; no install, no build, no package manager.
+    expect(run.some((r) => /\b(npm|npx|yarn|corepack|pnpm)\s+(ci|install|run|exec|enable|add)\b/.test(r))).toBe(false);
+    const removed = run.filter((r) => /^rm\s+-rf?\s/.test(r)).flatMap((r) => r.split(/\s+/));
+    for (const p of [
+      '/usr/local/lib/node_modules/npm',
+      '/usr/local/lib/node_modules/corepack',
+      '/usr/local/bin/npm',
+      '/usr/local/bin/npx',
+      '/usr/local/bin/corepack',
+      '/usr/local/bin/yarn',
+      '/usr/local/bin/yarnpkg',
+    ])
+      expect(removed, p).toContain(p);
+    // The removal is the first thing the stage does, so no later layer can call npm.
+    expect(runtime.body.find((i) => i.op === 'RUN')?.args).toMatch(/^rm\s/);
+    expect(ops('ENV').some((i) => /NPM_CONFIG/.test(i.args))).toBe(false);
   });
 
   it('runs as a numeric non-root user with an exec-form CMD of node (not npm) on dist/main.js', () => {

@@ -51,6 +51,18 @@ function configData(env: (typeof OVERLAYS)[number]): Record<string, string> {
   return get(env, 'ConfigMap').data as Record<string, string>;
 }
 
+/** The label a relay consumer's pod (same namespace) or namespace (any other) carries; docs/runbook.md explains it. */
+const CLIENT_LABEL = 'kline-connector/client';
+
+/**
+ * The CONNECTOR_* environment the pod starts with: the ConfigMap, plus CONNECTOR_RELAY_TOKEN when the
+ * container takes it from a Secret (a placeholder value here: the Secret is created by the operator).
+ */
+function podEnv(env: (typeof OVERLAYS)[number]): Record<string, string> {
+  const fromSecret = container(env).env?.some((e) => e.name === 'CONNECTOR_RELAY_TOKEN' && isObj(e.valueFrom?.secretKeyRef)) ?? false;
+  return { ...configData(env), ...(fromSecret ? { CONNECTOR_RELAY_TOKEN: 'from-the-secret' } : {}) };
+}
+
 function mebibytes(q: string): number {
   const m = /^(\d+)(Mi|Gi)$/.exec(q);
   if (m === null) throw new Error(`unexpected memory quantity ${q}`);
@@ -172,7 +184,7 @@ describe.each(OVERLAYS)('k8s overlay %s', (env) => {
     expect(tgps * 1000).toBeGreaterThan(PRE_STOP_SECONDS * 1000 + grace);
   });
 
-  it('feeds the container from the generated ConfigMap, which the daemon\'s own config loader accepts', () => {
+  it('feeds the container from the generated ConfigMap and the Secret, which the daemon\'s own config loader accepts', () => {
     const c = container(env);
     const cm = get(env, 'ConfigMap');
     expect(cm.metadata.name).toMatch(/^kline-connector-config-[a-z0-9]{10}$/);
@@ -181,13 +193,62 @@ describe.each(OVERLAYS)('k8s overlay %s', (env) => {
     expect(Object.keys(data).every((k) => k.startsWith('CONNECTOR_'))).toBe(true);
     expect(data.CONNECTOR_ENV).toBe(env);
     expect(Object.keys(data)).not.toContain('CONNECTOR_RELAY_TOKEN');
-    const { config, warnings } = loadConfig({ env: data, dotenvPath: null });
+    // What the pod's environment holds: the ConfigMap plus the token from the Secret, where referenced.
+    const { config, warnings } = loadConfig({ env: podEnv(env), dotenvPath: null });
     expect(warnings).toEqual([]);
     expect(config.relay.port).toBe(c.ports.find((p) => p.name === 'relay')?.containerPort);
     expect(config.http.port).toBe(c.ports.find((p) => p.name === 'metrics')?.containerPort);
     expect(config.http.host).toBe('0.0.0.0'); // kubelet cannot reach 127.0.0.1
-    const token = c.env?.find((e) => e.name === 'CONNECTOR_RELAY_TOKEN');
-    expect(token?.valueFrom).toEqual({ secretKeyRef: { name: 'kline-connector-relay', key: 'token', optional: true } });
+  });
+
+  it('states the relay auth in writing: a required Secret in staging and production, CONNECTOR_RELAY_AUTH=none only in development', () => {
+    const data = configData(env);
+    const token = container(env).env?.find((e) => e.name === 'CONNECTOR_RELAY_TOKEN');
+    if (env === 'development') {
+      // The one overlay that runs without a token says so (contract §2), and has no token to contradict it.
+      expect(data.CONNECTOR_RELAY_AUTH).toBe('none');
+      expect(token).toBeUndefined();
+    } else {
+      expect(data.CONNECTOR_RELAY_AUTH).toBe('token');
+      // Not optional: a missing Secret keeps the pod in CreateContainerConfigError instead of starting it open.
+      expect(token?.valueFrom).toEqual({ secretKeyRef: { name: 'kline-connector-relay', key: 'token', optional: false } });
+    }
+  });
+
+  it('spreads the replicas over nodes (hard) and zones (soft), counting only the pods of the same revision', () => {
+    const pod = podSpecOf(get(env, 'Deployment'));
+    const podLabels = (((get(env, 'Deployment').spec as Obj).template as Obj).metadata as { labels: Record<string, string> }).labels;
+    const spread = pod.topologySpreadConstraints as Array<{
+      maxSkew: number;
+      topologyKey: string;
+      whenUnsatisfiable: string;
+      labelSelector: { matchLabels: Record<string, string> };
+      matchLabelKeys?: string[];
+      nodeTaintsPolicy?: string;
+    }>;
+    const byKey = new Map(spread.map((t) => [t.topologyKey, t]));
+    expect(byKey.get('kubernetes.io/hostname')).toMatchObject({ maxSkew: 1, whenUnsatisfiable: 'DoNotSchedule' });
+    expect(byKey.get('topology.kubernetes.io/zone')).toMatchObject({ maxSkew: 1, whenUnsatisfiable: 'ScheduleAnyway' });
+    for (const t of spread) {
+      // The selector must match this Deployment's pods, or the constraint counts nothing.
+      expect(podLabels).toMatchObject(t.labelSelector.matchLabels);
+      expect(Object.keys(t.labelSelector.matchLabels).length).toBeGreaterThan(0);
+      // A rollout's surge pod is not blocked by the old ReplicaSet's pods on the other nodes.
+      expect(t.matchLabelKeys).toEqual(['pod-template-hash']);
+      // A cordoned (tainted) node is not a domain: draining one of two nodes must not leave a pod Pending.
+      expect(t.nodeTaintsPolicy).toBe('Honor');
+    }
+  });
+
+  it('mounts every file the configuration names, read-only', () => {
+    const c = container(env) as Container & { volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }> };
+    const mounts = c.volumeMounts ?? [];
+    for (const [k, v] of Object.entries(podEnv(env))) {
+      if (!k.endsWith('_FILE')) continue;
+      const m = mounts.find((mt) => v.startsWith(`${mt.mountPath.replace(/\/$/, '')}/`));
+      expect(m, `${k}=${v} lies in a mounted volume`).toBeDefined();
+      expect(m?.readOnly, `${k}: mount ${m?.mountPath}`).toBe(true);
+    }
   });
 
   it("keeps its preset's log level: the ConfigMap does not silently override config/<env>.json", () => {
@@ -229,10 +290,56 @@ describe.each(OVERLAYS)('k8s overlay %s', (env) => {
     expect(allow.ingress.flatMap((r) => r.ports.map((p) => p.port)).sort()).toEqual(['metrics', 'relay']);
   });
 
+  it('lets only labelled client pods and namespaces reach the relay, and only the monitoring namespace the metrics port', () => {
+    const { ingress } = get(env, 'NetworkPolicy', 'kline-connector').spec as { ingress: Array<{ from?: Obj[]; ports: Array<{ port: string }> }> };
+    const rule = (port: string) => {
+      const r = ingress.filter((i) => i.ports.some((p) => p.port === port));
+      expect(r, port).toHaveLength(1);
+      return r[0]!;
+    };
+    const client = { matchLabels: { [CLIENT_LABEL]: 'true' } };
+    // A rule without `from` (or with an empty selector) admits every pod in the cluster: the issue's finding.
+    // A pod label alone is trusted only inside our namespace (anyone may label their own pods; namespace
+    // labels are the cluster admin's), so a peer from elsewhere needs its namespace labelled.
+    expect(rule('relay').from).toEqual([{ podSelector: client }, { namespaceSelector: client }]);
+    expect(rule('metrics').from).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
+  });
+
   it('scrapes the Service\'s metrics port with a ServiceMonitor', () => {
     const sm = get(env, 'ServiceMonitor').spec as { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string; path: string }> };
     expect(sm.endpoints.map((e) => [e.port, e.path])).toEqual([['metrics', '/metrics']]);
     expect(get(env, 'Service').metadata.labels).toMatchObject(sm.selector.matchLabels);
+  });
+});
+
+describe('k8s base', () => {
+  it('fails closed on its own: an overlay that forgets the relay auth gets a daemon that refuses to start', () => {
+    const cm = render(path.join(ROOT, 'k8s/base')).find((r) => r.kind === 'ConfigMap')!;
+    const data = cm.data as Record<string, string>;
+    expect(data.CONNECTOR_ENV).toBe('production');
+    expect(() => loadConfig({ env: data, dotenvPath: null })).toThrow(/CONNECTOR_RELAY_TOKEN=unset .*CONNECTOR_RELAY_AUTH=none/);
+  });
+});
+
+describe('production overlay TLS', () => {
+  it('mounts the relay certificate Secret (kubernetes.io/tls keys) read-only, optional until TLS is switched on', () => {
+    const pod = podSpecOf(get('production', 'Deployment'));
+    const volume = (pod.volumes as Array<{ name: string; secret?: { secretName: string; optional?: boolean; defaultMode?: number } }>).find((v) => v.name === 'relay-tls');
+    expect(volume?.secret).toMatchObject({ secretName: 'kline-connector-relay-tls', optional: true });
+    // 0440 + fsGroup 1000: readable by the uid-1000 process, by nobody else.
+    expect(volume?.secret?.defaultMode).toBe(0o440);
+    const c = container('production') as Container & { volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }> };
+    expect(c.volumeMounts.find((m) => m.name === 'relay-tls')).toEqual({ name: 'relay-tls', mountPath: '/etc/kline-connector/tls', readOnly: true });
+  });
+});
+
+describe('docs/runbook.md', () => {
+  it('says how to let a relay consumer in through the NetworkPolicy and how to give the relay its token', () => {
+    const runbook = readFileSync(path.join(ROOT, 'docs/runbook.md'), 'utf8');
+    expect(runbook).toContain(`${CLIENT_LABEL}=true`);
+    expect(runbook).toMatch(/kubectl .*label namespace/);
+    expect(runbook).toMatch(/kubectl .*create secret generic kline-connector-relay/);
+    expect(runbook).toMatch(/kubectl .*create secret tls kline-connector-relay-tls/);
   });
 });
 
