@@ -85,7 +85,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   const clock = deps.clock ?? systemClock;
   const status = deps.status ?? new StatusStream();
   const logging = logStatus(status, log);
-  const venueConfigs = configuredVenues(config);
+  const venueConfigs = config.venues;
   status.emit({
     type: 'lifecycle',
     phase: 'starting',
@@ -258,7 +258,3 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   return { config, status, registry, venues, pool: first.pool, rest: first.rest, pipeline, relay, relayAddress, httpAddress, sources, shutdown };
 }
 
-/** The configured venues (until the configuration lists them itself: Binance spot from the pre-venue variables). */
-function configuredVenues(config: Config): readonly VenueConfig[] {
-  return [{ id: 'binance', symbols: config.symbols, intervals: config.intervals, wsUrl: config.binance.wsUrl, restUrl: config.binance.restUrl }];
-}

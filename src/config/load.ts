@@ -8,12 +8,12 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
-import { EnvSchema, envShape, type Config } from './schema.ts';
+import { ENV_NAMES, EnvSchema, inertVenueVariables, type Config } from './schema.ts';
 import { ConfigError } from '../core/errors.ts';
 
 export const CONFIG_DIR = fileURLToPath(new URL('../../config/', import.meta.url));
 
-const KNOWN = new Set(Object.keys(envShape));
+const KNOWN = new Set(ENV_NAMES);
 const SECRET = new Set(['CONNECTOR_RELAY_TOKEN']);
 
 export interface LoadOptions {
@@ -72,6 +72,14 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
       const raw = input[name];
       const shown = raw === undefined ? 'unset' : SECRET.has(name) ? '"<redacted>"' : JSON.stringify(raw);
       issues.push(`${name}=${shown} (${origin.get(name) ?? 'default'}): ${[...new Set(messages)].join('; ')}`);
+    }
+  }
+  if (result.success) {
+    // A venue's variables while the venue is not listed would do nothing: said, and refused in production.
+    for (const { name, venue } of inertVenueVariables(result.data, origin.keys())) {
+      const where = origin.get(name) ?? 'environment';
+      if (strict) issues.push(`${name} (${where}): ${venue} is not in CONNECTOR_VENUES, so this does nothing; with CONNECTOR_ENV=production this is an error`);
+      else warnings.push(`${name} is ignored: ${venue} is not in CONNECTOR_VENUES`);
     }
   }
   if (issues.length > 0) throw new ConfigError(issues);

@@ -2,11 +2,15 @@
  * The one configuration schema. Keys are the environment variable names themselves, so every error
  * names the variable the operator has to fix; presets in config/<env>.json use the same keys.
  * The typed, nested `Config` handed to the rest of the daemon is derived from this schema (z.output).
+ *
+ * Venues (contract §2a): CONNECTOR_VENUES lists them; each venue's variables (symbols, intervals,
+ * WebSocket and REST URLs) come from its adapter's env fragment (src/venues/<venue>/), with its
+ * defaults, its symbol form and its interval map. This file names no venue.
  */
 import * as z from 'zod';
-
-export const KLINE_INTERVALS = ['1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d', '3d', '1w', '1M'] as const;
-export type KlineInterval = (typeof KLINE_INTERVALS)[number];
+import { CANONICAL_INTERVALS, type CanonicalInterval } from '../core/intervals.ts';
+import type { VenueAdapter, VenueConfig } from '../upstream/venue.ts';
+import { VENUES } from '../venues/index.ts';
 
 /**
  * An integer from a JSON number or a non-empty decimal string (never `Number('') === 0`). Seed-era
@@ -69,31 +73,60 @@ function url(protocols: readonly string[]) {
     .transform((s) => s.replace(/\/+$/, ''));
 }
 
-const SYMBOL = /^[a-z0-9]{2,30}$/;
+/** A comma list (or an array, from presets and tests), trimmed, empty items dropped. */
+function list(normalize: (s: string) => string = (s) => s) {
+  return z
+    .union([z.string(), z.array(z.string())])
+    .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => normalize(s.trim())).filter((s) => s.length > 0));
+}
 
-const symbols = z
-  .union([z.string(), z.array(z.string())])
-  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim().toLowerCase()).filter((s) => s.length > 0))
-  .pipe(
-    z
-      .array(z.string().regex(SYMBOL, { message: 'symbols are 2-30 letters or digits, e.g. btcusdt' }))
-      .min(1, { message: 'expected at least one symbol' }),
-  )
-  .transform((list) => [...new Set(list)]);
+const VENUE_IDS = VENUES.map((v) => v.id);
 
-const intervals = z
-  .union([z.string(), z.array(z.string())])
-  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s.length > 0))
-  .pipe(z.array(z.enum(KLINE_INTERVALS, { message: `expected Binance kline intervals: ${KLINE_INTERVALS.join(', ')}` })).min(1))
-  .transform((list) => [...new Set(list)]);
+const venueList = list()
+  .pipe(z.array(z.string().refine((id) => VENUE_IDS.includes(id), { message: `expected venues from: ${VENUE_IDS.join(', ')}` })).min(1, { message: 'expected at least one venue' }))
+  .transform((ids) => [...new Set(ids)]);
 
-/** Every variable the daemon reads, with its default. `.env.example` documents the same list. */
+/** A venue's symbols in its own form (contract §2a: native symbols, case-insensitive). */
+function venueSymbols(v: VenueAdapter) {
+  const env = v.env;
+  const normalize = env.symbolCase === 'lower' ? (s: string) => s.toLowerCase() : (s: string) => s.toUpperCase();
+  return list(normalize)
+    .pipe(z.array(z.string().regex(env.symbolPattern, { message: `symbols are ${env.symbolForm}` })).min(1, { message: 'expected at least one symbol' }))
+    .transform((symbols) => [...new Set(symbols)]);
+}
+
+/** A venue's intervals: canonical spellings only, and only the ones the venue has. */
+function venueIntervals(v: VenueAdapter) {
+  const has = CANONICAL_INTERVALS.filter((i) => v.env.intervals[i] !== undefined);
+  return list()
+    .pipe(
+      z
+        .array(z.string().refine((i): i is CanonicalInterval => (has as readonly string[]).includes(i), { message: `expected ${v.title} kline intervals: ${has.join(', ')}` }))
+        .min(1, { message: 'expected at least one interval' }),
+    )
+    .transform((intervals) => [...new Set(intervals)]);
+}
+
+/** Each venue's own variables, validated key by key (so every bad one is reported at once); all optional here. */
+function venueShapeOf(v: VenueAdapter) {
+  return {
+    symbols: venueSymbols(v).optional(),
+    intervals: venueIntervals(v).optional(),
+    wsUrl: url(['wss:', 'ws:']).optional(),
+    restUrl: url(['https:', 'http:']).optional(),
+  };
+}
+
+const VENUE_SHAPES = VENUES.map((v) => ({ venue: v, schema: z.object(venueShapeOf(v)) }));
+
+/** The variable names of every venue's own variables (`CONNECTOR_SYMBOLS`, `CONNECTOR_BINANCE_USDM_WS_URL`, …). */
+export const VENUE_VARIABLES: readonly string[] = VENUES.flatMap((v) => Object.values(v.env.vars));
+
+/** Every variable the daemon reads, with its default (the venues' own ones are in VENUE_VARIABLES). `.env.example` documents the same list. */
 export const envShape = {
   CONNECTOR_ENV: z.enum(['development', 'staging', 'production']).default('development'),
-  CONNECTOR_SYMBOLS: symbols.default(['btcusdt', 'ethusdt']),
-  CONNECTOR_INTERVALS: intervals.default(['1m']),
-  CONNECTOR_BINANCE_WS_URL: url(['wss:', 'ws:']).default('wss://stream.binance.com:9443'),
-  CONNECTOR_BINANCE_REST_URL: url(['https:', 'http:']).default('https://api.binance.com'),
+  /** Venues to ingest (contract §2a); the first registered venue by default. */
+  CONNECTOR_VENUES: venueList.default([VENUE_IDS[0] ?? '']),
   CONNECTOR_REQUIRE_TLS: bool().default(false),
 
   CONNECTOR_RELAY_HOST: z.string().trim().min(1).default('0.0.0.0'),
@@ -169,7 +202,10 @@ export const envShape = {
   CONNECTOR_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 } as const;
 
-export const EnvSchema = z
+/** Every variable name the daemon knows: the shared ones and every venue's own. */
+export const ENV_NAMES: readonly string[] = [...Object.keys(envShape), ...VENUE_VARIABLES];
+
+const SharedSchema = z
   .object(envShape)
   .superRefine((v, ctx) => {
     if (v.CONNECTOR_RECONNECT_MAX_MS < v.CONNECTOR_RECONNECT_BASE_MS) {
@@ -181,21 +217,6 @@ export const EnvSchema = z
     if (v.CONNECTOR_INITIAL_CONNECTIONS > v.CONNECTOR_MAX_CONNECTIONS) {
       ctx.addIssue({ code: 'custom', path: ['CONNECTOR_INITIAL_CONNECTIONS'], message: 'must be <= CONNECTOR_MAX_CONNECTIONS' });
     }
-    const streams = v.CONNECTOR_SYMBOLS.length * v.CONNECTOR_INTERVALS.length;
-    const capacity = v.CONNECTOR_MAX_CONNECTIONS * v.CONNECTOR_MAX_STREAMS_PER_CONNECTION;
-    if (streams > capacity) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['CONNECTOR_SYMBOLS'],
-        message: `${streams} streams exceed the pool capacity CONNECTOR_MAX_CONNECTIONS x CONNECTOR_MAX_STREAMS_PER_CONNECTION = ${capacity}`,
-      });
-    }
-    if (v.CONNECTOR_REQUIRE_TLS) {
-      if (!v.CONNECTOR_BINANCE_WS_URL.startsWith('wss://'))
-        ctx.addIssue({ code: 'custom', path: ['CONNECTOR_BINANCE_WS_URL'], message: 'must be wss:// when CONNECTOR_REQUIRE_TLS=true' });
-      if (!v.CONNECTOR_BINANCE_REST_URL.startsWith('https://'))
-        ctx.addIssue({ code: 'custom', path: ['CONNECTOR_BINANCE_REST_URL'], message: 'must be https:// when CONNECTOR_REQUIRE_TLS=true' });
-    }
     checkRelayAuth(v, ctx);
     if (!(v.CONNECTOR_HEALTH_CRITICAL_RATIO <= v.CONNECTOR_HEALTH_DEGRADED_RATIO && v.CONNECTOR_HEALTH_DEGRADED_RATIO <= v.CONNECTOR_READY_MIN_LIVE_RATIO)) {
       ctx.addIssue({
@@ -204,10 +225,105 @@ export const EnvSchema = z
         message: 'expected CONNECTOR_HEALTH_CRITICAL_RATIO <= CONNECTOR_HEALTH_DEGRADED_RATIO <= CONNECTOR_READY_MIN_LIVE_RATIO',
       });
     }
-  })
-  .transform((v) => toConfig(v));
+  });
+
+/** What the checks across venues read (parsed on its own: see EnvSchema). */
+const AcrossSchema = z.object({
+  CONNECTOR_VENUES: envShape.CONNECTOR_VENUES,
+  CONNECTOR_REQUIRE_TLS: envShape.CONNECTOR_REQUIRE_TLS,
+  CONNECTOR_MAX_CONNECTIONS: envShape.CONNECTOR_MAX_CONNECTIONS,
+  CONNECTOR_MAX_STREAMS_PER_CONNECTION: envShape.CONNECTOR_MAX_STREAMS_PER_CONNECTION,
+});
+
+/**
+ * The whole environment: the shared variables and the listed venues' own, each key validated on its
+ * own (every bad variable reported at once), then the checks across them (a listed venue without
+ * symbols, TLS, pool capacity per venue).
+ */
+export const EnvSchema = z.looseObject({}).transform((input, ctx) => {
+  const shared = SharedSchema.safeParse(input);
+  if (!shared.success) for (const issue of shared.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+  const perVenue = new Map<string, z.output<(typeof VENUE_SHAPES)[number]['schema']>>();
+  for (const { venue, schema } of VENUE_SHAPES) {
+    const vars = venue.env.vars;
+    const r = schema.safeParse({ symbols: input[vars.symbols], intervals: input[vars.intervals], wsUrl: input[vars.wsUrl], restUrl: input[vars.restUrl] });
+    if (r.success) perVenue.set(venue.id, r.data);
+    else for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', path: [varOf(vars, issue.path[0])], message: issue.message });
+  }
+  if (perVenue.size < VENUE_SHAPES.length) return z.NEVER;
+  // The checks across venues need only these; they run even when another shared variable is bad, so
+  // every bad variable is reported at once.
+  const across = AcrossSchema.safeParse(input);
+  const venues = across.success ? venueConfigs(across.data, perVenue, ctx) : undefined;
+  if (!shared.success || venues === undefined) return z.NEVER;
+  return toConfig(shared.data, venues);
+});
+
 
 type Env = z.output<z.ZodObject<typeof envShape>>;
+
+function varOf(vars: VenueAdapter['env']['vars'], key: PropertyKey | undefined): string {
+  return key === 'symbols' || key === 'intervals' || key === 'wsUrl' || key === 'restUrl' ? vars[key] : vars.symbols;
+}
+
+/** The listed venues' configuration, defaults applied; undefined (with issues) when one is incomplete. */
+function venueConfigs(v: z.output<typeof AcrossSchema>, perVenue: ReadonlyMap<string, z.output<(typeof VENUE_SHAPES)[number]['schema']>>, ctx: z.RefinementCtx): VenueConfig[] | undefined {
+  const out: VenueConfig[] = [];
+  let ok = true;
+  for (const id of v.CONNECTOR_VENUES) {
+    const venue = VENUES.find((x) => x.id === id);
+    const given = perVenue.get(id);
+    if (venue === undefined || given === undefined) continue; // CONNECTOR_VENUES admits registered ids only
+    const { vars, defaults } = venue.env;
+    const symbols = given.symbols ?? defaults.symbols;
+    if (symbols === undefined) {
+      ok = false;
+      ctx.addIssue({ code: 'custom', path: [vars.symbols], message: `required: ${id} is listed in CONNECTOR_VENUES (comma list of symbols, ${venue.env.symbolForm})` });
+      continue;
+    }
+    const intervals = given.intervals ?? defaults.intervals;
+    const wsUrl = given.wsUrl ?? defaults.wsUrl;
+    const restUrl = given.restUrl ?? defaults.restUrl;
+    const streams = symbols.length * intervals.length;
+    const capacity = v.CONNECTOR_MAX_CONNECTIONS * Math.min(v.CONNECTOR_MAX_STREAMS_PER_CONNECTION, venue.ws.maxStreamsPerConnection);
+    if (streams > capacity) {
+      ok = false;
+      ctx.addIssue({
+        code: 'custom',
+        path: [vars.symbols],
+        message: `${streams} streams exceed the pool capacity CONNECTOR_MAX_CONNECTIONS x CONNECTOR_MAX_STREAMS_PER_CONNECTION = ${capacity}`,
+      });
+    }
+    if (v.CONNECTOR_REQUIRE_TLS) {
+      if (!wsUrl.startsWith('wss://')) {
+        ok = false;
+        ctx.addIssue({ code: 'custom', path: [vars.wsUrl], message: 'must be wss:// when CONNECTOR_REQUIRE_TLS=true' });
+      }
+      if (!restUrl.startsWith('https://')) {
+        ok = false;
+        ctx.addIssue({ code: 'custom', path: [vars.restUrl], message: 'must be https:// when CONNECTOR_REQUIRE_TLS=true' });
+      }
+    }
+    out.push({ id, symbols, intervals, wsUrl, restUrl });
+  }
+  return ok ? out : undefined;
+}
+
+/**
+ * Venue variables that are set although their venue is not in CONNECTOR_VENUES: they would do
+ * nothing (contract §2: a variable that is accepted does what its name says). The loader reports them.
+ */
+export function inertVenueVariables(config: Config, set: Iterable<string>): { readonly name: string; readonly venue: string }[] {
+  const listed = new Set(config.venues.map((v) => v.id));
+  const owner = new Map<string, string>();
+  for (const v of VENUES) if (!listed.has(v.id)) for (const name of Object.values(v.env.vars)) owner.set(name, v.id);
+  const out: { name: string; venue: string }[] = [];
+  for (const name of set) {
+    const venue = owner.get(name);
+    if (venue !== undefined) out.push({ name, venue });
+  }
+  return out;
+}
 
 /** Relay auth fails closed: a token, or `CONNECTOR_RELAY_AUTH=none` written out; never both. */
 function checkRelayAuth(v: Env, ctx: z.RefinementCtx): void {
@@ -225,17 +341,13 @@ function checkRelayAuth(v: Env, ctx: z.RefinementCtx): void {
   }
 }
 
-function toConfig(v: Env) {
+function toConfig(v: Env, venues: VenueConfig[]) {
   return {
     env: v.CONNECTOR_ENV,
-    symbols: v.CONNECTOR_SYMBOLS,
-    intervals: v.CONNECTOR_INTERVALS,
+    /** The venues to ingest, in CONNECTOR_VENUES order, each with its symbols, intervals and URLs. */
+    venues,
+    requireTls: v.CONNECTOR_REQUIRE_TLS,
     logLevel: v.CONNECTOR_LOG_LEVEL,
-    binance: {
-      wsUrl: v.CONNECTOR_BINANCE_WS_URL,
-      restUrl: v.CONNECTOR_BINANCE_REST_URL,
-      requireTls: v.CONNECTOR_REQUIRE_TLS,
-    },
     pool: {
       maxStreamsPerConnection: v.CONNECTOR_MAX_STREAMS_PER_CONNECTION,
       maxConnections: v.CONNECTOR_MAX_CONNECTIONS,

@@ -10,8 +10,9 @@
  *   it spans, so the answer also says whether REST has moved past the range (its frontier: a missing
  *   candle before it is a hole) or has not got there yet (REST lags at times).
  * - Request weight: the venue's usage header (Binance X-MBX-USED-WEIGHT-1M) is authoritative; we stay
- *   under `maxWeightPerMinute` (default half of Binance spot's 6000 so other clients on the same IP keep
- *   room) by waiting for the next minute when the next request would cross it.
+ *   under `maxWeightPerMinute`, clamped to the venue's own limit (default 3000: half of Binance spot's
+ *   6000 so other clients on the same IP keep room; USD-M's limit is 2400) by waiting for the next
+ *   minute when the next request would cross it.
  * - The gate statuses (Binance: 429 with Retry-After, 418 = IP auto-banned for Retry-After, 403 = WAF,
  *   5 min): the window is the IP's, not the request's. Every request leaves through one RestGate
  *   (core/rest-gate.ts), checked just before it is dispatched, so once any answer closes it no request
@@ -93,6 +94,8 @@ export class RestClient {
   readonly #o: RestClientOptions;
   readonly #proto: RestProtocol;
   readonly #title: string;
+  /** CONNECTOR_REST_MAX_WEIGHT_PER_MINUTE, clamped to the venue's own limit. */
+  readonly #weightBudget: number;
   readonly #clock: Clock;
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
@@ -112,6 +115,7 @@ export class RestClient {
     this.#o = options;
     this.#proto = options.venue.rest;
     this.#title = options.venue.title;
+    this.#weightBudget = Math.min(options.config.rest.maxWeightPerMinute, options.venue.rest.weightLimitPerMinute);
     this.#clock = options.clock ?? systemClock;
     this.#gate = options.gate ?? new RestGate(this.#clock);
     const url = new URL(options.restUrl);
@@ -319,7 +323,7 @@ export class RestClient {
   #weightWaitMs(weight: number): number {
     const now = this.#clock.now();
     const minute = Math.floor(now / 60_000);
-    if (minute === this.#weightMinute && this.#stats.usedWeight1m + weight > this.#o.config.rest.maxWeightPerMinute) {
+    if (minute === this.#weightMinute && this.#stats.usedWeight1m + weight > this.#weightBudget) {
       return (minute + 1) * 60_000 - now + 50;
     }
     return 0;

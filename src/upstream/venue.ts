@@ -164,6 +164,8 @@ export interface RestProtocol {
   parse(body: unknown, stream: StreamRef, nowWall: number, nowMono: number): readonly Candle[] | string;
   /** Response header carrying the IP's used weight this minute (Binance `x-mbx-used-weight-1m`), lower case. */
   readonly usedWeightHeader: string | undefined;
+  /** The venue's weight limit per minute per IP; CONNECTOR_REST_MAX_WEIGHT_PER_MINUTE is clamped to it. */
+  readonly weightLimitPerMinute: number;
   /**
    * HTTP statuses that close the IP-wide gate, with their wait when there is no Retry-After
    * (Binance: 429 back-off, 418 ban, 403 WAF block).

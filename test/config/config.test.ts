@@ -27,9 +27,9 @@ describe('configuration', () => {
   it('applies the contract defaults when nothing is set', () => {
     const { config } = load({});
     expect(config.env).toBe('development');
-    expect(config.symbols).toEqual(['btcusdt', 'ethusdt']);
-    expect(config.intervals).toEqual(['1m']);
-    expect(config.binance.wsUrl).toBe('wss://stream.binance.com:9443');
+    expect(config.venues[0]!.symbols).toEqual(['btcusdt', 'ethusdt']);
+    expect(config.venues[0]!.intervals).toEqual(['1m']);
+    expect(config.venues[0]!.wsUrl).toBe('wss://stream.binance.com:9443');
     expect(config.relay.port).toBe(8765);
     expect(config.http.port).toBe(8766);
     expect(config.pipeline.closedQueueMax).toBe(1000);
@@ -51,20 +51,20 @@ describe('configuration', () => {
     expect(config.heartbeat).toMatchObject({ pingTimeoutMs: 60_000, pongTimeoutMs: 5000, maxMissedPings: 3, unhealthyThreshold: 0.5 });
     expect(config.reconnect).toMatchObject({ maxRetries: 15, baseMs: 1000, maxMs: 60_000, jitter: 0.25, resetAfterSuccesses: 3 });
     expect(config.health).toMatchObject({ readyMinLiveRatio: 0.7, degradedRatio: 0.5, criticalRatio: 0.3, maxMemoryBytes: 100 * 1024 * 1024 });
-    expect(config.binance.requireTls).toBe(true);
+    expect(config.requireTls).toBe(true);
   });
 
   it('lets CONNECTOR_* variables override the preset', () => {
     const { config } = load({ CONNECTOR_ENV: 'production', CONNECTOR_RELAY_TOKEN: 't', CONNECTOR_MAX_CONNECTIONS: '4', CONNECTOR_SYMBOLS: ' BTCUSDT, solusdt ,btcusdt' });
     expect(config.pool.maxConnections).toBe(4);
-    expect(config.symbols).toEqual(['btcusdt', 'solusdt']);
+    expect(config.venues[0]!.symbols).toEqual(['btcusdt', 'solusdt']);
   });
 
   it('returns a deeply frozen object', () => {
     const { config } = load({});
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.pool)).toBe(true);
-    expect(Object.isFrozen(config.symbols)).toBe(true);
+    expect(Object.isFrozen(config.venues[0]!.symbols)).toBe(true);
   });
 
   it('names each bad variable once, with its value and what is allowed', () => {
@@ -98,7 +98,7 @@ describe('configuration', () => {
 
   it('warns about unknown CONNECTOR_* names with a did-you-mean hint and still starts', () => {
     const { warnings, config } = load({ CONNECTOR_SYMBOL: 'btcusdt', CONNECTOR_RELAY_PROT: '1' });
-    expect(config.symbols).toEqual(['btcusdt', 'ethusdt']);
+    expect(config.venues[0]!.symbols).toEqual(['btcusdt', 'ethusdt']);
     expect(warnings).toContain('unknown variable CONNECTOR_SYMBOL is ignored (did you mean CONNECTOR_SYMBOLS?)');
     expect(warnings.join('\n')).toMatch(/CONNECTOR_RELAY_PROT .*did you mean CONNECTOR_RELAY_PORT/);
     expect(closest('CONNECTOR_TOTALLY_DIFFERENT_THING_X')).toBeUndefined();
@@ -115,7 +115,7 @@ describe('configuration', () => {
     const file = path.join(dir, '.env');
     writeFileSync(file, 'CONNECTOR_SYMBOLS=xrpusdt\nCONNECTOR_RELAY_PORT=9999\n');
     const { config } = loadConfig({ env: { CONNECTOR_RELAY_PORT: '7000' }, dotenvPath: file });
-    expect(config.symbols).toEqual(['xrpusdt']);
+    expect(config.venues[0]!.symbols).toEqual(['xrpusdt']);
     expect(config.relay.port).toBe(7000);
   });
 });
@@ -140,11 +140,11 @@ describe('daemon start-up with bad configuration', () => {
 describe('.env.example', () => {
   it('documents every variable the schema reads, with its default, and nothing else', async () => {
     const { readFileSync } = await import('node:fs');
-    const { envShape } = await import('../../src/config/schema.ts');
+    const { ENV_NAMES } = await import('../../src/config/schema.ts');
     const text = readFileSync(path.join(ROOT, '.env.example'), 'utf8');
     const documented = new Map<string, string>();
     for (const m of text.matchAll(/^#?\s*(CONNECTOR_[A-Z0-9_]+)=(\S*)/gm)) documented.set(m[1]!, m[2]!);
-    expect([...documented.keys()].sort()).toEqual(Object.keys(envShape).sort());
+    expect([...documented.keys()].sort()).toEqual([...ENV_NAMES].sort());
     // The documented values are valid and equal the defaults.
     const values = Object.fromEntries([...documented].filter(([, v]) => v !== ''));
     const noPresets = mkdtempSync(path.join(tmpdir(), 'nopresets-'));

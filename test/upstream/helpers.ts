@@ -47,7 +47,7 @@ export function startHarness(
   options: { random?: () => number; clock?: Clock; wsFactory?: WebSocketFactory; keepCandles?: boolean } = {},
 ): Harness {
   const registry = new StreamRegistry();
-  const streams = registerVenueStreams(registry, binanceSpot, config.symbols, config.intervals);
+  const streams = registerVenueStreams(registry, binanceSpot, config.venues[0]!.symbols, config.venues[0]!.intervals);
   const status = new StatusStream();
   const events: StatusEvent[] = [];
   status.subscribe((e) => events.push(e));
@@ -58,7 +58,7 @@ export function startHarness(
   const pool = new UpstreamPool({
     config,
     venue: binanceSpot,
-    wsUrl: config.binance.wsUrl,
+    wsUrl: config.venues[0]!.wsUrl,
     streams,
     registry,
     status,

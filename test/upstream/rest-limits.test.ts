@@ -34,7 +34,7 @@ function client(extra: Record<string, unknown> = {}): { rest: RestClient; status
   status.subscribe((e) => events.push(e));
   const registry = new StreamRegistry();
   const refs = SYMBOLS.map((s) => registry.register('binance', `${s}@kline_1m`, s.toUpperCase(), '1m'));
-  const r = new RestClient({ config, venue: binanceSpot, restUrl: config.binance.restUrl, status, log: pino({ level: 'silent' }), retryBaseMs: 10 });
+  const r = new RestClient({ config, venue: binanceSpot, restUrl: config.venues[0]!.restUrl, status, log: pino({ level: 'silent' }), retryBaseMs: 10 });
   rest = r;
   return { rest: r, status, events, refs };
 }

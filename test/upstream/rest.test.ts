@@ -30,7 +30,7 @@ function client(extra: Record<string, unknown> = {}) {
   const registry = new StreamRegistry();
   const btc1m = registry.register('binance', 'btcusdt@kline_1m', 'BTCUSDT', '1m');
   const btc1s = registry.register('binance', 'btcusdt@kline_1s', 'BTCUSDT', '1s');
-  rest = new RestClient({ config, venue: binanceSpot, restUrl: config.binance.restUrl, status, log: pino({ level: 'silent' }), retryBaseMs: 10 });
+  rest = new RestClient({ config, venue: binanceSpot, restUrl: config.venues[0]!.restUrl, status, log: pino({ level: 'silent' }), retryBaseMs: 10 });
   return { rest, events, btc1m, btc1s };
 }
 

@@ -39,6 +39,8 @@ export interface BinanceMarket {
   readonly limitFor: (wanted: number) => number;
   /** Request weight of a page of `limit` rows. */
   readonly weightOf: (limit: number) => number;
+  /** REST weight per minute per IP (spot 6000, USD-M 2400). */
+  readonly weightLimitPerMinute: number;
 }
 
 /** One `/klines` row: prices and volumes stay strings (byte-faithful re-broadcast). */
@@ -95,6 +97,7 @@ export function binanceMarket(m: BinanceMarket): VenueAdapter {
         return r.data.map((row) => rowToCandle(stream, row, nowWall, nowMono));
       },
       usedWeightHeader: 'x-mbx-used-weight-1m',
+      weightLimitPerMinute: m.weightLimitPerMinute,
       // 429: back off (Retry-After); 418: the IP is auto-banned for Retry-After; 403: the WAF (rest-api.md "LIMITS").
       gateStatuses: { 429: DEFAULT_RETRY_AFTER_MS, 418: DEFAULT_RETRY_AFTER_MS, 403: WAF_BACKOFF_MS },
       banStatuses: [418, 403],

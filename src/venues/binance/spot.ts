@@ -31,4 +31,5 @@ export const binanceSpot = binanceMarket({
   // Always a full page: the weight is 2 whatever the limit (rest-api.md), so fewer requests is cheaper.
   limitFor: () => 1000,
   weightOf: () => 2,
+  weightLimitPerMinute: 6000,
 });
