@@ -205,6 +205,11 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
         pendingStreams: g.pending,
       };
     },
+    restStats: () =>
+      venues.map((v) => {
+        const r = v.rest.stats();
+        return { venue: v.adapter.id, requests: r.requests, rateLimited: r.rateLimited, errors: r.errors, bannedUntil: r.bannedUntil, usedWeight1m: r.usedWeight1m };
+      }),
     relay: () => relay.stats(),
     sinks: () => pipeline.sinkStats(),
     draining: () => draining,

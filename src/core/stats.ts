@@ -35,6 +35,18 @@ export interface BackfillStats {
   readonly pendingStreams: number;
 }
 
+/** One venue's REST client (src/upstream/rest.ts): its requests, the gate's state and its weight. */
+export interface VenueRestStats {
+  readonly venue: string;
+  readonly requests: number;
+  readonly rateLimited: number;
+  readonly errors: number;
+  /** Ban (Binance: 418) or WAF block (403) in force until this wall-clock ms, if any. */
+  readonly bannedUntil: number | undefined;
+  /** The venue's own figure when it reports one (Binance X-MBX-USED-WEIGHT-1M), else our count this minute. */
+  readonly usedWeight1m: number;
+}
+
 export interface RelayStats {
   readonly clients: number;
   readonly clientsTotal: number;

@@ -5,7 +5,7 @@
  *    since the previous scrape. Nothing here is called per message.
  *  - State transitions (breaker changes, backfill outcomes, rate limits, connection state changes,
  *    queue blocking time) come from the status stream, one event each.
- * Labels are bounded: exchange, state, outcome, name, scope, kind, sink. Never a symbol or a stream.
+ * Labels are bounded: venue, state, outcome, name, scope, kind, sink. Never a symbol or a stream.
  * The registry is this module's own (no prom-client global), so tests and a second instance are isolated.
  */
 import { readFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelV
 import type { Config } from '../config/schema.ts';
 import type { BreakerState, Disposable, SinkState, StatusStream } from '../core/status.ts';
 import type { UpstreamSnapshot, UpstreamStats } from '../core/source.ts';
-import type { BackfillStats, PipelineStats, RelayStats, SinkStats } from '../core/stats.ts';
+import type { BackfillStats, PipelineStats, RelayStats, SinkStats, VenueRestStats } from '../core/stats.ts';
 import type { LatencyRecorder } from '../core/latency.ts';
 import { CONN_STATES, countByState, evaluateReadiness } from './readiness.ts';
 import type { OpsSources } from './sources.ts';
@@ -59,6 +59,7 @@ interface Frame {
   readonly stats: readonly UpstreamStats[];
   readonly pipeline: PipelineStats;
   readonly backfill: BackfillStats;
+  readonly rest: readonly VenueRestStats[];
   readonly relay: RelayStats;
   readonly sinks: readonly SinkStats[];
 }
@@ -139,6 +140,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
         stats: sources.upstreamStats(),
         pipeline: sources.pipeline(),
         backfill: sources.backfill(),
+        rest: sources.restStats(),
         relay: sources.relay(),
         sinks: sources.sinks(),
       };
@@ -150,7 +152,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     }
     return frame;
   };
-  const exchangeOf = (f: Frame, i: number): string => f.upstreams[i]?.venue ?? `upstream${i}`;
+  const venueOf = (f: Frame, i: number): string => f.upstreams[i]?.venue ?? `upstream${i}`;
   const registers = [registry];
   /** A counter mirrored from a stats figure on scrape (see MirroredCounter). */
   const mirrored = <L extends string>(name: string, help: string, labelNames: readonly L[], feed: (mirror: MirroredCounter<L>) => void): void => {
@@ -197,71 +199,71 @@ export function createMetrics(options: MetricsOptions): Metrics {
   new Gauge({
     name: 'connector_active_connections',
     help: 'Upstream WebSocket connections in state connected.',
-    labelNames: ['exchange'] as const,
+    labelNames: ['venue'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) this.set({ exchange: u.venue }, countByState(u).connected);
+      for (const u of read().upstreams) this.set({ venue: u.venue }, countByState(u).connected);
     },
   });
   new Gauge({
     name: 'connector_connections',
     help: 'Upstream WebSocket connections by state.',
-    labelNames: ['exchange', 'state'] as const,
+    labelNames: ['venue', 'state'] as const,
     registers,
     collect() {
       for (const u of read().upstreams) {
         const by = countByState(u);
-        for (const state of CONN_STATES) this.set({ exchange: u.venue, state }, by[state]);
+        for (const state of CONN_STATES) this.set({ venue: u.venue, state }, by[state]);
       }
     },
   });
   new Gauge({
     name: 'connector_streams_configured',
     help: 'Upstream streams (symbol x interval) configured.',
-    labelNames: ['exchange'] as const,
+    labelNames: ['venue'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) this.set({ exchange: u.venue }, u.streamsConfigured);
+      for (const u of read().upstreams) this.set({ venue: u.venue }, u.streamsConfigured);
     },
   });
   new Gauge({
     name: 'connector_streams_live',
     help: 'Upstream streams currently delivering.',
-    labelNames: ['exchange'] as const,
+    labelNames: ['venue'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) this.set({ exchange: u.venue }, u.streamsLive);
+      for (const u of read().upstreams) this.set({ venue: u.venue }, u.streamsLive);
     },
   });
   new Gauge({
     name: 'connector_streams_stale',
     help: 'Upstream streams silent past CONNECTOR_STALE_STREAM_MS (names in /ready and the log).',
-    labelNames: ['exchange'] as const,
+    labelNames: ['venue'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) this.set({ exchange: u.venue }, u.staleStreams.length);
+      for (const u of read().upstreams) this.set({ venue: u.venue }, u.staleStreams.length);
     },
   });
   new Gauge({
     name: 'connector_last_message_timestamp_seconds',
     help: 'Unix time of the last upstream frame; 0 before the first.',
-    labelNames: ['exchange'] as const,
+    labelNames: ['venue'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) this.set({ exchange: u.venue }, u.lastMessageAt === undefined ? 0 : u.lastMessageAt / 1000);
+      for (const u of read().upstreams) this.set({ venue: u.venue }, u.lastMessageAt === undefined ? 0 : u.lastMessageAt / 1000);
     },
   });
   new Gauge({
     name: 'connector_upstream_paused',
     help: '1 while upstream reading is paused for backpressure.',
-    labelNames: ['exchange'] as const,
+    labelNames: ['venue'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) this.set({ exchange: u.venue }, u.paused ? 1 : 0);
+      for (const u of read().upstreams) this.set({ venue: u.venue }, u.paused ? 1 : 0);
     },
   });
 
-  // Circuit breakers: the upstream snapshot is authoritative for its exchange's breaker; other
+  // Circuit breakers: the upstream snapshot is authoritative for its venue's breaker; other
   // breakers (e.g. REST) are known only from their transition events.
   const breakerStates = new Map<string, BreakerState>();
   new Gauge({
@@ -283,10 +285,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   // ---- upstream: counters ------------------------------------------------------------------
   const upstreamCounter = (name: string, help: string, pick: (s: UpstreamStats) => number): void => {
-    mirrored(name, help, ['exchange'] as const, (mirror) => {
+    mirrored(name, help, ['venue'] as const, (mirror) => {
       const f = read();
       f.stats.forEach((s, i) => {
-        mirror.set({ exchange: exchangeOf(f, i) }, pick(s));
+        mirror.set({ venue: venueOf(f, i) }, pick(s));
       });
     });
   };
@@ -303,16 +305,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const connTransitions = new Counter({
     name: 'connector_connection_state_changes_total',
     help: 'Upstream connection state transitions, by the state entered.',
-    labelNames: ['exchange', 'state'] as const,
+    labelNames: ['venue', 'state'] as const,
     registers,
   });
   const rateLimits = new Counter({
     name: 'connector_rate_limit_events_total',
-    help: 'Rate-limit signals from Binance (429, 418 ban, 403 firewall, 1008 close).',
-    labelNames: ['scope', 'kind'] as const,
+    help: 'Rate-limit signals from a venue (429, 418 ban, 403 firewall, a rate-limit close such as 1008).',
+    labelNames: ['venue', 'scope', 'kind'] as const,
     registers,
   });
-  for (const scope of ['ws', 'rest'] as const) for (const kind of [...RATE_LIMIT_KINDS, 'other']) rateLimits.inc({ scope, kind }, 0);
+  for (const u of sources.upstreams()) {
+    for (const scope of ['ws', 'rest'] as const) for (const kind of [...RATE_LIMIT_KINDS, 'other']) rateLimits.inc({ venue: u.venue, scope, kind }, 0);
+  }
 
   // ---- pipeline ----------------------------------------------------------------------------
   const pipelineGauge = (name: string, help: string, pick: (p: PipelineStats) => number): void => {
@@ -368,25 +372,32 @@ export function createMetrics(options: MetricsOptions): Metrics {
       mirror.set({}, pick(read().backfill));
     });
   };
-  backfillCounter('connector_rest_requests_total', 'REST requests sent to Binance.', (b) => b.requests);
   backfillCounter('connector_rest_candles_recovered_total', 'Closed candles recovered over REST.', (b) => b.candlesRecovered);
-  backfillCounter('connector_rest_holes_total', 'Candles REST could not provide (Binance outages); logged, never invented.', (b) => b.holes);
-  backfillCounter('connector_rest_rate_limited_total', 'REST responses 429/418/403.', (b) => b.rateLimited);
+  backfillCounter('connector_rest_holes_total', 'Candles REST could not provide (the venue never had them); logged, never invented.', (b) => b.holes);
+  // Per venue: each has its own REST client, IP budget and gate.
+  const restCounter = (name: string, help: string, pick: (r: VenueRestStats) => number): void => {
+    mirrored(name, help, ['venue'] as const, (mirror) => {
+      for (const r of read().rest) mirror.set({ venue: r.venue }, pick(r));
+    });
+  };
+  restCounter('connector_rest_requests_total', 'REST requests sent to the venue.', (r) => r.requests);
+  restCounter('connector_rest_rate_limited_total', "REST responses that closed the venue's IP-wide gate (429/418/403).", (r) => r.rateLimited);
   new Gauge({
     name: 'connector_rest_banned',
-    help: '1 while a Binance 418 ban or 403 firewall block holds.',
+    help: "1 while a venue's REST ban (418) or firewall block (403) holds.",
+    labelNames: ['venue'] as const,
     registers,
     collect() {
-      const until = read().backfill.bannedUntil;
-      this.set(until !== undefined && until > now() ? 1 : 0);
+      for (const r of read().rest) this.set({ venue: r.venue }, r.bannedUntil !== undefined && r.bannedUntil > now() ? 1 : 0);
     },
   });
   new Gauge({
     name: 'connector_rest_used_weight',
-    help: 'X-MBX-USED-WEIGHT-1M last reported by Binance.',
+    help: 'REST weight used this minute, as the venue last reported it (e.g. X-MBX-USED-WEIGHT-1M).',
+    labelNames: ['venue'] as const,
     registers,
     collect() {
-      this.set(read().backfill.usedWeight1m);
+      for (const r of read().rest) this.set({ venue: r.venue }, r.usedWeight1m);
     },
   });
   new Gauge({
@@ -453,10 +464,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
   sinkCounter('connector_sink_shed_total', "Closed candles not queued for a sink because its queue was full.", (s) => s.shed);
 
   // ---- status stream -----------------------------------------------------------------------
-  // Pre-initialise the per-exchange transition series so rate() has a zero to start from.
+  // Pre-initialise the per-venue transition series so rate() has a zero to start from.
   for (const u of sources.upstreams()) {
     breakerStates.set(wsBreakerName(u.venue), u.breaker);
-    for (const state of CONN_STATES) connTransitions.inc({ exchange: u.venue, state }, 0);
+    for (const state of CONN_STATES) connTransitions.inc({ venue: u.venue, state }, 0);
   }
   // Breakers known only from their events (REST) still get a series from the start.
   for (const name of options.breakerNames ?? []) if (!breakerStates.has(name)) breakerStates.set(name, 'closed');
@@ -470,10 +481,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
       backfills.inc({ outcome: e.outcome });
     }),
     status.on('ratelimit', (e) => {
-      rateLimits.inc({ scope: e.scope, kind: RATE_LIMIT_KINDS.has(e.kind) ? e.kind : 'other' });
+      rateLimits.inc({ venue: e.venue, scope: e.scope, kind: RATE_LIMIT_KINDS.has(e.kind) ? e.kind : 'other' });
     }),
     status.on('connection.state', (e) => {
-      connTransitions.inc({ exchange: e.venue, state: e.to });
+      connTransitions.inc({ venue: e.venue, state: e.to });
     }),
     status.on('queue.resumed', (e) => {
       blockedSeconds.inc(Math.max(0, e.blockedMs) / 1000);

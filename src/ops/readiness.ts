@@ -2,7 +2,7 @@
  * /ready as a pure function of the daemon's figures (contract §6), so the HTTP route, the
  * `connector_ready` gauge and the tests all agree on one definition.
  *
- * Ready means: not draining, AND for every exchange both
+ * Ready means: not draining, AND for every venue both
  *   - the share of settled connections that are `connected`, and
  *   - the share of configured streams that are live
  * are at least `config.health.readyMinLiveRatio`.
@@ -22,7 +22,7 @@
  * reason: the relay does not depend on it, every pod would share the broker's outage, and the sink
  * catches up by itself. Each sink's state is in the body (`sinks`) and grades the status `degraded`.
  *
- * Status grade, from the worst exchange's ratio r = min(connection share, live share):
+ * Status grade, from the worst venue's ratio r = min(connection share, live share):
  *   r < criticalRatio → `critical`; r < degradedRatio → `degraded`; not ready → at least `degraded`;
  *   ready but with stale streams, a breaker not closed, a REST ban or a sink failing or shedding →
  *   `degraded`; otherwise `ok`.
@@ -31,6 +31,7 @@
 import type { Config } from '../config/schema.ts';
 import type { ConnState, BreakerState, SinkState } from '../core/status.ts';
 import type { UpstreamSnapshot, UpstreamStats } from '../core/source.ts';
+import type { VenueRestStats } from '../core/stats.ts';
 import type { OpsSources } from './sources.ts';
 
 export type HealthGrade = 'ok' | 'degraded' | 'critical';
@@ -41,8 +42,9 @@ export const STALE_STREAMS_LISTED = 20;
 
 export const CONN_STATES: readonly ConnState[] = ['connecting', 'connected', 'disconnected', 'reconnecting', 'suspended', 'failed', 'closed'];
 
-export interface ExchangeReadiness {
-  readonly exchange: string;
+/** One venue in the body's `exchanges` list (the name the body has always had). */
+export interface VenueReadiness {
+  readonly venue: string;
   readonly status: HealthGrade;
   readonly ready: boolean;
   readonly breaker: BreakerState;
@@ -61,6 +63,8 @@ export interface ExchangeReadiness {
   readonly errors: { readonly connectionErrors: number; readonly parseErrors: number; readonly reconnections: number; readonly staleEvents: number };
   readonly staleStreams: readonly string[];
   readonly staleStreamCount: number;
+  /** This venue's REST client: its gate (ban) and weight. */
+  readonly rest: { readonly banned: boolean; readonly bannedUntil: string | null; readonly usedWeight1m: number; readonly requests: number; readonly rateLimited: number };
 }
 
 /** One queued sink (every sink but the relay) as /ready shows it. */
@@ -85,7 +89,8 @@ export interface ReadyBody {
   /** Human-readable causes of not-ready or degraded, most important first. Empty when ok. */
   readonly reasons: readonly string[];
   readonly thresholds: { readonly readyMinLiveRatio: number; readonly degradedRatio: number; readonly criticalRatio: number };
-  readonly exchanges: readonly ExchangeReadiness[];
+  /** One entry per configured venue, in CONNECTOR_VENUES order. */
+  readonly exchanges: readonly VenueReadiness[];
   readonly queues: {
     readonly closed: { readonly depth: number; readonly capacity: number };
     readonly open: { readonly depth: number; readonly capacity: number };
@@ -139,7 +144,8 @@ export function evaluateReadiness(sources: OpsSources, config: HealthConfig, now
   const reasons: string[] = [];
   if (draining) reasons.push('draining: shutdown in progress');
 
-  const exchanges = upstreams.map((u, i) => exchangeReadiness(u, stats[i] ?? ZERO_STATS, config, now));
+  const rest = sources.restStats();
+  const exchanges = upstreams.map((u, i) => venueReadiness(u, stats[i] ?? ZERO_STATS, rest.find((r) => r.venue === u.venue), config, now));
   if (exchanges.length === 0) reasons.push('no upstream configured');
 
   let worstRatio = exchanges.length === 0 ? 0 : 1;
@@ -148,11 +154,11 @@ export function evaluateReadiness(sources: OpsSources, config: HealthConfig, now
     worstRatio = Math.min(worstRatio, r);
     if (ex.connections.healthyRatio < readyMinLiveRatio) {
       reasons.push(
-        `${ex.exchange}: ${ex.connections.healthy}/${ex.connections.settled} connections healthy (${pct(ex.connections.healthyRatio)} < ${pct(readyMinLiveRatio)})`,
+        `${ex.venue}: ${ex.connections.healthy}/${ex.connections.settled} connections healthy (${pct(ex.connections.healthyRatio)} < ${pct(readyMinLiveRatio)})`,
       );
     }
     if (ex.streams.liveRatio < readyMinLiveRatio) {
-      reasons.push(`${ex.exchange}: ${ex.streams.live}/${ex.streams.configured} streams live (${pct(ex.streams.liveRatio)} < ${pct(readyMinLiveRatio)})`);
+      reasons.push(`${ex.venue}: ${ex.streams.live}/${ex.streams.configured} streams live (${pct(ex.streams.liveRatio)} < ${pct(readyMinLiveRatio)})`);
     }
   }
   const ratioOk = exchanges.length > 0 && exchanges.every((e) => e.ready);
@@ -160,11 +166,11 @@ export function evaluateReadiness(sources: OpsSources, config: HealthConfig, now
 
   // Degradations that do not fail readiness, listed after the blocking reasons.
   for (const ex of exchanges) {
-    if (ex.staleStreamCount > 0) reasons.push(`${ex.exchange}: ${ex.staleStreamCount} stale stream(s)`);
-    if (ex.breaker !== 'closed') reasons.push(`${ex.exchange}: circuit breaker ${ex.breaker}`);
+    if (ex.staleStreamCount > 0) reasons.push(`${ex.venue}: ${ex.staleStreamCount} stale stream(s)`);
+    if (ex.breaker !== 'closed') reasons.push(`${ex.venue}: circuit breaker ${ex.breaker}`);
+    if (ex.rest.banned) reasons.push(`${ex.venue}: rest banned (418/403) until ${ex.rest.bannedUntil ?? '?'}; backfill paused, live data unaffected`);
   }
   const banned = backfill.bannedUntil !== undefined && backfill.bannedUntil > now;
-  if (banned) reasons.push(`rest: banned by Binance (418/403) until ${iso(backfill.bannedUntil)}; backfill paused, live data unaffected`);
   if (pipeline.blocked) reasons.push('pipeline: closed queue full, upstream reading paused');
   for (const s of sinks) {
     if (s.state === 'failing') reasons.push(`sink ${s.name}: failing (${s.lastError ?? 'unknown error'}), ${s.pending} candle(s) waiting; relay unaffected`);
@@ -219,7 +225,7 @@ export function evaluateReadiness(sources: OpsSources, config: HealthConfig, now
   };
 }
 
-function exchangeReadiness(u: UpstreamSnapshot, s: UpstreamStats, config: HealthConfig, now: number): ExchangeReadiness {
+function venueReadiness(u: UpstreamSnapshot, s: UpstreamStats, r: VenueRestStats | undefined, config: HealthConfig, now: number): VenueReadiness {
   const { readyMinLiveRatio, degradedRatio, criticalRatio } = config.health;
   const byState = countByState(u);
   const total = u.connections.length;
@@ -230,14 +236,15 @@ function exchangeReadiness(u: UpstreamSnapshot, s: UpstreamStats, config: Health
   // No configured stream cannot happen with a valid config; treat it as fully live rather than divide by zero.
   const liveRatio = u.streamsConfigured > 0 ? Math.min(1, u.streamsLive / u.streamsConfigured) : 1;
   const ready = healthyRatio >= readyMinLiveRatio && liveRatio >= readyMinLiveRatio;
-  const r = Math.min(healthyRatio, liveRatio);
+  const ratio = Math.min(healthyRatio, liveRatio);
+  const venueBanned = r?.bannedUntil !== undefined && r.bannedUntil > now;
   let status: HealthGrade;
-  if (r < criticalRatio) status = 'critical';
-  else if (r < degradedRatio || !ready || u.staleStreams.length > 0 || u.breaker !== 'closed') status = 'degraded';
+  if (ratio < criticalRatio) status = 'critical';
+  else if (ratio < degradedRatio || !ready || u.staleStreams.length > 0 || u.breaker !== 'closed') status = 'degraded';
   else status = 'ok';
 
   return {
-    exchange: u.venue,
+    venue: u.venue,
     status,
     ready,
     breaker: u.breaker,
@@ -254,6 +261,13 @@ function exchangeReadiness(u: UpstreamSnapshot, s: UpstreamStats, config: Health
     },
     staleStreams: u.staleStreams.slice(0, STALE_STREAMS_LISTED),
     staleStreamCount: u.staleStreams.length,
+    rest: {
+      banned: venueBanned,
+      bannedUntil: venueBanned ? iso(r.bannedUntil) : null,
+      usedWeight1m: r?.usedWeight1m ?? 0,
+      requests: r?.requests ?? 0,
+      rateLimited: r?.rateLimited ?? 0,
+    },
   };
 }
 

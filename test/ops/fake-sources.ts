@@ -1,6 +1,6 @@
 /** A fake OpsSources whose figures the tests change between requests. */
 import type { ConnectionSnapshot, UpstreamSnapshot, UpstreamStats } from '../../src/core/source.ts';
-import type { BackfillStats, PipelineStats, RelayStats, SinkStats } from '../../src/core/stats.ts';
+import type { BackfillStats, PipelineStats, RelayStats, SinkStats, VenueRestStats } from '../../src/core/stats.ts';
 import type { ConnState } from '../../src/core/status.ts';
 import { LatencyRecorder } from '../../src/core/latency.ts';
 import type { OpsSources } from '../../src/ops/sources.ts';
@@ -81,6 +81,11 @@ export class FakeSources implements OpsSources {
   }
   backfill(): BackfillStats {
     return { ...this.back };
+  }
+  /** The one venue's REST figures are the backfill's (one venue: the sum is its own). */
+  restStats(): readonly VenueRestStats[] {
+    const b = this.back;
+    return [{ venue: this.upstream.venue, requests: b.requests, rateLimited: b.rateLimited, errors: 0, bannedUntil: b.bannedUntil, usedWeight1m: b.usedWeight1m }];
   }
   relay(): RelayStats {
     return { ...this.rel };

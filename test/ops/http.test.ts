@@ -144,7 +144,7 @@ describe('ops HTTP server (real HTTP on port 0)', () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toContain('connector_ready 0');
-    expect(text).toContain('connector_active_connections{exchange="binance"} 0');
+    expect(text).toContain('connector_active_connections{venue="binance"} 0');
   });
 
   it('serves a scrape that promtool check metrics accepts', async (ctx) => {

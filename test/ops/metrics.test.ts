@@ -57,7 +57,7 @@ describe('createMetrics', () => {
     const text = await scrape();
     for (const outcome of ['ok', 'partial', 'failed']) expect(value(text, `connector_rest_backfills_total{outcome="${outcome}"}`)).toBe(0);
     for (const state of ['connecting', 'connected', 'reconnecting', 'suspended', 'failed'])
-      expect(value(text, `connector_connections{exchange="binance",state="${state}"}`)).toBeDefined();
+      expect(value(text, `connector_connections{venue="binance",state="${state}"}`)).toBeDefined();
     expect(value(text, 'connector_circuit_breaker_state{name="binance.ws"}')).toBe(0);
     expect(text).not.toMatch(/symbol=|stream=|usdt/);
   });
@@ -71,7 +71,7 @@ describe('createMetrics', () => {
     let text = await scrape();
     expect(value(text, 'connector_quotes_processed_total{kind="closed"}')).toBe(10);
     expect(value(text, 'connector_quotes_processed_total{kind="open"}')).toBe(90);
-    expect(value(text, 'connector_reconnections_total{exchange="binance"}')).toBe(2);
+    expect(value(text, 'connector_reconnections_total{venue="binance"}')).toBe(2);
     expect(value(text, 'connector_relay_bytes_sent_total')).toBe(1000);
 
     sources.pipe.processedClosed = 15;
@@ -122,9 +122,9 @@ describe('createMetrics', () => {
     expect(value(text, 'connector_rest_backfills_total{outcome="ok"}')).toBe(2);
     expect(value(text, 'connector_rest_backfills_total{outcome="partial"}')).toBe(1);
     expect(value(text, 'connector_rest_backfills_total{outcome="failed"}')).toBe(1);
-    expect(value(text, 'connector_rate_limit_events_total{scope="rest",kind="418"}')).toBe(1);
-    expect(value(text, 'connector_rate_limit_events_total{scope="rest",kind="other"}')).toBe(1);
-    expect(value(text, 'connector_connection_state_changes_total{exchange="binance",state="reconnecting"}')).toBe(1);
+    expect(value(text, 'connector_rate_limit_events_total{venue="binance",scope="rest",kind="418"}')).toBe(1);
+    expect(value(text, 'connector_rate_limit_events_total{venue="binance",scope="rest",kind="other"}')).toBe(1);
+    expect(value(text, 'connector_connection_state_changes_total{venue="binance",state="reconnecting"}')).toBe(1);
     expect(value(text, 'connector_queue_blocked_seconds_total')).toBe(1.5);
 
     metrics.dispose();
@@ -140,18 +140,18 @@ describe('createMetrics', () => {
     sources.back.usedWeight1m = 1234;
     sources.pipe.blocked = true;
     const text = await scrape();
-    expect(value(text, 'connector_streams_configured{exchange="binance"}')).toBe(30);
-    expect(value(text, 'connector_streams_live{exchange="binance"}')).toBe(0);
-    expect(value(text, 'connector_streams_stale{exchange="binance"}')).toBe(30);
-    expect(value(text, 'connector_active_connections{exchange="binance"}')).toBe(0);
-    expect(value(text, 'connector_connections{exchange="binance",state="reconnecting"}')).toBe(2);
-    expect(value(text, 'connector_connections{exchange="binance",state="suspended"}')).toBe(1);
+    expect(value(text, 'connector_streams_configured{venue="binance"}')).toBe(30);
+    expect(value(text, 'connector_streams_live{venue="binance"}')).toBe(0);
+    expect(value(text, 'connector_streams_stale{venue="binance"}')).toBe(30);
+    expect(value(text, 'connector_active_connections{venue="binance"}')).toBe(0);
+    expect(value(text, 'connector_connections{venue="binance",state="reconnecting"}')).toBe(2);
+    expect(value(text, 'connector_connections{venue="binance",state="suspended"}')).toBe(1);
     expect(value(text, 'connector_circuit_breaker_state{name="binance.ws"}')).toBe(1);
-    expect(value(text, 'connector_rest_banned')).toBe(1);
-    expect(value(text, 'connector_rest_used_weight')).toBe(1234);
+    expect(value(text, 'connector_rest_banned{venue="binance"}')).toBe(1);
+    expect(value(text, 'connector_rest_used_weight{venue="binance"}')).toBe(1234);
     expect(value(text, 'connector_queue_blocked')).toBe(1);
     expect(value(text, 'connector_ready')).toBe(0);
-    expect(value(text, 'connector_last_message_timestamp_seconds{exchange="binance"}')).toBe(1_700_000_000);
+    expect(value(text, 'connector_last_message_timestamp_seconds{venue="binance"}')).toBe(1_700_000_000);
     expect(text).toMatch(/connector_build_info\{version="9\.9\.9",node="v\d+/);
   });
 
