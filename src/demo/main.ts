@@ -5,7 +5,7 @@
  * Any CONNECTOR_* variable still applies (e.g. CONNECTOR_SYMBOLS, CONNECTOR_RELAY_PORT); the demo
  * only points the upstream URLs at the simulator and defaults to 1s and 1m candles so output flows.
  */
-import { BinanceSimulator } from '../simulator/server.ts';
+import { BinanceSimulator } from '../venues/binance/simulator/server.ts';
 import { loadConfig } from '../config/load.ts';
 import { ConfigError } from '../core/errors.ts';
 import { createLogger } from '../ops/logger.ts';

@@ -2,7 +2,7 @@
 import { afterEach } from 'vitest';
 import { WebSocket } from 'ws';
 import type { ClientOptions } from 'ws';
-import { BinanceSimulator, type SimulatorOptions } from '../../src/simulator/server.ts';
+import { BinanceSimulator, type SimulatorOptions } from '../../../../src/venues/binance/simulator/server.ts';
 
 /** Poll `cond` every 10 ms until true; rejects after `timeoutMs` (every wait is bounded). */
 export async function waitUntil(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {

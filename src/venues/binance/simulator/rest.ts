@@ -5,7 +5,7 @@
  * forming (partial values); closed rows equal `klineAt` exactly. Holes are skipped and do not count
  * towards `limit`.
  */
-import { isInterval, nextOpenTime, openTimeAt } from '../core/intervals.ts';
+import { isInterval, nextOpenTime, openTimeAt } from '../../../core/intervals.ts';
 import type { HoleSet } from './holes.ts';
 import { klineAt, openKlineAt, restRow } from './klines.ts';
 import type { RestRow } from './klines.ts';

@@ -14,7 +14,7 @@
  * - Prices are integer ticks and volumes integer 1e-8 units (BigInt where products may pass 2^53);
  *   strings are formatted from integers, never from floats.
  */
-import { nextOpenTime } from '../core/intervals.ts';
+import { nextOpenTime } from '../../../core/intervals.ts';
 
 export interface SimKline {
   t: number;

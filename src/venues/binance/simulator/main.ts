@@ -1,5 +1,5 @@
 /**
- * `npm run simulator` / `node src/simulator/main.ts --port 9443 [--host 127.0.0.1]`: run the Binance
+ * `npm run simulator` / `node src/venues/binance/simulator/main.ts --port 9443 [--host 127.0.0.1]`: run the Binance
  * simulator on its own, print its URLs, stop on SIGINT/SIGTERM.
  */
 import { parseArgs } from 'node:util';
