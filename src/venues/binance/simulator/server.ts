@@ -54,6 +54,14 @@ export interface SimulatorOptions {
   /** A connection is closed (1000) this long after it opened; default 24 h, as both markets do. */
   maxConnectionAgeMs?: number;
   restWeightPerMinute?: number;
+  /**
+   * Off unless set: after this many REST requests arrived inside an announced Retry-After window, the
+   * IP is banned: every request gets 418 with Retry-After until `restBanSeconds` (default 120) have
+   * passed. Both markets: "Repeatedly violating rate limits and/or failing to back off after receiving
+   * 429s will result in an automated IP ban (HTTP status 418)", bans "from 2 minutes to 3 days".
+   */
+  restBanAfterViolations?: number;
+  restBanSeconds?: number;
   now?: () => number;
 }
 
@@ -311,6 +319,8 @@ export class BinanceSimulator {
   readonly #maxConnections: number;
   readonly #maxAgeMs: number;
   readonly #weightLimit: number;
+  readonly #banAfter: number | undefined;
+  readonly #banMs: number;
   readonly #tickMs: number;
   #timer: NodeJS.Timeout;
 
@@ -335,6 +345,10 @@ export class BinanceSimulator {
   /** Monotonic start and end of the latest Retry-After window announced (429 / 418). */
   #retryAfterFrom = 0;
   #retryAfterUntil = 0;
+  /** Requests inside an announced window since the last ban (restBanAfterViolations). */
+  #violations = 0;
+  /** Monotonic end of the running automatic ban; 0: none. */
+  #bannedUntil = 0;
   readonly #delayedReplies = new Set<NodeJS.Timeout>();
   #closeAfterMs: number | undefined;
   #closeMidSubscribe = 0;
@@ -360,6 +374,8 @@ export class BinanceSimulator {
     this.#maxConnections = options.maxConnectionsPer5Min ?? profile.maxConnectionsPer5Min;
     this.#maxAgeMs = options.maxConnectionAgeMs ?? profile.connectionMaxAgeMs;
     this.#weightLimit = options.restWeightPerMinute ?? profile.rest.weightPerMinute;
+    this.#banAfter = options.restBanAfterViolations;
+    this.#banMs = (options.restBanSeconds ?? 120) * 1000;
     // autoPong off: client pings are answered by hand so a stalled socket is truly silent.
     this.#wss = new WebSocketServer({ noServer: true, autoPong: false, clientTracking: false, maxPayload: MAX_PAYLOAD });
     this.#wss.on('error', ignoreError);
@@ -762,7 +778,10 @@ export class BinanceSimulator {
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.counters.restRequests++;
     const arrived = mono();
-    if (arrived < this.#retryAfterUntil && arrived >= this.#retryAfterFrom + IN_FLIGHT_GRACE_MS) this.counters.restInsideRetryAfter++;
+    if (arrived < this.#retryAfterUntil && arrived >= this.#retryAfterFrom + IN_FLIGHT_GRACE_MS) {
+      this.counters.restInsideRetryAfter++;
+      if (arrived >= this.#bannedUntil) this.#violations++; // a running ban is not extended by its own 418s
+    }
     try {
       this.#handleRest(req, res);
     } catch (err) {
@@ -832,6 +851,7 @@ export class BinanceSimulator {
       this.#json(res, 405, '{"code":-1,"msg":"Method not allowed."}');
       return;
     }
+    if (this.#banned(res)) return;
     if (isKlines && this.#restErrorCount > 0) {
       this.#restErrorCount--;
       this.#injectedError(res);
@@ -874,6 +894,29 @@ export class BinanceSimulator {
     }
     // A lagging REST answers as it saw the market `lag` ms ago: older rows only, its newest one partial.
     this.#restReply(res, 200, JSON.stringify(queryKlines(query, this.#now() - this.#restLagMs, this.#holes, this.profile)), headers);
+  }
+
+  /**
+   * The automatic ban (restBanAfterViolations): answers 418 and returns true while one runs, starting
+   * it when the violations reach the threshold. Bans are per IP, so every path is refused.
+   */
+  #banned(res: ServerResponse): boolean {
+    const t = mono();
+    if (t >= this.#bannedUntil) {
+      if (this.#banAfter === undefined || this.#violations < this.#banAfter) return false;
+      this.#violations = 0;
+      this.#bannedUntil = t + this.#banMs;
+    }
+    const retry = Math.max(1, Math.ceil((this.#bannedUntil - t) / 1000));
+    const until = this.#now() + this.#announceRetryAfter(retry);
+    this.counters.rest418++;
+    this.#json(
+      res,
+      418,
+      `{"code":-1003,"msg":"Way too much request weight used; IP banned until ${until}. Please use WebSocket Streams for live updates to avoid bans."}`,
+      { 'Retry-After': String(retry) },
+    );
+    return true;
   }
 
   #injectedError(res: ServerResponse): void {
@@ -973,6 +1016,8 @@ export class BinanceSimulator {
         this.#restErrorCount = 0;
         this.#restLatencyMs = 0;
         this.#restLagMs = 0;
+        this.#violations = 0;
+        this.#bannedUntil = 0;
         this.#closeAfterMs = undefined;
         this.#closeMidSubscribe = 0;
         this.#streamStalls.clear();
