@@ -33,7 +33,11 @@ const ETH = 'ethusdt@kline_1m';
 
 describe.each(CASES)('shared faults on $profile', ({ profile, inbound, weightOfOne }) => {
   const { start: startSim, connect } = useSimulator();
-  const start = (options: Parameters<typeof startSim>[0] = {}) => startSim({ profile, ...options });
+  const start = async (options: Parameters<typeof startSim>[0] = {}) => {
+    const s = await startSim({ profile, ...options });
+    expect(s.profile).toBe(profile); // every test below runs on this profile's routes, paths and limits
+    return s;
+  };
   const klines = (s: { paths: { klines: string } }, query: string) => `${s.paths.klines}?${query}`;
 
   describe('WebSocket faults', () => {

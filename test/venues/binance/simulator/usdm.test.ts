@@ -9,7 +9,13 @@ import { klineAt, klineEventJson, openKlineAt, restRow } from '../../../../src/v
 import type { RestRow } from '../../../../src/venues/binance/simulator/klines.ts';
 import { TestClient, fastClock, klineEvents, pastInFlightGrace, restGet, useSimulator, waitUntil } from './helpers.ts';
 
-const { start, connect } = useSimulator();
+const sim = useSimulator();
+const { connect } = sim;
+async function start(options: Parameters<typeof sim.start>[0]): ReturnType<typeof sim.start> {
+  const s = await sim.start(options);
+  expect(s.profile).toBe('binance-usdm');
+  return s;
+}
 
 const MIN = 60_000;
 const T0 = 1_700_000_040_000; // a minute boundary
