@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { BinanceSimulator } from '../../src/simulator/server.ts';
+import { BinanceSimulator } from '../../src/venues/binance/simulator/server.ts';
 import { BinanceRest } from '../../src/binance/rest.ts';
 import { EnvSchema } from '../../src/config/schema.ts';
 import { StatusStream, type StatusEvent } from '../../src/core/status.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { klineAt, klineEventJson, restRow } from '../../src/simulator/klines.ts';
+import { klineAt, klineEventJson, restRow } from '../../../../src/venues/binance/simulator/klines.ts';
 import { TestClient, fastClock, klineEvents, sleep, useSimulator, waitUntil } from './helpers.ts';
 
 const { start, connect } = useSimulator();
