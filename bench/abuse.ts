@@ -21,7 +21,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { BinanceSimulator } from '../src/simulator/server.ts';
+import { BinanceSimulator } from '../src/venues/binance/simulator/server.ts';
 import { ATTACKS, type Attack, type AttackFigures } from './abuse-attacks.ts';
 import { Children, Crowd, GoodClient, MB, ProcSampler, ROOT, SpawnedDaemon, aborted, httpGet, isAborted, metricValue, probeConnect, sleep, type CrowdStats, type GoodClientStats } from './abuse-lib.ts';
 import { argValue, benchSymbols, here } from './lib.ts';

@@ -17,7 +17,7 @@ import { StreamRegistry } from '../src/core/streams.ts';
 import { EnvSchema } from '../src/config/schema.ts';
 import { Pipeline } from '../src/pipeline/pipeline.ts';
 import { RelayServer } from '../src/relay/server.ts';
-import { klineAt, klineEventJson } from '../src/simulator/klines.ts';
+import { klineAt, klineEventJson } from '../src/venues/binance/simulator/klines.ts';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

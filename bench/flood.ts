@@ -24,8 +24,8 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { Socket, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { BinanceSimulator } from '../src/simulator/server.ts';
-import { klineAt, klineEventJson, openKlineAt } from '../src/simulator/klines.ts';
+import { BinanceSimulator } from '../src/venues/binance/simulator/server.ts';
+import { klineAt, klineEventJson, openKlineAt } from '../src/venues/binance/simulator/klines.ts';
 import { nominalMs } from '../src/core/intervals.ts';
 
 export type FloodMessage =

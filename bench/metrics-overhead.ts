@@ -9,7 +9,7 @@
  */
 import { pino } from 'pino';
 import { LatencyRecorder } from '../src/core/latency.ts';
-import { BinanceSimulator } from '../src/simulator/server.ts';
+import { BinanceSimulator } from '../src/venues/binance/simulator/server.ts';
 import { EnvSchema } from '../src/config/schema.ts';
 import { startConnector } from '../src/app.ts';
 

@@ -16,7 +16,7 @@ import { registerVenueStreams } from '../src/upstream/venue.ts';
 import { systemClock } from '../src/core/clock.ts';
 import { StatusStream } from '../src/core/status.ts';
 import { StreamRegistry } from '../src/core/streams.ts';
-import { klineAt, klineEventJson, openKlineAt } from '../src/simulator/klines.ts';
+import { klineAt, klineEventJson, openKlineAt } from '../src/venues/binance/simulator/klines.ts';
 
 const FRAMES = Number(process.argv[2] ?? 200_000);
 const ROUNDS = Number(process.argv[3] ?? 5);

@@ -20,7 +20,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { BinanceSimulator } from '../src/simulator/server.ts';
+import { BinanceSimulator } from '../src/venues/binance/simulator/server.ts';
 import type { DaemonArgs, DaemonSample } from './daemon.ts';
 import type { ConsumerArgs, ConsumerSample } from './consumer.ts';
 import type { FloodMessage } from './flood.ts';

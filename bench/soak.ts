@@ -16,7 +16,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
-import { BinanceSimulator } from '../src/simulator/server.ts';
+import { BinanceSimulator } from '../src/venues/binance/simulator/server.ts';
 import { nominalMs } from '../src/core/intervals.ts';
 import { DaemonProcess, MB, argValue, benchSymbols, here, round, sleep, slope } from './lib.ts';
 import type { DaemonSample } from './daemon.ts';

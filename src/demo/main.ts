@@ -4,8 +4,11 @@
  *
  * Any CONNECTOR_* variable still applies (e.g. CONNECTOR_SYMBOLS, CONNECTOR_RELAY_PORT); the demo
  * only points the upstream URLs at the simulator and defaults to 1s and 1m candles so output flows.
+ *
+ * `--usdm` also starts a USD-M futures simulator (its own port, its own candles) and prints its URLs,
+ * for trying the `binance-usdm` venue against it.
  */
-import { BinanceSimulator } from '../simulator/server.ts';
+import { BinanceSimulator } from '../venues/binance/simulator/server.ts';
 import { loadConfig } from '../config/load.ts';
 import { ConfigError } from '../core/errors.ts';
 import { createLogger } from '../ops/logger.ts';
@@ -14,6 +17,16 @@ import { runConsumer } from './consumer.ts';
 
 const sim = await BinanceSimulator.start({ host: '127.0.0.1', port: 0 });
 process.stdout.write(`demo: Binance simulator on ${sim.wsUrl} (REST ${sim.restUrl})\n`);
+const usdm = process.argv.includes('--usdm') ? await BinanceSimulator.start({ host: '127.0.0.1', port: 0, profile: 'binance-usdm' }) : undefined;
+if (usdm !== undefined) {
+  process.stdout.write(
+    `demo: Binance USD-M simulator on ${usdm.wsUrl} (REST ${usdm.restUrl}${usdm.paths.klines})\n` +
+      `demo:   e.g. CONNECTOR_BINANCE_USDM_WS_URL=${usdm.wsUrl} CONNECTOR_BINANCE_USDM_REST_URL=${usdm.restUrl}\n`,
+  );
+}
+async function closeSimulators(): Promise<void> {
+  await Promise.all([sim.close(), usdm?.close()]);
+}
 
 let loaded: ReturnType<typeof loadConfig>;
 try {
@@ -33,7 +46,7 @@ try {
 } catch (err) {
   if (err instanceof ConfigError) {
     for (const line of err.issues) process.stderr.write(`config error: ${line}\n`);
-    await sim.close();
+    await closeSimulators();
     process.exit(78);
   }
   throw err;
@@ -59,7 +72,7 @@ async function stop(signal: string): Promise<void> {
   process.stdout.write(`demo: ${signal}, shutting down\n`);
   stopConsumer();
   const { drained } = await connector.shutdown(signal);
-  await sim.close();
+  await closeSimulators();
   process.stdout.write(`demo: stopped (${drained ? 'drained' : 'grace exceeded'})\n`);
   process.exit(0);
 }

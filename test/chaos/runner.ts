@@ -19,7 +19,7 @@
  * the daemon's staleness and REST "has it closed yet" checks would then disagree about what "recent"
  * means. 1 s candles on real time already give ~40 closed candles per second to audit.
  */
-import { klineAt } from '../../src/simulator/klines.ts';
+import { klineAt } from '../../src/venues/binance/simulator/klines.ts';
 import { openTimeAt } from '../../src/core/intervals.ts';
 import { RecordingClient, sleep, startStack, type KlineMsg } from '../e2e/harness.ts';
 

@@ -1,8 +1,8 @@
 /** Shared set-up for end-to-end tests: a simulator, the real daemon graph, and recording relay clients. */
 import { WebSocket } from 'ws';
 import { pino } from 'pino';
-import { BinanceSimulator, type SimulatorOptions } from '../../src/simulator/server.ts';
-import { klineAt } from '../../src/simulator/klines.ts';
+import { BinanceSimulator, type SimulatorOptions } from '../../src/venues/binance/simulator/server.ts';
+import { klineAt } from '../../src/venues/binance/simulator/klines.ts';
 import { EnvSchema, type Config } from '../../src/config/schema.ts';
 import { startConnector, type Connector, type ConnectorDeps } from '../../src/app.ts';
 import type { StatusEvent } from '../../src/core/status.ts';

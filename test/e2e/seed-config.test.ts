@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BinanceSimulator } from '../../src/simulator/server.ts';
+import { BinanceSimulator } from '../../src/venues/binance/simulator/server.ts';
 import { RecordingClient, until } from './harness.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

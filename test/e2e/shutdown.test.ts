@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
-import { BinanceSimulator } from '../../src/simulator/server.ts';
+import { BinanceSimulator } from '../../src/venues/binance/simulator/server.ts';
 import { audit, RecordingClient, until } from './harness.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

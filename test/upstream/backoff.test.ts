@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AttemptBudget, ReconnectBackoff, reconnectDelay, reconnectEnvelope } from '../../src/upstream/backoff.ts';
-import { BinanceSimulator } from '../../src/simulator/server.ts';
+import { BinanceSimulator } from '../../src/venues/binance/simulator/server.ts';
 import { eventsOf, startHarness, testConfig, waitFor, type Harness } from './helpers.ts';
 
 const timing = { baseMs: 1000, maxMs: 60_000, jitter: 0.25 };

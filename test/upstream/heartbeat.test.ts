@@ -4,7 +4,7 @@
  * monotonic clock is a hand-moved one, so the deadlines are exact and nothing waits for them in real time.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { BinanceSimulator } from '../../src/simulator/server.ts';
+import { BinanceSimulator } from '../../src/venues/binance/simulator/server.ts';
 import type { Clock } from '../../src/core/clock.ts';
 import { eventsOf, sleep, startHarness, testConfig, waitFor, type Harness } from './helpers.ts';
 

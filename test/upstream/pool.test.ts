@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { BinanceSimulator } from '../../src/simulator/server.ts';
+import { BinanceSimulator } from '../../src/venues/binance/simulator/server.ts';
 import { eventsOf, sleep, startHarness, testConfig, waitFor, type Harness } from './helpers.ts';
 
 let sim: BinanceSimulator | undefined;

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { BinanceSimulator } from '../../src/simulator/server.ts';
-import { klineAt } from '../../src/simulator/klines.ts';
+import { BinanceSimulator } from '../../src/venues/binance/simulator/server.ts';
+import { klineAt } from '../../src/venues/binance/simulator/klines.ts';
 import { RestClient } from '../../src/upstream/rest.ts';
 import { binanceSpot } from '../../src/venues/binance/spot.ts';
 import { EnvSchema } from '../../src/config/schema.ts';

@@ -17,7 +17,7 @@ import { binanceSpot } from '../../../src/venues/binance/spot.ts';
 import type { StatusEvent } from '../../../src/core/status.ts';
 import { StatusStream } from '../../../src/core/status.ts';
 import { StreamRegistry } from '../../../src/core/streams.ts';
-import { klineAt, klineEventJson, openKlineAt, type SimKline } from '../../../src/simulator/klines.ts';
+import { klineAt, klineEventJson, openKlineAt, type SimKline } from '../../../src/venues/binance/simulator/klines.ts';
 
 const T0 = Date.UTC(2026, 10, 3, 12, 0);
 

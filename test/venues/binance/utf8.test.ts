@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { klineStreamName } from '../../../src/venues/binance/protocol.ts';
-import { klineAt, klineEventJson, openKlineAt } from '../../../src/simulator/klines.ts';
+import { klineAt, klineEventJson, openKlineAt } from '../../../src/venues/binance/simulator/klines.ts';
 import { eventsOf, startHarness, testConfig, waitFor, type Harness } from '../../upstream/helpers.ts';
 
 const T0 = Date.UTC(2026, 10, 3, 12, 0);

@@ -72,8 +72,10 @@ export function parseControl(text: string): ControlRequest {
     return fail(2, 'Invalid request: expected a JSON object', null);
   }
   const o = value as Record<string, unknown>;
-  if (!('id' in o) || !validId(o.id)) return fail(2, BAD_ID, null);
-  const id = o.id;
+  // A request without `id` is served and answered with `"id":null` (binance-spot-api-docs
+  // web-socket-streams.md: "id ... null"; issue 11 point 4: Binance answers id-less requests).
+  if ('id' in o && !validId(o.id)) return fail(2, BAD_ID, null);
+  const id = 'id' in o ? (o.id as RequestId) : null;
   if (!('method' in o)) return fail(2, `Invalid request: missing field \`method\` at ${lineCol(text, text.length)}`, id);
   const method = o.method;
   if (!isMethod(method)) {

@@ -1,14 +1,16 @@
 /**
- * `GET /api/v3/klines` semantics, as a pure function of the query, the clock and the holes
- * (binance-protocol.md §5): chronological rows; startTime → oldest rows from startTime; endTime only →
- * most recent rows up to endTime; neither → most recent rows. The last row may be the candle still
- * forming (partial values); closed rows equal `klineAt` exactly. Holes are skipped and do not count
- * towards `limit`.
+ * `GET /api/v3/klines` (spot) and `GET /fapi/v1/klines` (USD-M) semantics, as a pure function of the
+ * query, the clock and the holes (binance-protocol.md §5; USD-M: "Data is returned in ascending order",
+ * "If startTime and endTime are not sent, the most recent klines are returned"): chronological rows;
+ * startTime → oldest rows from startTime; endTime only → most recent rows up to endTime; neither → most
+ * recent rows. The last row may be the candle still forming (partial values); closed rows equal
+ * `klineAt` exactly. Holes are skipped and do not count towards `limit`.
  */
-import { isInterval, nextOpenTime, openTimeAt } from '../core/intervals.ts';
+import { nextOpenTime, openTimeAt } from '../../../core/intervals.ts';
 import type { HoleSet } from './holes.ts';
 import { klineAt, openKlineAt, restRow } from './klines.ts';
 import type { RestRow } from './klines.ts';
+import type { SimulatorProfile, SimulatorProfileId } from './profiles.ts';
 
 export interface RestError {
   readonly status: number;
@@ -51,26 +53,43 @@ function isError(x: unknown): x is RestError {
   return typeof x === 'object' && x !== null && 'code' in x;
 }
 
-/** Validate query parameters the way Binance does (codes from errors.md). */
-export function parseKlinesQuery(params: URLSearchParams): KlinesQuery | RestError {
+/**
+ * The limit a klines request is weighed by (USD-M weighs by limit): the one it asked for when that is
+ * a number of rows at all, else the default (what Binance would have used).
+ */
+export function limitForWeight(params: URLSearchParams, profile: SimulatorProfile): number {
+  const raw = params.get('limit');
+  if (raw === null || !/^[0-9]{1,7}$/.test(raw)) return profile.rest.defaultLimit;
+  const n = Number(raw);
+  return n >= 1 ? n : profile.rest.defaultLimit;
+}
+
+/**
+ * Validate query parameters the way Binance does (codes from errors.md; USD-M uses the same codes).
+ * Past the maximum limit (spot 1000, USD-M 1500) the answer is -1130, not a clamped page: the USD-M page
+ * says only "max 1500", and a refusal is what makes a client that asks for more fail in tests rather
+ * than silently receive fewer rows than it believes it asked for.
+ */
+export function parseKlinesQuery(params: URLSearchParams, profile: SimulatorProfile): KlinesQuery | RestError {
   const symbol = params.get('symbol');
   if (symbol === null || symbol === '') return mandatory('symbol');
   const interval = params.get('interval');
   if (interval === null || interval === '') return mandatory('interval');
-  if (!isInterval(interval)) return bad(-1120, 'Invalid interval.');
+  // USD-M has no 1s interval (Kline-Candlestick-Data's interval list): -1120 as for any unknown one.
+  if (!profile.intervals.has(interval)) return bad(-1120, 'Invalid interval.');
   if (!REST_SYMBOL_RE.test(symbol)) return bad(-1121, 'Invalid symbol.');
   const startTime = parseLong(params, 'startTime');
   if (isError(startTime)) return startTime;
   const endTime = parseLong(params, 'endTime');
   if (isError(endTime)) return endTime;
-  let limit = 500;
+  let limit = profile.rest.defaultLimit;
   const rawLimit = params.get('limit');
   if (rawLimit !== null && rawLimit !== '') {
     if (!/^-?[0-9]{1,20}$/.test(rawLimit)) {
       return bad(-1100, "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.");
     }
     limit = Number(rawLimit);
-    if (limit < 1 || limit > 1000) return bad(-1130, "Data sent for parameter 'limit' is not valid.");
+    if (limit < 1 || limit > profile.rest.maxLimit) return bad(-1130, "Data sent for parameter 'limit' is not valid.");
   }
   if (startTime !== undefined && endTime !== undefined && startTime > endTime) {
     return bad(-1023, 'Start time is greater than end time.');
@@ -82,14 +101,14 @@ function prevOpenTime(interval: string, openTime: number): number {
   return openTimeAt(interval, openTime - 1);
 }
 
-/** Rows for the query at wall time `now`. */
-export function queryKlines(q: KlinesQuery, now: number, holes: HoleSet): RestRow[] {
+/** Rows for the query at wall time `now`, from `profile`'s series. */
+export function queryKlines(q: KlinesQuery, now: number, holes: HoleSet, profile: SimulatorProfileId = 'binance'): RestRow[] {
   const lower = q.symbol.toLowerCase();
   const forming = openTimeAt(q.interval, now);
   const row = (ot: number): RestRow => {
-    if (ot < forming) return restRow(klineAt(lower, q.interval, ot));
+    if (ot < forming) return restRow(klineAt(lower, q.interval, ot, profile));
     const next = nextOpenTime(q.interval, ot);
-    return restRow(openKlineAt(lower, q.interval, ot, (now - ot) / (next - ot)));
+    return restRow(openKlineAt(lower, q.interval, ot, (now - ot) / (next - ot), profile));
   };
   const rows: RestRow[] = [];
   if (q.startTime !== undefined) {

@@ -1,7 +1,13 @@
 /**
- * An in-process stand-in for Binance spot market streams + REST klines (binance-protocol.md §1–§5, §7),
- * used by tests, the demo, the chaos suite and benchmarks. One node:http server serves REST and the
- * WebSocket upgrades (ws, `noServer`).
+ * An in-process stand-in for Binance market streams + REST klines, used by tests, the demo, the chaos
+ * suite and benchmarks. One simulator serves one profile (profiles.ts): Binance spot
+ * (binance-protocol.md §1–§5, §7) or Binance USD-M futures (exchanges.md §6: the `/market` route, the
+ * silent legacy root paths, `/fapi/v1/klines`). Both can run in one process, each on its own port. One
+ * node:http server serves REST and the WebSocket upgrades (ws, `noServer`).
+ *
+ * The profile is data (routes, limits, cadences, REST paths and weights, kline strings); everything
+ * else here, the scheduler, sessions, control messages, rate windows, the REST budget and every fault,
+ * is one piece of code serving both.
  *
  * Scheduling: ONE shared timer walks the subscribed streams every tick (not a timer per stream), so
  * thousands of streams stay cheap. Each stream's event is serialized once and the same Buffer is sent
@@ -20,25 +26,42 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { RawData } from 'ws';
-import { candlesBetween, nextOpenTime, openTimeAt } from '../core/intervals.ts';
+import { candlesBetween, nextOpenTime, openTimeAt } from '../../../core/intervals.ts';
 import { errorReply, parseControl, resultReply } from './control.ts';
 import type { ControlRequest } from './control.ts';
-import { parseRetryAfter } from '../core/retry-after.ts';
+import { parseRetryAfter } from '../../../core/retry-after.ts';
 import { HoleSet } from './holes.ts';
 import { klineAt, klineEventJson, openKlineAt } from './klines.ts';
-import { parseKlinesQuery, queryKlines } from './rest.ts';
+import { simulatorProfile } from './profiles.ts';
+import type { SimulatorProfile, SimulatorProfileId } from './profiles.ts';
+import { limitForWeight, parseKlinesQuery, queryKlines } from './rest.ts';
 
+export type { SimulatorProfileId } from './profiles.ts';
+
+/** Every limit defaults to the profile's (profiles.ts, with the fact each comes from). */
 export interface SimulatorOptions {
   host?: string;
   port?: number;
-  /** Open-update cadence per stream; default 1000 ms for 1s streams, 2000 ms otherwise (as Binance). */
+  /** Which market this simulator is: 'binance' (spot, the default) or 'binance-usdm'. */
+  profile?: SimulatorProfileId;
+  /** Open-update cadence per stream; default spot 1000 ms for 1s streams and 2000 ms otherwise, USD-M 250 ms. */
   openUpdateMs?: number;
   pingIntervalMs?: number;
   pongTimeoutMs?: number;
   maxStreamsPerConnection?: number;
   maxInboundPerSecond?: number;
   maxConnectionsPer5Min?: number;
+  /** A connection is closed (1000) this long after it opened; default 24 h, as both markets do. */
+  maxConnectionAgeMs?: number;
   restWeightPerMinute?: number;
+  /**
+   * Off unless set: after this many REST requests arrived inside an announced Retry-After window, the
+   * IP is banned: every request gets 418 with Retry-After until `restBanSeconds` (default 120) have
+   * passed. Both markets: "Repeatedly violating rate limits and/or failing to back off after receiving
+   * 429s will result in an automated IP ban (HTTP status 418)", bans "from 2 minutes to 3 days".
+   */
+  restBanAfterViolations?: number;
+  restBanSeconds?: number;
   now?: () => number;
 }
 
@@ -69,6 +92,10 @@ export interface SimulatorCounters {
   connectionsRefused: number;
   /** Max over all sockets of inbound control messages (ping + pong + text) in any 1-second window. */
   maxInboundPerSecondSeen: number;
+  /** Max accepted upgrades within any 5-minute window (what the per-IP connection-attempt limit counts). */
+  maxConnectionAttemptsPer5MinSeen: number;
+  /** Connections closed because they reached maxConnectionAgeMs. */
+  closedByAge: number;
   /** Every inbound pong frame, solicited or not. */
   pongsReceived: number;
   pingsSent: number;
@@ -95,6 +122,10 @@ export interface SimulatorCounters {
 
 export interface SocketInfo {
   id: number;
+  /** The path it connected to (without the query). */
+  path: string;
+  /** False on a route that accepts subscriptions and sends no kline frames (USD-M legacy root, /public). */
+  delivers: boolean;
   streams: string[];
   inboundTotal: number;
   maxInboundPerSecond: number;
@@ -103,15 +134,12 @@ export interface SocketInfo {
   combined: boolean;
 }
 
-/** Valid kline stream names; anything else is accepted silently and sends nothing, like Binance. */
-const KLINE_STREAM_RE = /^([a-z0-9]{1,20})@kline_(1s|1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)$/;
 const RATE_WINDOW_MS = 1000;
 const CONNECTION_WINDOW_MS = 5 * 60_000;
 const WEIGHT_WINDOW_MS = 60_000;
 /** After a long stall (or a jumped test clock), only this many missed closed candles are sent per stream. */
 const MAX_CATCHUP_CLOSED = 100;
 const MAX_PAYLOAD = 1 << 20;
-const KLINES_WEIGHT = 2;
 /**
  * A request arriving this soon after a rejection left was already on the wire (sent before the client
  * could have read the rejection: one sent at the same time on another pooled connection, or still
@@ -133,6 +161,9 @@ interface StreamState {
 interface Session {
   readonly id: number;
   readonly ws: WebSocket;
+  readonly path: string;
+  /** False: subscriptions are kept and answered, but never attached to a stream (no kline frames). */
+  readonly delivers: boolean;
   readonly streams: Set<string>;
   combined: boolean;
   readonly openedAt: number;
@@ -147,9 +178,17 @@ interface Session {
   stalledUntil: number;
   /** Control replies produced while stalled, sent when the stall ends. */
   readonly deferred: string[];
+  /** Monotonic time the closeAfter fault closes it at. */
   closeAt: number | undefined;
+  /** Monotonic time it reaches maxConnectionAgeMs. */
+  expiresAt: number;
   closing: boolean;
 }
+
+/** Where an upgrade path leads on this profile. */
+type Route =
+  | { readonly kind: 'serve'; readonly streams: string[]; readonly combined: boolean; readonly delivers: boolean }
+  | { readonly kind: 'not-found' };
 
 interface WeightEntry {
   readonly at: number;
@@ -209,9 +248,42 @@ const GARBAGE_FRAMES: readonly string[] = [
   'null',
 ];
 
+/**
+ * The upgrade path `path` (query split off into `query`) on `profile`'s routes: under a route's prefix,
+ * `/ws` (empty, raw), `/ws/<s1>/<s2>` (raw), `/stream` (empty, combined) or `/stream?streams=…`.
+ */
+function route(profile: SimulatorProfile, path: string, query: string): Route {
+  for (const r of profile.routes) {
+    if (r.prefix !== '' && path !== r.prefix && !path.startsWith(r.prefix + '/')) continue;
+    const rest = path.slice(r.prefix.length);
+    if (rest === '/ws') return { kind: 'serve', streams: [], combined: false, delivers: r.delivers };
+    if (rest.startsWith('/ws/')) {
+      const streams = rest
+        .slice(4)
+        .split('/')
+        .filter((s) => s !== '')
+        .map(safeDecode);
+      return { kind: 'serve', streams, combined: false, delivers: r.delivers };
+    }
+    if (rest === '/stream') return { kind: 'serve', streams: streamsFromQuery(query), combined: true, delivers: r.delivers };
+    if (r.prefix !== '') return { kind: 'not-found' }; // under a known prefix, nothing else is served
+  }
+  return { kind: 'not-found' };
+}
+
 export class BinanceSimulator {
+  readonly profile: SimulatorProfileId;
+  /**
+   * The WebSocket endpoint as the venue's docs name it; a client appends `/stream?streams=…` or
+   * `/ws/…`. Spot: the origin (`wss://stream.binance.com:9443`). USD-M: its `/market` route
+   * (`wss://fstream.binance.com/market`).
+   */
   readonly wsUrl: string;
+  /** The origin without a route: on USD-M, where the silent legacy paths (`/ws`, `/stream`) live. */
+  readonly wsRootUrl: string;
   readonly restUrl: string;
+  /** REST paths of this profile (spot `/api/v3/…`, USD-M `/fapi/v1/…`). */
+  readonly paths: { readonly klines: string; readonly ping: string; readonly time: string };
   readonly port: number;
   readonly faults: SimulatorFaults;
   readonly counters: SimulatorCounters = {
@@ -219,6 +291,8 @@ export class BinanceSimulator {
     connectionTimestamps: [],
     connectionsRefused: 0,
     maxInboundPerSecondSeen: 0,
+    maxConnectionAttemptsPer5MinSeen: 0,
+    closedByAge: 0,
     pongsReceived: 0,
     pingsSent: 0,
     controlMessages: 0,
@@ -235,6 +309,7 @@ export class BinanceSimulator {
 
   readonly #server: Server;
   readonly #wss: WebSocketServer;
+  readonly #profile: SimulatorProfile;
   readonly #now: () => number;
   readonly #openUpdateMs: number | undefined;
   readonly #pingIntervalMs: number;
@@ -242,7 +317,10 @@ export class BinanceSimulator {
   readonly #maxStreams: number;
   readonly #maxInbound: number;
   readonly #maxConnections: number;
+  readonly #maxAgeMs: number;
   readonly #weightLimit: number;
+  readonly #banAfter: number | undefined;
+  readonly #banMs: number;
   readonly #tickMs: number;
   #timer: NodeJS.Timeout;
 
@@ -267,6 +345,10 @@ export class BinanceSimulator {
   /** Monotonic start and end of the latest Retry-After window announced (429 / 418). */
   #retryAfterFrom = 0;
   #retryAfterUntil = 0;
+  /** Requests inside an announced window since the last ban (restBanAfterViolations). */
+  #violations = 0;
+  /** Monotonic end of the running automatic ban; 0: none. */
+  #bannedUntil = 0;
   readonly #delayedReplies = new Set<NodeJS.Timeout>();
   #closeAfterMs: number | undefined;
   #closeMidSubscribe = 0;
@@ -275,17 +357,25 @@ export class BinanceSimulator {
     this.#server = server;
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    const profile = simulatorProfile(options.profile ?? 'binance');
+    this.#profile = profile;
+    this.profile = profile.id;
     this.port = addr.port;
-    this.wsUrl = `ws://${host}:${addr.port}`;
+    this.wsRootUrl = `ws://${host}:${addr.port}`;
+    this.wsUrl = this.wsRootUrl + profile.primaryPrefix;
     this.restUrl = `http://${host}:${addr.port}`;
+    this.paths = { klines: profile.rest.klinesPaths[0] ?? '/', ping: profile.rest.pingPath, time: profile.rest.timePath };
     this.#now = options.now ?? Date.now;
     this.#openUpdateMs = options.openUpdateMs;
-    this.#pingIntervalMs = options.pingIntervalMs ?? 20_000;
-    this.#pongTimeoutMs = options.pongTimeoutMs ?? 60_000;
-    this.#maxStreams = options.maxStreamsPerConnection ?? 1024;
-    this.#maxInbound = options.maxInboundPerSecond ?? 5;
-    this.#maxConnections = options.maxConnectionsPer5Min ?? 300;
-    this.#weightLimit = options.restWeightPerMinute ?? 6000;
+    this.#pingIntervalMs = options.pingIntervalMs ?? profile.pingIntervalMs;
+    this.#pongTimeoutMs = options.pongTimeoutMs ?? profile.pongTimeoutMs;
+    this.#maxStreams = options.maxStreamsPerConnection ?? profile.maxStreamsPerConnection;
+    this.#maxInbound = options.maxInboundPerSecond ?? profile.maxInboundPerSecond;
+    this.#maxConnections = options.maxConnectionsPer5Min ?? profile.maxConnectionsPer5Min;
+    this.#maxAgeMs = options.maxConnectionAgeMs ?? profile.connectionMaxAgeMs;
+    this.#weightLimit = options.restWeightPerMinute ?? profile.rest.weightPerMinute;
+    this.#banAfter = options.restBanAfterViolations;
+    this.#banMs = (options.restBanSeconds ?? 120) * 1000;
     // autoPong off: client pings are answered by hand so a stalled socket is truly silent.
     this.#wss = new WebSocketServer({ noServer: true, autoPong: false, clientTracking: false, maxPayload: MAX_PAYLOAD });
     this.#wss.on('error', ignoreError);
@@ -298,7 +388,7 @@ export class BinanceSimulator {
     server.on('clientError', (_err: Error, socket: Duplex) => {
       socket.destroy();
     });
-    const smallest = Math.min(this.#openUpdateMs ?? 1000, this.#pingIntervalMs, 1000);
+    const smallest = Math.min(this.#openUpdateMs ?? profile.updateMs('1s'), this.#pingIntervalMs, 1000);
     this.#tickMs = Math.max(5, Math.min(50, Math.floor(smallest / 2)));
     this.#timer = this.#schedule();
     this.faults = this.#makeFaults();
@@ -321,6 +411,8 @@ export class BinanceSimulator {
     for (const s of this.#sessions.values()) {
       out.push({
         id: s.id,
+        path: s.path,
+        delivers: s.delivers,
         streams: [...s.streams],
         inboundTotal: s.inboundTotal,
         maxInboundPerSecond: s.maxInboundPerSecond,
@@ -363,25 +455,12 @@ export class BinanceSimulator {
     let path = q < 0 ? url : url.slice(0, q);
     const query = q < 0 ? '' : url.slice(q + 1);
     while (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
-    let streams: string[];
-    let combined: boolean;
-    if (path === '/ws') {
-      streams = [];
-      combined = false;
-    } else if (path.startsWith('/ws/')) {
-      streams = path
-        .slice(4)
-        .split('/')
-        .filter((s) => s !== '')
-        .map(safeDecode);
-      combined = false;
-    } else if (path === '/stream') {
-      streams = streamsFromQuery(query);
-      combined = true;
-    } else {
+    const r = route(this.#profile, path, query);
+    if (r.kind === 'not-found') {
       rejectUpgrade(socket, 404, '{"code":-1,"msg":"Not found."}');
       return;
     }
+    const { streams, combined, delivers } = r;
     if (this.#refuseCount > 0) {
       this.#refuseCount--;
       this.counters.connectionsRefused++;
@@ -403,12 +482,13 @@ export class BinanceSimulator {
       return;
     }
     attempts.push(t);
+    if (attempts.length > this.counters.maxConnectionAttemptsPer5MinSeen) this.counters.maxConnectionAttemptsPer5MinSeen = attempts.length;
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      this.#onConnection(ws, unique, combined);
+      this.#onConnection(ws, path, delivers, unique, combined);
     });
   }
 
-  #onConnection(ws: WebSocket, streams: Set<string>, combined: boolean): void {
+  #onConnection(ws: WebSocket, path: string, delivers: boolean, streams: Set<string>, combined: boolean): void {
     const t = mono();
     const wall = this.#now();
     this.counters.connectionsOpened++;
@@ -416,6 +496,8 @@ export class BinanceSimulator {
     const session: Session = {
       id: this.#nextSessionId++,
       ws,
+      path,
+      delivers,
       streams: new Set(),
       combined,
       openedAt: wall,
@@ -429,6 +511,7 @@ export class BinanceSimulator {
       stalledUntil: 0,
       deferred: [],
       closeAt: this.#closeAfterMs === undefined ? undefined : t + this.#closeAfterMs,
+      expiresAt: t + this.#maxAgeMs,
       closing: false,
     };
     this.#sessions.set(session.id, session);
@@ -448,8 +531,9 @@ export class BinanceSimulator {
       this.counters.pongsReceived++;
       session.pongs++;
       if (!this.#countInbound(session)) return;
-      // Only an echo of the last ping payload counts; unsolicited pongs "will not prevent disconnection".
-      if (session.pingPayload?.equals(data) === true) session.unansweredSince = undefined;
+      // Spot: only an echo of the last ping payload counts; unsolicited pongs "will not prevent
+      // disconnection". USD-M: unsolicited pongs are allowed "to maintain the connection".
+      if (this.#profile.unsolicitedPongKeepsAlive || session.pingPayload?.equals(data) === true) session.unansweredSince = undefined;
     });
   }
 
@@ -550,12 +634,13 @@ export class BinanceSimulator {
   #subscribe(s: Session, name: string): void {
     if (s.streams.has(name)) return;
     s.streams.add(name);
+    if (!s.delivers) return; // acknowledged and listed, never fed (a route the venue no longer feeds)
     const existing = this.#streams.get(name);
     if (existing !== undefined) {
       existing.subscribers.add(s);
       return;
     }
-    const m = KLINE_STREAM_RE.exec(name);
+    const m = this.#profile.streamRe.exec(name);
     const symbol = m?.[1];
     const interval = m?.[2];
     if (symbol === undefined || interval === undefined) return; // accepted silently, sends nothing
@@ -564,7 +649,7 @@ export class BinanceSimulator {
       name,
       symbol,
       interval,
-      updateMs: this.#openUpdateMs ?? (interval === '1s' ? 1000 : 2000),
+      updateMs: this.#openUpdateMs ?? this.#profile.updateMs(interval),
       subscribers: new Set([s]),
       forming,
       nextBoundary: nextOpenTime(interval, forming),
@@ -618,7 +703,7 @@ export class BinanceSimulator {
       }
       for (; ot < current; ot = nextOpenTime(st.interval, ot)) {
         if (stalled || this.#holes.find(st.symbol, st.interval, ot) !== undefined) continue;
-        this.#emit(st, klineEventJson(klineAt(st.symbol, st.interval, ot), wall), true, t);
+        this.#emit(st, klineEventJson(klineAt(st.symbol, st.interval, ot, this.profile), wall), true, t);
       }
       st.forming = current;
       st.nextBoundary = nextOpenTime(st.interval, current);
@@ -627,7 +712,7 @@ export class BinanceSimulator {
       st.nextOpenUpdateAt = t + st.updateMs;
       if (stalled || this.#holes.find(st.symbol, st.interval, st.forming) !== undefined) return;
       const progress = (wall - st.forming) / (st.nextBoundary - st.forming);
-      this.#emit(st, klineEventJson(openKlineAt(st.symbol, st.interval, st.forming, progress), wall), false, t);
+      this.#emit(st, klineEventJson(openKlineAt(st.symbol, st.interval, st.forming, progress, this.profile), wall), false, t);
     }
   }
 
@@ -658,6 +743,13 @@ export class BinanceSimulator {
       this.#closeSession(s, 1000, 'closeAfter');
       return;
     }
+    if (t >= s.expiresAt) {
+      // Both markets: "A single connection is only valid for 24 hours; expect to be disconnected at the
+      // 24 hour mark". The close code is not documented; 1000 is what a planned close sends.
+      this.counters.closedByAge++;
+      this.#closeSession(s, 1000, 'Connection lifetime expired');
+      return;
+    }
     if (s.stalledUntil > t) return;
     if (s.stalledUntil !== 0) {
       // Stall over: flush what it held back and restart the keepalive clock (a silent server
@@ -686,7 +778,10 @@ export class BinanceSimulator {
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.counters.restRequests++;
     const arrived = mono();
-    if (arrived < this.#retryAfterUntil && arrived >= this.#retryAfterFrom + IN_FLIGHT_GRACE_MS) this.counters.restInsideRetryAfter++;
+    if (arrived < this.#retryAfterUntil && arrived >= this.#retryAfterFrom + IN_FLIGHT_GRACE_MS) {
+      this.counters.restInsideRetryAfter++;
+      if (arrived >= this.#bannedUntil) this.#violations++; // a running ban is not extended by its own 418s
+    }
     try {
       this.#handleRest(req, res);
     } catch (err) {
@@ -746,8 +841,9 @@ export class BinanceSimulator {
   #handleRest(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://simulator');
     const path = url.pathname;
-    const isKlines = path === '/api/v3/klines' || path === '/api/v3/uiKlines';
-    if (!isKlines && path !== '/api/v3/ping' && path !== '/api/v3/time') {
+    const rest = this.#profile.rest;
+    const isKlines = rest.klinesPaths.includes(path);
+    if (!isKlines && path !== rest.pingPath && path !== rest.timePath) {
       this.#json(res, 404, '{"code":-1,"msg":"Not found."}');
       return;
     }
@@ -755,13 +851,15 @@ export class BinanceSimulator {
       this.#json(res, 405, '{"code":-1,"msg":"Method not allowed."}');
       return;
     }
+    if (this.#banned(res)) return;
     if (isKlines && this.#restErrorCount > 0) {
       this.#restErrorCount--;
       this.#injectedError(res);
       return;
     }
     const t = mono();
-    const weight = isKlines ? KLINES_WEIGHT : 1;
+    // Spot klines weigh 2 whatever the limit; USD-M weighs them by limit (profiles.ts).
+    const weight = isKlines ? rest.klinesWeight(limitForWeight(url.searchParams, this.#profile)) : 1;
     let used = this.#usedWeight(t);
     if (used + weight > this.#weightLimit) {
       this.counters.rest429++;
@@ -781,21 +879,44 @@ export class BinanceSimulator {
     used = this.#weightUsed;
     if (used > this.counters.restWeightUsedMax1m) this.counters.restWeightUsedMax1m = used;
     const headers = { 'X-MBX-USED-WEIGHT-1M': String(used) };
-    if (path === '/api/v3/ping') {
+    if (path === rest.pingPath) {
       this.#json(res, 200, '{}', headers);
       return;
     }
-    if (path === '/api/v3/time') {
+    if (path === rest.timePath) {
       this.#json(res, 200, `{"serverTime":${this.#now()}}`, headers);
       return;
     }
-    const query = parseKlinesQuery(url.searchParams);
+    const query = parseKlinesQuery(url.searchParams, this.#profile);
     if ('code' in query) {
       this.#json(res, query.status, `{"code":${query.code},"msg":${JSON.stringify(query.msg)}}`, headers);
       return;
     }
     // A lagging REST answers as it saw the market `lag` ms ago: older rows only, its newest one partial.
-    this.#restReply(res, 200, JSON.stringify(queryKlines(query, this.#now() - this.#restLagMs, this.#holes)), headers);
+    this.#restReply(res, 200, JSON.stringify(queryKlines(query, this.#now() - this.#restLagMs, this.#holes, this.profile)), headers);
+  }
+
+  /**
+   * The automatic ban (restBanAfterViolations): answers 418 and returns true while one runs, starting
+   * it when the violations reach the threshold. Bans are per IP, so every path is refused.
+   */
+  #banned(res: ServerResponse): boolean {
+    const t = mono();
+    if (t >= this.#bannedUntil) {
+      if (this.#banAfter === undefined || this.#violations < this.#banAfter) return false;
+      this.#violations = 0;
+      this.#bannedUntil = t + this.#banMs;
+    }
+    const retry = Math.max(1, Math.ceil((this.#bannedUntil - t) / 1000));
+    const until = this.#now() + this.#announceRetryAfter(retry);
+    this.counters.rest418++;
+    this.#json(
+      res,
+      418,
+      `{"code":-1003,"msg":"Way too much request weight used; IP banned until ${until}. Please use WebSocket Streams for live updates to avoid bans."}`,
+      { 'Retry-After': String(retry) },
+    );
+    return true;
   }
 
   #injectedError(res: ServerResponse): void {
@@ -805,7 +926,7 @@ export class BinanceSimulator {
       case 429:
         this.counters.rest429++;
         this.#announceRetryAfter(this.#restRetryAfter);
-        this.#json(res, 429, '{"code":-1003,"msg":"Too much request weight used; current limit is 6000 request weight per 1 MINUTE."}', retry);
+        this.#json(res, 429, `{"code":-1003,"msg":"Too much request weight used; current limit is ${this.#weightLimit} request weight per 1 MINUTE."}`, retry);
         return;
       case 418: {
         this.counters.rest418++;
@@ -895,6 +1016,8 @@ export class BinanceSimulator {
         this.#restErrorCount = 0;
         this.#restLatencyMs = 0;
         this.#restLagMs = 0;
+        this.#violations = 0;
+        this.#bannedUntil = 0;
         this.#closeAfterMs = undefined;
         this.#closeMidSubscribe = 0;
         this.#streamStalls.clear();

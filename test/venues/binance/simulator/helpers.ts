@@ -2,7 +2,7 @@
 import { afterEach } from 'vitest';
 import { WebSocket } from 'ws';
 import type { ClientOptions } from 'ws';
-import { BinanceSimulator, type SimulatorOptions } from '../../src/simulator/server.ts';
+import { BinanceSimulator, type SimulatorOptions } from '../../../../src/venues/binance/simulator/server.ts';
 
 /** Poll `cond` every 10 ms until true; rejects after `timeoutMs` (every wait is bounded). */
 export async function waitUntil(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
@@ -170,4 +170,29 @@ export function fastClock(speed: number): () => number {
   const base = 1_700_000_000_000;
   const t0 = performance.now();
   return () => base + Math.floor((performance.now() - t0) * speed);
+}
+
+export interface RestAnswer {
+  readonly status: number;
+  /** Parsed JSON, or the text when the body is not JSON (the 403 WAF page). */
+  readonly body: unknown;
+  readonly headers: Headers;
+}
+
+/** GET a simulator REST path and read the whole answer. */
+export async function restGet(baseUrl: string, path: string): Promise<RestAnswer> {
+  const res = await fetch(`${baseUrl}${path}`);
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text) as unknown;
+  } catch {
+    // non-JSON bodies stay text
+  }
+  return { status: res.status, body, headers: res.headers };
+}
+
+/** Requests arriving just after a rejection may have been on the wire already: the simulator excuses those. */
+export function pastInFlightGrace(): Promise<void> {
+  return sleep(80);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { openTimeAt } from '../../src/core/intervals.ts';
+import { openTimeAt } from '../../../../src/core/intervals.ts';
 import { TestClient, fastClock, klineEvents, sleep, useSimulator, waitUntil } from './helpers.ts';
 
 const { start, connect } = useSimulator();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { closeTimeOf, nextOpenTime, openTimeAt } from '../../src/core/intervals.ts';
-import { klineAt, klineEventJson, openKlineAt, restRow } from '../../src/simulator/klines.ts';
+import { closeTimeOf, nextOpenTime, openTimeAt } from '../../../../src/core/intervals.ts';
+import { klineAt, klineEventJson, openKlineAt, restRow } from '../../../../src/venues/binance/simulator/klines.ts';
 
 const T0 = 1_700_000_040_000; // a minute boundary
 const INTERVALS = ['1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d', '3d'];

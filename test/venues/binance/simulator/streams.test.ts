@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { klineAt, klineEventJson, restRow } from '../../src/simulator/klines.ts';
+import { klineAt, klineEventJson, restRow } from '../../../../src/venues/binance/simulator/klines.ts';
 import { TestClient, fastClock, klineEvents, sleep, useSimulator, waitUntil } from './helpers.ts';
 
 const { start, connect } = useSimulator();
@@ -94,7 +94,6 @@ describe('simulator WebSocket streams', () => {
       [{ method: 'PUBLISH', params: [], id: 5 }, 2, 5],
       [{ params: [], id: 6 }, 2, 6],
       [{ method: 'SUBSCRIBE', params: ['btcusdt@kline_1m'], id: 1.5 }, 2, null],
-      [{ method: 'SUBSCRIBE', params: ['btcusdt@kline_1m'] }, 2, null],
       [{ method: 'SUBSCRIBE', params: [1, 2], id: 9 }, 2, 9],
     ];
     for (const [msg, code, id] of cases) {
@@ -110,6 +109,17 @@ describe('simulator WebSocket streams', () => {
     await waitUntil(() => c.messages.length > from, 3000, 'invalid JSON reply');
     expect(c.messages[from]).toMatch(/^\{"error":\{"code":3,"msg":"Invalid JSON: expected value at line 1 column \d+"\},"id":null\}$/);
     expect(await c.request({ method: 'LIST_SUBSCRIPTIONS', id: 10 })).toEqual({ result: [], id: 10 });
+  });
+
+  it('serves a request without an id and answers it with id null, as Binance does', async () => {
+    const s = await start({ maxInboundPerSecond: 100 });
+    const c = await connect(`${s.wsUrl}/ws`);
+    const from = c.messages.length;
+    c.send({ method: 'SUBSCRIBE', params: ['btcusdt@kline_1s'] });
+    await waitUntil(() => c.messages.length > from, 3000, 'reply to an id-less SUBSCRIBE');
+    expect(JSON.parse(c.messages[from]!)).toEqual({ result: null, id: null });
+    await waitUntil(() => klineEvents(c).length > 0, 5000, 'klines after an id-less SUBSCRIBE');
+    expect(klineEvents(c)[0]?.data.s).toBe('BTCUSDT');
   });
 
   it('accepts uppercase and unknown stream names silently and sends nothing for them', async () => {

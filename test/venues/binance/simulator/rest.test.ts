@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { klineAt, openKlineAt, restRow } from '../../src/simulator/klines.ts';
-import { BinanceSimulator } from '../../src/simulator/server.ts';
-import type { SimulatorOptions } from '../../src/simulator/server.ts';
+import { klineAt, openKlineAt, restRow } from '../../../../src/venues/binance/simulator/klines.ts';
+import { BinanceSimulator } from '../../../../src/venues/binance/simulator/server.ts';
+import type { SimulatorOptions } from '../../../../src/venues/binance/simulator/server.ts';
 
 type Row = [number, string, string, string, string, string, number, string, number, string, string, string];
 

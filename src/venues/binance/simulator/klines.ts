@@ -1,8 +1,11 @@
 /**
  * Deterministic kline ground truth for the simulator.
  *
- * Every value is a pure function of (lowercase symbol, interval, open time): no state, no randomness,
- * so a test can compute the candle the simulator will send (over WS or REST) and compare byte-for-byte.
+ * Every value is a pure function of (profile, lowercase symbol, interval, open time): no state, no
+ * randomness, so a test can compute the candle the simulator will send (over WS or REST) and compare
+ * byte-for-byte. Each simulator profile (profiles.ts) has its own series: Binance spot and USD-M
+ * futures candles of the same symbol differ (another seed), and print their strings the way each
+ * market does (spot: 8 decimals everywhere; futures: tick and step precision).
  *
  * Design choices that make the series self-consistent across intervals and over time:
  * - The price is a function of wall time, `priceTicksAt(symbol, t)`, so a candle's close equals the next
@@ -14,7 +17,9 @@
  * - Prices are integer ticks and volumes integer 1e-8 units (BigInt where products may pass 2^53);
  *   strings are formatted from integers, never from floats.
  */
-import { nextOpenTime } from '../core/intervals.ts';
+import { nextOpenTime } from '../../../core/intervals.ts';
+import { simulatorProfile } from './profiles.ts';
+import type { KlineStyle, SimulatorProfileId } from './profiles.ts';
 
 export interface SimKline {
   t: number;
@@ -55,9 +60,11 @@ const KNOWN_PRICES: Readonly<Record<string, number>> = {
   ethbtc: 0.053,
 };
 
-interface Profile {
+/** One symbol's parameters within one profile's series. */
+interface Traits {
   readonly lower: string;
   readonly upper: string;
+  readonly style: KlineStyle;
   readonly seed: number;
   /** Price in integer ticks of 10^-decimals. */
   readonly baseTicks: number;
@@ -106,23 +113,27 @@ function unit(h: number): number {
   return h / 4_294_967_296;
 }
 
-// A tiny cache: profiles are cheap but built on every call otherwise. Bounded so that arbitrary
+// A tiny cache: traits are cheap but built on every call otherwise. Bounded so that arbitrary
 // symbols (REST clients can ask for any well-formed one) cannot grow it without limit.
-const profileCache = new Map<string, Profile>();
-const PROFILE_CACHE_MAX = 4096;
+const traitsCache = new Map<string, Traits>();
+const TRAITS_CACHE_MAX = 4096;
 
-function profileOf(symbol: string): Profile {
-  const cached = profileCache.get(symbol);
+function traitsOf(profile: SimulatorProfileId, symbol: string): Traits {
+  const key = profile === 'binance' ? symbol : `${profile}:${symbol}`;
+  const cached = traitsCache.get(key);
   if (cached !== undefined) return cached;
   if (!SYMBOL_RE.test(symbol)) throw new RangeError(`invalid simulator symbol ${JSON.stringify(symbol)}`);
   const lower = symbol.toLowerCase();
-  const seed = fnv1a(lower);
+  const style = simulatorProfile(profile).kline;
+  // Salt 0 (spot) keeps the series every existing expectation was computed from.
+  const seed = style.salt === 0 ? fnv1a(lower) : fmix(fnv1a(lower) ^ style.salt);
   const price = KNOWN_PRICES[lower] ?? 10 ** (-2 + 5 * unit(fmix(seed ^ 0x9e3779b9)));
   const decimals = price >= 100 ? 2 : price >= 1 ? 4 : 6;
   const rate = 0.005 + 0.045 * unit(fmix(seed ^ 0x7f4a7c15));
-  const profile: Profile = {
+  const traits: Traits = {
     lower,
     upper: lower.toUpperCase(),
+    style,
     seed,
     baseTicks: Math.max(100, Math.round(price * 10 ** decimals)),
     decimals,
@@ -134,9 +145,9 @@ function profileOf(symbol: string): Profile {
     phase3: TWO_PI * unit(fmix(seed ^ 0x3)),
     phase4: TWO_PI * unit(fmix(seed ^ 0x4)),
   };
-  if (profileCache.size >= PROFILE_CACHE_MAX) profileCache.clear();
-  profileCache.set(symbol, profile);
-  return profile;
+  if (traitsCache.size >= TRAITS_CACHE_MAX) traitsCache.clear();
+  traitsCache.set(key, traits);
+  return traits;
 }
 
 const P1 = 5 * 86_400_000 + 3_600_000; // ~5 days: the slow trend
@@ -150,7 +161,7 @@ function wave(t: number, period: number, phase: number): number {
 }
 
 /** The simulated traded price at wall time `t`, in ticks. */
-function priceTicksAt(p: Profile, t: number): number {
+function priceTicksAt(p: Traits, t: number): number {
   const w =
     0.03 * wave(t, P1, p.phase1) +
     0.012 * wave(t, P2, p.phase2) +
@@ -161,23 +172,27 @@ function priceTicksAt(p: Profile, t: number): number {
 }
 
 /** Cumulative trade counter: non-decreasing, and grows by at least 2 over any 1 s. */
-function tradeIdAt(p: Profile, t: number): number {
+function tradeIdAt(p: Traits, t: number): number {
   return Math.floor(t * p.tradeRate) + (hashAt(p.seed, 0x7ade, t) % p.tradeJitter);
 }
 
-/** `units` (integer count of 10^-8) as Binance prints it: 8 decimals. */
-function format8(units: bigint): string {
+/**
+ * `units` (integer count of 10^-8) with `decimals` (0–8) decimals, truncated: spot prints 8, futures
+ * fewer. Truncation keeps every order (V ≤ v, partial ≤ final) that holds between the units.
+ */
+function formatUnits(units: bigint, decimals: number): string {
   const s = units.toString().padStart(9, '0');
-  return `${s.slice(0, -8)}.${s.slice(-8)}`;
+  const int = s.slice(0, -8);
+  return decimals <= 0 ? int : `${int}.${s.slice(-8, -8 + decimals || undefined)}`;
 }
 
-function formatTicks(p: Profile, ticks: number): string {
-  return format8(BigInt(ticks) * p.tickUnits);
+function formatTicks(p: Traits, ticks: number): string {
+  return formatUnits(BigInt(ticks) * p.tickUnits, p.style.priceDecimals === 'eight' ? 8 : p.decimals);
 }
 
 /** Everything about a candle that does not depend on progress. */
 interface Skeleton {
-  readonly p: Profile;
+  readonly p: Traits;
   readonly openTime: number;
   readonly closeTime: number;
   readonly samples: number[];
@@ -191,9 +206,11 @@ interface Skeleton {
   readonly wickDown: number;
 }
 
-function skeleton(symbol: string, interval: string, openTime: number): Skeleton {
-  const p = profileOf(symbol);
-  const next = nextOpenTime(interval, openTime); // throws RangeError on an unknown interval
+function skeleton(profile: SimulatorProfileId, symbol: string, interval: string, openTime: number): Skeleton {
+  const p = traitsOf(profile, symbol);
+  // USD-M has no 1s klines: its ground truth has none either, so an audit cannot expect one.
+  if (!simulatorProfile(profile).intervals.has(interval)) throw new RangeError(`unknown kline interval ${interval} for ${profile}`);
+  const next = nextOpenTime(interval, openTime);
   const dur = next - openTime;
   const samples: number[] = [];
   for (let k = 0; k <= SAMPLES; k++) samples.push(priceTicksAt(p, openTime + Math.floor((k * dur) / SAMPLES)));
@@ -249,19 +266,22 @@ function build(sk: Skeleton, interval: string, o: number, c: number, h: number, 
     c: formatTicks(p, c),
     h: formatTicks(p, h),
     l: formatTicks(p, l),
-    v: format8((sk.v * nb) / nt),
+    v: formatUnits((sk.v * nb) / nt, p.style.baseDecimals),
     n,
     x: closed,
-    q: format8((sk.q * nb) / nt),
-    V: format8((sk.bigV * nb) / nt),
-    Q: format8((sk.bigQ * nb) / nt),
+    q: formatUnits((sk.q * nb) / nt, p.style.quoteDecimals),
+    V: formatUnits((sk.bigV * nb) / nt, p.style.baseDecimals),
+    Q: formatUnits((sk.bigQ * nb) / nt, p.style.quoteDecimals),
     B: '0',
   };
 }
 
-/** The final (closed, `x: true`) candle opening at `openTime`. Throws RangeError on a bad symbol or interval. */
-export function klineAt(symbol: string, interval: string, openTime: number): SimKline {
-  const sk = skeleton(symbol, interval, openTime);
+/**
+ * The final (closed, `x: true`) candle opening at `openTime`, in `profile`'s series (default: spot).
+ * Throws RangeError on a bad symbol or an interval the profile does not have.
+ */
+export function klineAt(symbol: string, interval: string, openTime: number, profile: SimulatorProfileId = 'binance'): SimKline {
+  const sk = skeleton(profile, symbol, interval, openTime);
   let hi = 0;
   let lo = Number.MAX_SAFE_INTEGER;
   for (const s of sk.samples) {
@@ -277,8 +297,14 @@ export function klineAt(symbol: string, interval: string, openTime: number): Sim
  * The candle opening at `openTime` as it looks after `progress` (0 ≤ progress < 1) of its duration:
  * `x: false`; `n`, `L`, volumes non-decreasing in progress; high/low only widen; all within the final candle.
  */
-export function openKlineAt(symbol: string, interval: string, openTime: number, progress: number): SimKline {
-  const sk = skeleton(symbol, interval, openTime);
+export function openKlineAt(
+  symbol: string,
+  interval: string,
+  openTime: number,
+  progress: number,
+  profile: SimulatorProfileId = 'binance',
+): SimKline {
+  const sk = skeleton(profile, symbol, interval, openTime);
   const pr = Number.isFinite(progress) ? Math.min(Math.max(progress, 0), 0.999_999) : 0;
   const pos = pr * SAMPLES;
   const k = Math.floor(pos);
