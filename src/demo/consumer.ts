@@ -8,7 +8,7 @@ import { WebSocket } from 'ws';
 
 interface KlineEnvelope {
   stream: string;
-  data: { e: string; E: number; s: string; k: { t: number; i: string; o: string; h: string; l: string; c: string; v: string; n: number; x: boolean } };
+  data: { e: string; E: number; s: string; k: { t: number; i: string; o: string; h: string; l: string; c: string; v: string; n: number | null; x: boolean } };
 }
 
 export interface ConsumerOptions {
@@ -35,8 +35,11 @@ export function runConsumer(options: ConsumerOptions): () => void {
       const msg = JSON.parse(data.toString('utf8')) as KlineEnvelope;
       const k = msg.data.k;
       if (msg.data.e !== 'kline' || !k.x) return;
+      // Streams of other venues than Binance spot are named `<venue>:<symbol>@kline_<interval>`.
+      const colon = msg.stream.indexOf(':');
+      const venue = colon < 0 ? '' : `${msg.stream.slice(0, colon)} `;
       print(
-        `closed ${msg.data.s.padEnd(9)} ${k.i.padEnd(3)} ${new Date(k.t).toISOString()}  o=${k.o} h=${k.h} l=${k.l} c=${k.c} v=${k.v} n=${k.n}`,
+        `closed ${venue}${msg.data.s.padEnd(9)} ${k.i.padEnd(3)} ${new Date(k.t).toISOString()}  o=${k.o} h=${k.h} l=${k.l} c=${k.c} v=${k.v} n=${String(k.n)}`,
       );
     });
     ws.on('close', (code, reason) => {

@@ -5,8 +5,9 @@
  * Any CONNECTOR_* variable still applies (e.g. CONNECTOR_SYMBOLS, CONNECTOR_RELAY_PORT); the demo
  * only points the upstream URLs at the simulator and defaults to 1s and 1m candles so output flows.
  *
- * `--usdm` also starts a USD-M futures simulator (its own port, its own candles) and prints its URLs,
- * for trying the `binance-usdm` venue against it.
+ * `--usdm` also starts a USD-M futures simulator (its own port, its own candles) and runs the daemon
+ * with both venues (CONNECTOR_VENUES=binance,binance-usdm; USD-M has no 1s candles, so 1m): the
+ * consumer prints both venues' candles from one relay connection.
  */
 import { BinanceSimulator } from '../venues/binance/simulator/server.ts';
 import { loadConfig } from '../config/load.ts';
@@ -20,8 +21,7 @@ process.stdout.write(`demo: Binance simulator on ${sim.wsUrl} (REST ${sim.restUr
 const usdm = process.argv.includes('--usdm') ? await BinanceSimulator.start({ host: '127.0.0.1', port: 0, profile: 'binance-usdm' }) : undefined;
 if (usdm !== undefined) {
   process.stdout.write(
-    `demo: Binance USD-M simulator on ${usdm.wsUrl} (REST ${usdm.restUrl}${usdm.paths.klines})\n` +
-      `demo:   e.g. CONNECTOR_BINANCE_USDM_WS_URL=${usdm.wsUrl} CONNECTOR_BINANCE_USDM_REST_URL=${usdm.restUrl}\n`,
+    `demo: Binance USD-M simulator on ${usdm.wsUrl} (REST ${usdm.restUrl}${usdm.paths.klines}); ingesting both venues\n`,
   );
 }
 async function closeSimulators(): Promise<void> {
@@ -41,6 +41,15 @@ try {
       CONNECTOR_ENV: 'development',
       CONNECTOR_BINANCE_WS_URL: sim.wsUrl,
       CONNECTOR_BINANCE_REST_URL: sim.restUrl,
+      ...(usdm === undefined
+        ? {}
+        : {
+            CONNECTOR_VENUES: 'binance,binance-usdm',
+            CONNECTOR_BINANCE_USDM_SYMBOLS: process.env.CONNECTOR_BINANCE_USDM_SYMBOLS ?? 'btcusdt,ethusdt',
+            CONNECTOR_BINANCE_USDM_INTERVALS: process.env.CONNECTOR_BINANCE_USDM_INTERVALS ?? '1m',
+            CONNECTOR_BINANCE_USDM_WS_URL: usdm.wsUrl,
+            CONNECTOR_BINANCE_USDM_REST_URL: usdm.restUrl,
+          }),
     },
   });
 } catch (err) {
