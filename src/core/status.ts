@@ -62,7 +62,13 @@ export type StatusEvent =
   | { readonly type: 'relay.client.open'; readonly clientId: string; readonly remote: string; readonly path: string }
   | { readonly type: 'relay.client.close'; readonly clientId: string; readonly code: number; readonly reason: string }
   | { readonly type: 'relay.client.rejected'; readonly remote: string; readonly status: number; readonly reason: string }
-  | { readonly type: 'relay.slow-consumer'; readonly clientId: string; readonly bufferedBytes: number }
+  | {
+      readonly type: 'relay.slow-consumer';
+      readonly clientId: string;
+      readonly bufferedBytes: number;
+      /** Which bound it passed: its own (CONNECTOR_RELAY_MAX_BUFFERED_BYTES) or the relay's total budget. */
+      readonly limit: 'client' | 'relay';
+    }
   | { readonly type: 'relay.client.error'; readonly clientId: string; readonly code: number; readonly msg: string }
   | { readonly type: 'lifecycle'; readonly phase: 'starting' | 'started' | 'draining' | 'stopped'; readonly detail?: string };
 

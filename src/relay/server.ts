@@ -16,7 +16,11 @@
  *   keep up at that rate.
  * - Backpressure is per client: a client whose unsent bytes would pass maxBufferedBytes gets nothing
  *   more and is closed 1008 "slow consumer" (close frame queued behind its backlog), terminated if the
- *   close has not completed within closeTimeoutMs. Nobody else waits for it.
+ *   close has not completed within closeTimeoutMs. Nobody else waits for it. The bound covers every
+ *   byte queued on the socket, whatever produced it: data, control replies, errors, pongs and pings
+ *   all go out through a path that checks it (#flush for data, #send for the rest), so a client that
+ *   stops reading is cut whether or not it is subscribed (issue 12: unchecked error replies grew RSS
+ *   by 350 MB in 40 s). Pongs are ours to send (autoPong off) for the same reason.
  *
  * Choices where Binance is silent or differs: a SUBSCRIBE naming a stream we do not serve gets error
  * code 2 naming it (Binance accepts and sends nothing); unserved names in the URL path are ignored
@@ -65,6 +69,21 @@ export interface RelayOptions {
 
 /** Code used on relay.client.error for transport-level errors (oversized frame, invalid UTF-8, socket reset). */
 const TRANSPORT_ERROR = -1;
+
+/** Longest client-supplied text echoed in an error reply or a status event (issue 12: 64 KB in, 128 KB out). */
+const ECHO_MAX_CHARS = 100;
+
+/**
+ * `text` cut to at most `max` characters (the last one an ellipsis when cut), never splitting a
+ * surrogate pair. Not escaped: the reply's JSON encoding escapes it, once.
+ */
+function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--; // a high surrogate whose pair would be cut off
+  return `${text.slice(0, end)}…`;
+}
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -169,6 +188,9 @@ export class RelayServer implements CandleSink {
       perMessageDeflate: false, // required by the pre-framed fan-out, and cheaper for everyone
       maxPayload: options.config.maxFrameBytes,
       closeTimeout: options.config.closeTimeoutMs,
+      // We answer pings ourselves (#onPing), through the bound-checked path: ws's automatic pongs
+      // would be queued for a client that never reads, unbounded.
+      autoPong: false,
     };
     this.#wss = new WebSocketServer(wsOptions);
     // With a listener, ws leaves failed handshakes to us instead of writing its own 400.
@@ -328,8 +350,8 @@ export class RelayServer implements CandleSink {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       this.#onMessage(session, data, isBinary);
     });
-    ws.on('ping', () => {
-      this.#onPing(session);
+    ws.on('ping', (data: Buffer) => {
+      this.#onPing(session, data);
     });
     ws.on('pong', () => {
       session.lastSeen = this.#clock.monotonic();
@@ -363,9 +385,10 @@ export class RelayServer implements CandleSink {
     return false;
   }
 
-  #onPing(session: Session): void {
-    if (session.state !== 'open') return;
-    this.#admit(session); // ws answers the ping itself (autoPong)
+  #onPing(session: Session, data: Buffer): void {
+    if (session.state !== 'open' || !this.#admit(session)) return;
+    // A pong is 2 header bytes plus the ping's payload (at most 125 bytes).
+    if (this.#fits(session, 2 + data.length)) session.ws.pong(data);
   }
 
   #onMessage(session: Session, data: RawData, isBinary: boolean): void {
@@ -391,7 +414,8 @@ export class RelayServer implements CandleSink {
           const ref = this.#resolve(name);
           if (ref === undefined) {
             this.#replyError(session, {
-              error: { code: ERR_INVALID_REQUEST, msg: `Invalid request: stream ${JSON.stringify(name)} is not served by this relay` },
+              // Clipped, and quoted without escaping: errorReply's JSON encoding escapes it once.
+              error: { code: ERR_INVALID_REQUEST, msg: `Invalid request: stream "${clip(name, ECHO_MAX_CHARS)}" is not served by this relay` },
               id: req.id,
             });
             return;
@@ -434,9 +458,9 @@ export class RelayServer implements CandleSink {
     }
   }
 
+  /** Replies are framed here and written like data (as bytes, off the V8 heap), through the bound check. */
   #reply(session: Session, text: string): void {
-    if (session.state !== 'open' || session.ws.readyState !== WebSocket.OPEN) return;
-    session.ws.send(text);
+    this.#send(session, textFrame(text));
   }
 
   #replyError(session: Session, err: ControlError): void {
@@ -514,9 +538,32 @@ export class RelayServer implements CandleSink {
     this.#bytesSent += bytes.length;
   }
 
+  /**
+   * Write one complete frame (a reply, serverShutdown) to a client's socket unless it would push the
+   * client past its bound, in which case the client is cut as a slow consumer instead.
+   */
+  #send(s: Session, frame: Buffer): boolean {
+    if (!this.#fits(s, frame.length)) return false;
+    s.socket.write(frame);
+    return true;
+  }
+
+  /**
+   * Whether `bytes` more can be queued for this client. False when it is not open, or when they would
+   * pass maxBufferedBytes: then the client is cut as a slow consumer.
+   */
+  #fits(s: Session, bytes: number): boolean {
+    const socket = s.socket;
+    if (s.state !== 'open' || s.ws.readyState !== WebSocket.OPEN || !socket.writable) return false;
+    const buffered = socket.writableLength;
+    if (buffered + bytes <= this.#config.maxBufferedBytes) return true;
+    this.#slowConsumer(s, buffered);
+    return false;
+  }
+
   #slowConsumer(s: Session, bufferedBytes: number): void {
     this.#slowConsumers++;
-    this.#status.emit({ type: 'relay.slow-consumer', clientId: s.id, bufferedBytes });
+    this.#status.emit({ type: 'relay.slow-consumer', clientId: s.id, bufferedBytes, limit: 'client' });
     // The close frame is queued behind the backlog; the backstop timer destroys the socket if it never drains.
     this.#closeSession(s, 1008, 'slow consumer');
   }
@@ -536,8 +583,8 @@ export class RelayServer implements CandleSink {
 
   #shutdownSession(s: Session, now: number): void {
     if (s.state !== 'open') return;
-    if (s.ws.readyState === WebSocket.OPEN) s.ws.send(serverShutdownPayload(now, s.combined));
-    this.#closeSession(s, 1001, 'server shutdown');
+    // A client too far behind to take the notice is cut as a slow consumer instead.
+    if (this.#send(s, textFrame(serverShutdownPayload(now, s.combined)))) this.#closeSession(s, 1001, 'server shutdown');
   }
 
   // -------------------------------------------------------------------------------------------
@@ -566,7 +613,7 @@ export class RelayServer implements CandleSink {
         s.ws.terminate();
       } else if (now - s.lastPingAt >= pingIntervalMs - tick / 2) {
         s.lastPingAt = now;
-        if (s.ws.readyState === WebSocket.OPEN) s.ws.ping();
+        if (this.#fits(s, 2)) s.ws.ping();
       }
     }
   }

@@ -129,6 +129,14 @@ export class TestClient {
     this.ws.send(typeof value === 'string' ? value : JSON.stringify(value));
   }
 
+  /**
+   * Stop reading (the client's TCP socket is paused, so the kernel buffers fill and the relay's unsent
+   * bytes for it grow) while it can still send.
+   */
+  stopReading(): void {
+    (this.ws as unknown as { _socket: Socket })._socket.pause();
+  }
+
   /** Send a request and return the next message (the reply: the relay answers in order). */
   async request(value: unknown): Promise<unknown> {
     this.send(value);
