@@ -70,6 +70,17 @@ export type StatusEvent =
       readonly limit: 'client' | 'relay';
     }
   | { readonly type: 'relay.client.error'; readonly clientId: string; readonly code: number; readonly msg: string }
+  | {
+      /** Admission: `over` while new relay clients get 503 (unsent bytes above the budget's low watermark, or heap pressure). */
+      readonly type: 'relay.budget';
+      readonly state: 'over' | 'under';
+      readonly cause: 'buffers' | 'heap';
+      readonly bufferedBytes: number;
+      readonly budgetBytes: number;
+    }
+  | { readonly type: 'relay.tls'; readonly outcome: 'reloaded' | 'failed'; readonly error?: string }
+  /** V8 heap use crossed the pressure threshold (`high`) or fell back below the lower one (`normal`). */
+  | { readonly type: 'heap.pressure'; readonly state: 'high' | 'normal'; readonly usedBytes: number; readonly limitBytes: number }
   | { readonly type: 'lifecycle'; readonly phase: 'starting' | 'started' | 'draining' | 'stopped'; readonly detail?: string };
 
 export type StatusEventType = StatusEvent['type'];
