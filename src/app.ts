@@ -25,6 +25,7 @@ import { Pipeline } from './pipeline/pipeline.ts';
 import { RelayServer } from './relay/server.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { createHttpServer } from './ops/http.ts';
+import { HeapMonitor, oldGenerationLimit } from './ops/heap.ts';
 import type { OpsSources } from './ops/sources.ts';
 import { logStatus, type Logger } from './ops/logger.ts';
 
@@ -74,6 +75,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     log,
     clock,
     resolve: (name) => registry.get(BINANCE, name),
+    heapLimitBytes: oldGenerationLimit(),
   });
 
   // The pool and the pipeline point at each other (candles one way, pause/resume the other). The
@@ -137,6 +139,9 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   const metrics = createMetrics({ status, sources, config, collectDefault: deps.collectDefaultMetrics ?? true, breakerNames: [restBreakerName(BINANCE)] });
   const http = createHttpServer({ config, sources, registry: metrics.registry, log });
 
+  // Heap pressure makes the relay shed load before V8 would die, and leaves a warning line if it still does.
+  const heap = new HeapMonitor({ status });
+  heap.start();
   const relayAddress = await relay.listen();
   await http.listen({ host: config.http.host, port: config.http.port });
   const addr = http.server.address();
@@ -159,6 +164,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       // Clients get what was drained, then serverShutdown and 1001; stragglers are cut when the grace runs out.
       await relay.close(Math.max(1000, config.shutdownGraceMs - (clock.monotonic() - started)));
       await http.close();
+      heap.close();
       metrics.dispose();
       status.emit({ type: 'lifecycle', phase: 'stopped', detail: drained ? 'drained' : 'grace period exceeded' });
       logging.dispose();
