@@ -250,10 +250,6 @@ export class RelayServer implements CandleSink {
         findings.join('; '),
       );
     }
-    this.#heapEvents = this.#status.on('heap.pressure', (e) => {
-      this.#onHeapPressure(e.state === 'high');
-    });
-
     const tls = options.config.tls;
     if (tls === undefined) {
       this.#http = createServer(onPlainRequest);
@@ -275,6 +271,9 @@ export class RelayServer implements CandleSink {
     }
     this.#http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.#onUpgrade(req, socket, head);
+    });
+    this.#heapEvents = this.#status.on('heap.pressure', (e) => {
+      this.#onHeapPressure(e.state === 'high');
     });
   }
 
@@ -769,8 +768,9 @@ export class RelayServer implements CandleSink {
 
   #shutdownSession(s: Session, now: number): void {
     if (s.state !== 'open') return;
-    // A client too far behind to take the notice is cut as a slow consumer instead.
-    if (this.#send(s, textFrame(serverShutdownPayload(now, s.combined)))) this.#closeSession(s, 1001, 'server shutdown');
+    // A client too far behind to take the notice is cut as a slow consumer instead (then already closing).
+    this.#send(s, textFrame(serverShutdownPayload(now, s.combined)));
+    this.#closeSession(s, 1001, 'server shutdown');
   }
 
   // -------------------------------------------------------------------------------------------
