@@ -7,9 +7,14 @@
  * largest backlogs first; while the total is above LOW_WATERMARK of the budget, new clients get 503.
  *
  * The running total costs nothing on the hot path: #flush already reads the socket's writableLength
- * before writing, and records `buffered + written` here (two additions). Sockets drain without
+ * before writing, and records `buffered + written` here (a few additions). Sockets drain without
  * telling us, so the total only over-estimates; before acting on it, the relay reconciles it
- * (re-reads every socket, O(clients)), at most every RECONCILE_MS and on every liveness sweep.
+ * (re-reads every socket, O(clients)). A write reconciles only once RECONCILE_FRACTION of the
+ * budget has been recorded since the last reconciliation, so a total hovering at the budget does
+ * not cost O(clients) per write, and the budget is overshot by at most that much plus one write (a
+ * time-based throttle let a fast writer overshoot by megabytes). Upgrades reconcile at most every
+ * RECONCILE_MS (a stale answer there only refuses a client a moment longer), the liveness sweep
+ * always.
  *
  * Default budget: a quarter of V8's heap limit (`v8.getHeapStatistics().heap_size_limit`, which
  * follows --max-old-space-size). Queued bytes are partly off-heap (Buffers: frames, replies) and
@@ -25,7 +30,9 @@ import { getHeapStatistics } from 'node:v8';
 export const DEFAULT_HEAP_FRACTION = 0.25;
 /** Shedding stops, and new clients are admitted again, at or below this fraction of the budget. */
 export const LOW_WATERMARK = 0.9;
-/** Least time between two reconciliations triggered by writes or upgrades (the sweep always reconciles). */
+/** Bytes recorded since the last reconciliation, as a fraction of the budget, before a write triggers another. */
+export const RECONCILE_FRACTION = 0.01;
+/** Least time between two reconciliations triggered by upgrades. */
 export const RECONCILE_MS = 50;
 
 /** What the ledger needs of a client: its socket and the bytes last recorded for it. */
@@ -85,11 +92,15 @@ export class BufferLedger<S extends Backlog> {
   readonly limit: number;
   /** Admission reopens, and shedding stops, at or below this. */
   readonly low: number;
+  readonly #step: number;
   #total = 0;
+  /** Bytes added by record() since the last reconcile(). */
+  #grown = 0;
 
   constructor(limit: number) {
     this.limit = limit;
     this.low = Math.floor(limit * LOW_WATERMARK);
+    this.#step = Math.max(1, Math.floor(limit * RECONCILE_FRACTION));
   }
 
   /** Bytes recorded (an over-estimate between reconciliations). */
@@ -97,11 +108,16 @@ export class BufferLedger<S extends Backlog> {
     return this.#total;
   }
 
-  /** Record that `s` now holds `bytes` unsent. True when the running total is past the limit. */
+  /**
+   * Record that `s` now holds `bytes` unsent. True when the running total is past the limit and
+   * enough was recorded since the last reconciliation to be worth another (RECONCILE_FRACTION).
+   */
   record(s: S, bytes: number): boolean {
-    this.#total += bytes - s.accounted;
+    const delta = bytes - s.accounted;
+    this.#total += delta;
     s.accounted = bytes;
-    return this.#total > this.limit;
+    if (delta > 0) this.#grown += delta;
+    return this.#total > this.limit && this.#grown >= this.#step;
   }
 
   /** `s` holds nothing any more (destroyed or gone). */
@@ -119,6 +135,7 @@ export class BufferLedger<S extends Backlog> {
       total += bytes;
     }
     this.#total = total;
+    this.#grown = 0;
     return total;
   }
 

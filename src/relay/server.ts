@@ -180,7 +180,7 @@ export class RelayServer implements CandleSink {
   readonly #perAddress = new Map<string, number>();
   /** Unsent bytes across all clients, against the relay-wide budget. */
   readonly #ledger: BufferLedger<Session>;
-  /** Earliest monotonic ms at which a write or an upgrade may reconcile the ledger again. */
+  /** Earliest monotonic ms at which an upgrade may reconcile the ledger again. */
   #reconcileAfter = 0;
   /** Admission state: why new clients get 503, if they do. */
   #refusing: 'buffers' | 'heap' | undefined;
@@ -688,18 +688,9 @@ export class RelayServer implements CandleSink {
   // -------------------------------------------------------------------------------------------
   // Relay-wide budget
 
-  /** Re-read every backlog, unless done less than RECONCILE_MS ago (`force`: the sweep). False when skipped. */
-  #reconcile(force: boolean): boolean {
-    const now = this.#clock.monotonic();
-    if (!force && now < this.#reconcileAfter) return false;
-    this.#reconcileAfter = now + RECONCILE_MS;
-    this.#ledger.reconcile(this.#sessions);
-    return true;
-  }
-
   /** The running total passed the budget: if it really has (sockets drain silently), cut the largest backlogs. */
   #overBudget(): void {
-    if (this.#reconcile(false) && this.#ledger.total > this.#ledger.limit) this.#shed(this.#ledger.low);
+    if (this.#ledger.reconcile(this.#sessions) > this.#ledger.limit) this.#shed(this.#ledger.low);
   }
 
   /**
@@ -724,7 +715,13 @@ export class RelayServer implements CandleSink {
 
   /** Whether a new client may join now (at most one reconciliation per RECONCILE_MS when in doubt). */
   #admitting(): boolean {
-    if (!this.#heapHigh && this.#ledger.total > this.#ledger.low) this.#reconcile(false);
+    if (!this.#heapHigh && this.#ledger.total > this.#ledger.low) {
+      const now = this.#clock.monotonic();
+      if (now >= this.#reconcileAfter) {
+        this.#reconcileAfter = now + RECONCILE_MS;
+        this.#ledger.reconcile(this.#sessions);
+      }
+    }
     this.#updateAdmission();
     return this.#refusing === undefined;
   }
@@ -747,7 +744,7 @@ export class RelayServer implements CandleSink {
   #onHeapPressure(high: boolean): void {
     this.#heapHigh = high;
     if (high) {
-      this.#reconcile(true);
+      this.#ledger.reconcile(this.#sessions);
       this.#shed(Math.min(this.#ledger.low, Math.floor(this.#ledger.total / 2)));
     }
     this.#updateAdmission();
@@ -789,8 +786,7 @@ export class RelayServer implements CandleSink {
 
   #sweepOnce(tick: number): void {
     // Keep the budget's total honest even when nothing is written (drains are silent).
-    this.#reconcile(true);
-    if (this.#ledger.total > this.#ledger.limit) this.#shed(this.#ledger.low);
+    if (this.#ledger.reconcile(this.#sessions) > this.#ledger.limit) this.#shed(this.#ledger.low);
     else this.#updateAdmission();
     const now = this.#clock.monotonic();
     const { pingIntervalMs, clientTimeoutMs } = this.#config;

@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StreamRef } from '../../src/core/candle.ts';
 import { createLogger } from '../../src/ops/logger.ts';
+import { BufferLedger } from '../../src/relay/budget.ts';
 import { BTC, ETH, TestClient, cleanup, rawText, startRelay, stuckClient, upgradeStatus, waitFor, wsCandle, type Harness } from './helpers.ts';
 
 afterEach(cleanup);
@@ -130,5 +131,39 @@ describe('relay budget at start', () => {
     const loud = capture();
     await startRelay({ maxClients: 50, maxBufferedBytes: 4 * MiB, maxTotalBufferedBytes: 300 * MiB }, { log: loud.log, heapLimitBytes: 400 * MiB });
     expect(loud.lines()).toEqual([expect.objectContaining({ level: 'warn', msg: expect.stringMatching(/more than half the 400 MiB heap limit/) as unknown })]);
+  });
+});
+
+describe('buffer ledger', () => {
+  interface Fake {
+    accounted: number;
+    socket: { writableLength: number; destroyed: boolean };
+    closing: boolean;
+  }
+  const fake = (writableLength: number, closing = false): Fake => ({ accounted: 0, socket: { writableLength, destroyed: false }, closing });
+
+  it('asks for a reconciliation past the limit only once 1 % of the budget was recorded since the last one', () => {
+    const ledger = new BufferLedger<Fake>(10_000);
+    const a = fake(0);
+    expect(ledger.record(a, 9_000)).toBe(false);
+    expect(ledger.record(a, 10_050)).toBe(true); // past the limit, 10,050 bytes recorded since the start
+    a.socket.writableLength = 9_990; // it drained a little, silently
+    expect(ledger.reconcile([a])).toBe(9_990);
+    expect(ledger.record(a, 10_010)).toBe(false); // over, but only 20 bytes since: not worth O(clients) yet
+    expect(ledger.record(a, 10_090)).toBe(true); // 100 bytes (1 %) since
+  });
+
+  it('picks clients already closing first, then the largest backlogs, until the total is at the target', () => {
+    const ledger = new BufferLedger<Fake>(1_000);
+    const closing = fake(100, true);
+    const big = fake(600);
+    const mid = fake(300);
+    const small = fake(50);
+    const all = [small, closing, mid, big];
+    expect(ledger.reconcile(all)).toBe(1_050);
+    expect(ledger.victims(all, 900, (s) => s.closing)).toEqual([closing, big]);
+    expect(ledger.victims(all, 2_000, (s) => s.closing)).toEqual([]);
+    big.socket.destroyed = true; // destroyed sockets hold nothing
+    expect(ledger.reconcile(all)).toBe(450);
   });
 });
