@@ -11,8 +11,9 @@ import type { Bucket } from './rate.ts';
 
 /**
  *   open ──(slow consumer | too many requests | shutdown: close frame queued)──▶ closing ──▶ closed
- *     └──────────────(client timeout | socket error: terminate)──────────────────────────────▲
- * Only `open` sessions receive data; `closing` ones wait for the close handshake or the backstop timer.
+ *     └──(client timeout | socket error | relay buffer budget: terminate)────────────────────▲
+ * Only `open` sessions receive data; `closing` ones wait for the close handshake or the backstop
+ * timer, unless the relay-wide budget needs their backlog's memory first (then they are terminated).
  */
 export type SessionState = 'open' | 'closing' | 'closed';
 
