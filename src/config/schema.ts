@@ -110,6 +110,11 @@ export const envShape = {
   CONNECTOR_RELAY_PING_INTERVAL_MS: int(100, 3_600_000).default(20_000),
   CONNECTOR_RELAY_CLIENT_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
   CONNECTOR_RELAY_CLOSE_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  /** Unset: a quarter of V8's heap limit (src/relay/budget.ts says why). */
+  CONNECTOR_RELAY_MAX_TOTAL_BUFFERED_BYTES: int(64 * 1024, 2 ** 40).optional(),
+  CONNECTOR_RELAY_MAX_CLIENTS_PER_IP: int(1, 1_000_000).default(50),
+  CONNECTOR_RELAY_TLS_CERT_FILE: z.string().trim().min(1).optional(),
+  CONNECTOR_RELAY_TLS_KEY_FILE: z.string().trim().min(1).optional(),
 
   CONNECTOR_HEALTH_CHECK_HOST: z.string().trim().min(1).default('0.0.0.0'),
   CONNECTOR_WSS_HEALTH_CHECK_PORT: port().default(8766),
@@ -188,6 +193,13 @@ export const EnvSchema = z
         code: 'custom',
         path: ['CONNECTOR_SYMBOLS'],
         message: `${streams} streams exceed the pool capacity CONNECTOR_MAX_CONNECTIONS x CONNECTOR_MAX_STREAMS_PER_CONNECTION = ${capacity}`,
+      });
+    }
+    if ((v.CONNECTOR_RELAY_TLS_CERT_FILE === undefined) !== (v.CONNECTOR_RELAY_TLS_KEY_FILE === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [v.CONNECTOR_RELAY_TLS_CERT_FILE === undefined ? 'CONNECTOR_RELAY_TLS_CERT_FILE' : 'CONNECTOR_RELAY_TLS_KEY_FILE'],
+        message: 'CONNECTOR_RELAY_TLS_CERT_FILE and CONNECTOR_RELAY_TLS_KEY_FILE go together: set both (wss://) or neither (ws://)',
       });
     }
     if (v.CONNECTOR_REQUIRE_TLS) {
@@ -296,6 +308,12 @@ function toConfig(v: Env) {
       pingIntervalMs: v.CONNECTOR_RELAY_PING_INTERVAL_MS,
       clientTimeoutMs: v.CONNECTOR_RELAY_CLIENT_TIMEOUT_MS,
       closeTimeoutMs: v.CONNECTOR_RELAY_CLOSE_TIMEOUT_MS,
+      maxTotalBufferedBytes: v.CONNECTOR_RELAY_MAX_TOTAL_BUFFERED_BYTES,
+      maxClientsPerIp: v.CONNECTOR_RELAY_MAX_CLIENTS_PER_IP,
+      tls:
+        v.CONNECTOR_RELAY_TLS_CERT_FILE === undefined || v.CONNECTOR_RELAY_TLS_KEY_FILE === undefined
+          ? undefined
+          : { certFile: v.CONNECTOR_RELAY_TLS_CERT_FILE, keyFile: v.CONNECTOR_RELAY_TLS_KEY_FILE },
     },
     http: {
       enabled: v.CONNECTOR_WSS_HEALTH_CHECK_ENABLED,
