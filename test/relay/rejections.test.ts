@@ -56,7 +56,7 @@ describe('rejected relay upgrades', () => {
       expect(r.status).toBe(400);
       // The body names the problem with a short prefix of the input, never all of it.
       expect(r.body.length).toBeLessThanOrEqual(100);
-      expect(r.body).toMatch(/^invalid timeUnit X+…$/);
+      expect(r.body).toMatch(/^invalid timeUnit `X+…/); // quoteForMessage, then clipped to 100
     }
     expect(h.relay.stats().rejected).toBe(50); // every one is counted (connector_relay_rejected_total)
     const info = lines.filter((l) => l['event'] === 'relay.client.rejected');
