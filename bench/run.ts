@@ -105,6 +105,8 @@ function daemonEnv(upstreamWs: string, restUrl: string, symbols: readonly string
     CONNECTOR_RELAY_MAX_STREAMS_PER_CLIENT: Math.max(1024, total),
     CONNECTOR_RELAY_MAX_FRAME_BYTES: 256 * 1024,
     CONNECTOR_RELAY_MAX_CLIENTS: 1000,
+    // Every bench client comes from 127.0.0.1: the per-address default (50) would turn half of 100 away.
+    CONNECTOR_RELAY_MAX_CLIENTS_PER_IP: 1000,
   };
 }
 

@@ -34,6 +34,7 @@ import type { SinkRetry } from './pipeline/sinks.ts';
 import { RelayServer } from './relay/server.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { createHttpServer } from './ops/http.ts';
+import { HeapMonitor, oldGenerationLimit } from './ops/heap.ts';
 import type { OpsSources } from './ops/sources.ts';
 import { logStatus, type Logger } from './ops/logger.ts';
 
@@ -126,6 +127,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     log,
     clock,
     resolve: (name) => registry.byName(name),
+    heapLimitBytes: oldGenerationLimit(),
   });
 
   // The pools and the pipeline point at each other (candles one way, pause/resume the other). The
@@ -225,6 +227,9 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   // CONNECTOR_WSS_HEALTH_CHECK_ENABLED=false: no ops server at all (contract §2), not one that answers 404.
   const http = config.http.enabled ? createHttpServer({ config, sources, registry: metrics.registry, log }) : undefined;
 
+  // Heap pressure makes the relay shed load before V8 would die, and leaves a warning line if it still does.
+  const heap = new HeapMonitor({ status });
+  heap.start();
   const relayAddress = await relay.listen();
   let httpAddress: { host: string; port: number } | undefined;
   if (http !== undefined) {
@@ -252,6 +257,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       // Clients get what was drained, then serverShutdown and 1001; stragglers are cut when the grace runs out.
       await relay.close(Math.max(1000, config.shutdownGraceMs - (clock.monotonic() - started)));
       await http?.close();
+      heap.close();
       metrics.dispose();
       status.emit({ type: 'lifecycle', phase: 'stopped', detail: drained ? 'drained' : 'grace period exceeded' });
       logging.dispose();

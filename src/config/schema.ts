@@ -119,7 +119,7 @@ function venueShapeOf(v: VenueAdapter) {
 
 const VENUE_SHAPES = VENUES.map((v) => ({ venue: v, schema: z.object(venueShapeOf(v)) }));
 
-/** The variable names of every venue's own variables (`CONNECTOR_SYMBOLS`, `CONNECTOR_BINANCE_USDM_WS_URL`, …). */
+/** The variable names of every venue's own variables (each adapter's `env.vars`). */
 export const VENUE_VARIABLES: readonly string[] = VENUES.flatMap((v) => Object.values(v.env.vars));
 
 /** Every variable the daemon reads, with its default (the venues' own ones are in VENUE_VARIABLES). `.env.example` documents the same list. */
@@ -143,6 +143,11 @@ export const envShape = {
   CONNECTOR_RELAY_PING_INTERVAL_MS: int(100, 3_600_000).default(20_000),
   CONNECTOR_RELAY_CLIENT_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
   CONNECTOR_RELAY_CLOSE_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  /** Unset: a quarter of V8's heap limit (src/relay/budget.ts says why). */
+  CONNECTOR_RELAY_MAX_TOTAL_BUFFERED_BYTES: int(64 * 1024, 2 ** 40).optional(),
+  CONNECTOR_RELAY_MAX_CLIENTS_PER_IP: int(1, 1_000_000).default(50),
+  CONNECTOR_RELAY_TLS_CERT_FILE: z.string().trim().min(1).optional(),
+  CONNECTOR_RELAY_TLS_KEY_FILE: z.string().trim().min(1).optional(),
 
   CONNECTOR_HEALTH_CHECK_HOST: z.string().trim().min(1).default('0.0.0.0'),
   CONNECTOR_WSS_HEALTH_CHECK_PORT: port().default(8766),
@@ -216,6 +221,13 @@ const SharedSchema = z
     }
     if (v.CONNECTOR_INITIAL_CONNECTIONS > v.CONNECTOR_MAX_CONNECTIONS) {
       ctx.addIssue({ code: 'custom', path: ['CONNECTOR_INITIAL_CONNECTIONS'], message: 'must be <= CONNECTOR_MAX_CONNECTIONS' });
+    }
+    if ((v.CONNECTOR_RELAY_TLS_CERT_FILE === undefined) !== (v.CONNECTOR_RELAY_TLS_KEY_FILE === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [v.CONNECTOR_RELAY_TLS_CERT_FILE === undefined ? 'CONNECTOR_RELAY_TLS_CERT_FILE' : 'CONNECTOR_RELAY_TLS_KEY_FILE'],
+        message: 'CONNECTOR_RELAY_TLS_CERT_FILE and CONNECTOR_RELAY_TLS_KEY_FILE go together: set both (wss://) or neither (ws://)',
+      });
     }
     checkRelayAuth(v, ctx);
     if (!(v.CONNECTOR_HEALTH_CRITICAL_RATIO <= v.CONNECTOR_HEALTH_DEGRADED_RATIO && v.CONNECTOR_HEALTH_DEGRADED_RATIO <= v.CONNECTOR_READY_MIN_LIVE_RATIO)) {
@@ -408,6 +420,12 @@ function toConfig(v: Env, venues: VenueConfig[]) {
       pingIntervalMs: v.CONNECTOR_RELAY_PING_INTERVAL_MS,
       clientTimeoutMs: v.CONNECTOR_RELAY_CLIENT_TIMEOUT_MS,
       closeTimeoutMs: v.CONNECTOR_RELAY_CLOSE_TIMEOUT_MS,
+      maxTotalBufferedBytes: v.CONNECTOR_RELAY_MAX_TOTAL_BUFFERED_BYTES,
+      maxClientsPerIp: v.CONNECTOR_RELAY_MAX_CLIENTS_PER_IP,
+      tls:
+        v.CONNECTOR_RELAY_TLS_CERT_FILE === undefined || v.CONNECTOR_RELAY_TLS_KEY_FILE === undefined
+          ? undefined
+          : { certFile: v.CONNECTOR_RELAY_TLS_CERT_FILE, keyFile: v.CONNECTOR_RELAY_TLS_KEY_FILE },
     },
     http: {
       enabled: v.CONNECTOR_WSS_HEALTH_CHECK_ENABLED,

@@ -49,6 +49,14 @@ export interface VenueRestStats {
 
 export interface RelayStats {
   readonly clients: number;
+  /** Unsent bytes queued on all clients' sockets (reconciled when read). */
+  readonly bufferedBytes: number;
+  /** The relay-wide budget for them (CONNECTOR_RELAY_MAX_TOTAL_BUFFERED_BYTES or its heap-derived default). */
+  readonly bufferBudgetBytes: number;
+  /** Clients destroyed because the relay-wide budget was exceeded (largest backlogs first). */
+  readonly budgetCuts: number;
+  /** Clients closed 1008 "Too many requests". */
+  readonly rateLimited: number;
   readonly clientsTotal: number;
   readonly rejected: number;
   readonly slowConsumers: number;

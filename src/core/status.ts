@@ -79,8 +79,25 @@ export type StatusEvent =
   | { readonly type: 'relay.client.open'; readonly clientId: string; readonly remote: string; readonly path: string }
   | { readonly type: 'relay.client.close'; readonly clientId: string; readonly code: number; readonly reason: string }
   | { readonly type: 'relay.client.rejected'; readonly remote: string; readonly status: number; readonly reason: string }
-  | { readonly type: 'relay.slow-consumer'; readonly clientId: string; readonly bufferedBytes: number }
+  | {
+      readonly type: 'relay.slow-consumer';
+      readonly clientId: string;
+      readonly bufferedBytes: number;
+      /** Which bound it passed: its own (CONNECTOR_RELAY_MAX_BUFFERED_BYTES) or the relay's total budget. */
+      readonly limit: 'client' | 'relay';
+    }
   | { readonly type: 'relay.client.error'; readonly clientId: string; readonly code: number; readonly msg: string }
+  | {
+      /** Admission: `over` while new relay clients get 503 (unsent bytes above the budget's low watermark, or heap pressure). */
+      readonly type: 'relay.budget';
+      readonly state: 'over' | 'under';
+      readonly cause: 'buffers' | 'heap';
+      readonly bufferedBytes: number;
+      readonly budgetBytes: number;
+    }
+  | { readonly type: 'relay.tls'; readonly outcome: 'reloaded' | 'failed'; readonly error?: string }
+  /** V8 heap use crossed the pressure threshold (`high`) or fell back below the lower one (`normal`). */
+  | { readonly type: 'heap.pressure'; readonly state: 'high' | 'normal'; readonly usedBytes: number; readonly limitBytes: number }
   | { readonly type: 'lifecycle'; readonly phase: 'starting' | 'started' | 'draining' | 'stopped'; readonly detail?: string };
 
 export type StatusEventType = StatusEvent['type'];

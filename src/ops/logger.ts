@@ -38,21 +38,66 @@ const LEVEL: Record<StatusEvent['type'], Level> = {
   'relay.client.rejected': 'info',
   'relay.slow-consumer': 'warn',
   'relay.client.error': 'debug',
+  'relay.budget': 'warn',
+  'relay.tls': 'info',
+  'heap.pressure': 'warn',
   lifecycle: 'info',
 };
+
+/** Rejected relay upgrades logged at info: at most this many per window, the rest at debug. */
+export const REJECTED_INFO_PER_WINDOW = 10;
+export const REJECTED_WINDOW_MS = 10_000;
 
 export interface LogStatusOptions {
   /** Failed backfill attempts are summed up in one line per this many ms (default 30 000). */
   readonly backfillFailureIntervalMs?: number;
+  /** Monotonic ms for the rejection sampler's window. Default performance.now. */
+  readonly now?: () => number;
+}
+
+/**
+ * Rejected upgrades come before auth, so anyone can make them: unsampled, 2000 of them wrote 30 MB
+ * of info lines in half a second (issue 12). A fixed window lets REJECTED_INFO_PER_WINDOW through at
+ * info; the rest go to debug, and the next info line says how many were held back (`suppressed`).
+ */
+class Sampler {
+  readonly #now: () => number;
+  #windowStart = Number.NEGATIVE_INFINITY;
+  #logged = 0;
+  #suppressed = 0;
+
+  constructor(now: () => number) {
+    this.#now = now;
+  }
+
+  /** undefined: over the allowance (log at debug); else the count held back since the last admitted line. */
+  admit(): number | undefined {
+    const now = this.#now();
+    if (now - this.#windowStart >= REJECTED_WINDOW_MS) {
+      this.#windowStart = now;
+      this.#logged = 0;
+    }
+    if (this.#logged >= REJECTED_INFO_PER_WINDOW) {
+      this.#suppressed++;
+      return undefined;
+    }
+    this.#logged++;
+    const held = this.#suppressed;
+    this.#suppressed = 0;
+    return held;
+  }
 }
 
 /**
  * Log every status event as one structured line: `{"level":"warn","event":"stream.stale",...}`.
- * Except failed backfill attempts: while REST is down (breaker open, 5xx) every waiting stream fails
- * again on every retry, so they are summed up, one line per interval (see BackfillFailureLog).
+ * Two exceptions, both because anyone (a REST outage, an unauthenticated client) can make them
+ * arbitrarily many: failed backfill attempts are summed up, one line per interval (while REST is down
+ * every waiting stream fails again on every retry; see BackfillFailureLog), and rejected relay
+ * upgrades are sampled (Sampler).
  */
 export function logStatus(status: StatusStream, log: Logger, options: LogStatusOptions = {}): Disposable {
   const failures = new BackfillFailureLog(log, options.backfillFailureIntervalMs ?? 30_000);
+  const rejected = new Sampler(options.now ?? (() => performance.now()));
   const subscription = status.subscribe((event) => {
     if (event.type === 'backfill' && event.outcome === 'failed') {
       failures.add(event);
@@ -65,7 +110,16 @@ export function logStatus(status: StatusStream, log: Logger, options: LogStatusO
     if (event.type === 'sink.state' && event.to === 'failing') level = 'warn';
     // Candles a sink without catch-up will never have.
     if (event.type === 'sink.gap' && !event.catchUp) level = 'error';
+    if ((event.type === 'relay.budget' || event.type === 'heap.pressure') && (event.state === 'under' || event.state === 'normal')) level = 'info';
+    if (event.type === 'relay.tls' && event.outcome === 'failed') level = 'warn';
     const { type, ...fields } = event;
+    if (event.type === 'relay.client.rejected') {
+      const suppressed = rejected.admit();
+      if (suppressed === undefined) log.debug({ event: type, ...fields }, type);
+      else if (suppressed > 0) log.info({ event: type, ...fields, suppressed }, type);
+      else log.info({ event: type, ...fields }, type);
+      return;
+    }
     log[level]({ event: type, ...fields }, type);
   });
   return {

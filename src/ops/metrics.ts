@@ -429,6 +429,35 @@ export function createMetrics(options: MetricsOptions): Metrics {
   relayCounter('connector_relay_messages_sent_total', 'Messages sent to relay clients.', (r) => r.messagesSent);
   relayCounter('connector_relay_bytes_sent_total', 'Bytes sent to relay clients.', (r) => r.bytesSent);
   relayCounter('connector_relay_client_errors_total', 'Protocol errors answered to relay clients.', (r) => r.clientErrors);
+  relayCounter(
+    'connector_relay_budget_cuts_total',
+    'Relay clients destroyed because all clients together passed CONNECTOR_RELAY_MAX_TOTAL_BUFFERED_BYTES (largest backlogs first).',
+    (r) => r.budgetCuts,
+  );
+  relayCounter('connector_relay_rate_limited_total', 'Relay clients closed 1008 "Too many requests" (inbound frames past the rate limit).', (r) => r.rateLimited);
+  new Gauge({
+    name: 'connector_relay_buffered_bytes',
+    help: 'Unsent bytes queued on all relay client sockets.',
+    registers,
+    collect() {
+      this.set(read().relay.bufferedBytes);
+    },
+  });
+  new Gauge({
+    name: 'connector_relay_buffer_budget_bytes',
+    help: 'Relay-wide budget for unsent bytes (CONNECTOR_RELAY_MAX_TOTAL_BUFFERED_BYTES, default a quarter of the heap limit).',
+    registers,
+    collect() {
+      this.set(read().relay.bufferBudgetBytes);
+    },
+  });
+  // From ops/heap.ts via the status stream: 1 while the relay refuses new clients and sheds for it.
+  const heapPressure = new Gauge({
+    name: 'connector_heap_pressure',
+    help: '1 while V8 old-generation use is past 85 % of its limit (until back under 75 %).',
+    registers,
+  });
+  heapPressure.set(0);
 
   // ---- sinks (every sink but the relay; one label value per configured sink) -----------------
   new Gauge({
@@ -488,6 +517,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     }),
     status.on('queue.resumed', (e) => {
       blockedSeconds.inc(Math.max(0, e.blockedMs) / 1000);
+    }),
+    status.on('heap.pressure', (e) => {
+      heapPressure.set(e.state === 'high' ? 1 : 0);
     }),
   ];
   for (const name of breakerStates.keys()) for (const s of ['closed', 'open', 'half-open'] as const) breakerTransitions.inc({ name, state: s }, 0);

@@ -16,15 +16,31 @@
  *   keep up at that rate.
  * - Backpressure is per client: a client whose unsent bytes would pass maxBufferedBytes gets nothing
  *   more and is closed 1008 "slow consumer" (close frame queued behind its backlog), terminated if the
- *   close has not completed within closeTimeoutMs. Nobody else waits for it.
+ *   close has not completed within closeTimeoutMs. Nobody else waits for it. The bound covers every
+ *   byte queued on the socket, whatever produced it: data, control replies, errors, pongs and pings
+ *   all go out through a path that checks it (#flush for data, #send for the rest), so a client that
+ *   stops reading is cut whether or not it is subscribed (issue 12: unchecked error replies grew RSS
+ *   by 350 MB in 40 s). Pongs are ours to send (autoPong off) for the same reason.
+ *
+ * - A relay-wide budget (budget.ts) bounds the sum of every client's unsent bytes: past it the
+ *   largest backlogs are cut first; above its low watermark, or under heap pressure (a
+ *   `heap.pressure` status event from ops/heap.ts), new clients get 503.
+ *
+ * Abuse limits at upgrade, in order: path → token (401) → maxClients (503) → maxClientsPerIp (429)
+ * → budget / heap pressure (503). Rejections are reported with their reason clipped, and answered
+ * with a body that never echoes more than a short prefix of the input (issue 12: 2000 upgrades with
+ * a 15 KB bad parameter wrote 30 MB of logs).
  *
  * Choices where Binance is silent or differs: a SUBSCRIBE naming a stream we do not serve gets error
- * code 2 naming it (Binance accepts and sends nothing); unserved names in the URL path are ignored
- * (Binance-like); binary frames get code 3 "Invalid JSON: expected a text frame" and the connection
- * stays open; the message limit counts messages and client pings, not pongs (they answer our pings);
- * `timeUnit=MICROSECOND` is refused with HTTP 400 instead of sending millisecond timestamps.
+ * code 2 naming it, clipped to 100 characters (Binance accepts and sends nothing); unserved names in
+ * the URL path are ignored (Binance-like); binary frames get code 3 "Invalid JSON: expected a text
+ * frame" and the connection stays open; the rate limit (rate.ts) is a token bucket: 5/s sustained,
+ * bursts of 2 s worth, charged at arrival, counting messages, client pings and unsolicited pongs
+ * (a pong answering our own ping is free, since its rate is our configuration); `timeUnit=MICROSECOND`
+ * is refused with HTTP 400 instead of sending millisecond timestamps.
  */
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -33,7 +49,7 @@ import type { Candle, CandleSink, StreamRef } from '../core/candle.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { RelayStats } from '../core/stats.ts';
-import type { StatusStream } from '../core/status.ts';
+import type { Disposable, StatusStream } from '../core/status.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../ops/logger.ts';
 import {
@@ -53,6 +69,9 @@ import {
   type UpgradeTarget,
 } from './protocol.ts';
 import { Session } from './session.ts';
+import { BufferLedger, RECONCILE_MS, budgetFindings, defaultBudget, heapLimitBytes } from './budget.ts';
+import { BURST_SECONDS, takeToken } from './rate.ts';
+import { TlsWatcher, readTlsPair } from './tls.ts';
 
 export interface RelayOptions {
   config: Config['relay'];
@@ -61,10 +80,29 @@ export interface RelayOptions {
   clock?: Clock;
   /** Which stream names this relay serves (e.g. 'btcusdt@kline_1m' → StreamRef); unknown names → SUBSCRIBE error code 2 naming the stream. */
   resolve: (name: string) => StreamRef | undefined;
+  /** V8's heap limit, which the default relay-wide budget derives from. Default: this process's. */
+  heapLimitBytes?: number;
 }
 
 /** Code used on relay.client.error for transport-level errors (oversized frame, invalid UTF-8, socket reset). */
 const TRANSPORT_ERROR = -1;
+
+/** Longest client-supplied text echoed in an error reply or a rejection (issue 12: 64 KB in, 128 KB out). */
+const ECHO_MAX_CHARS = 100;
+/** Longest client-influenced text in a status event (and so in a log line). */
+const EVENT_TEXT_MAX_CHARS = 200;
+
+/**
+ * `text` cut to at most `max` characters (the last one an ellipsis when cut), never splitting a
+ * surrogate pair. Not escaped: the reply's JSON encoding escapes it, once.
+ */
+function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--; // a high surrogate whose pair would be cut off
+  return `${text.slice(0, end)}…`;
+}
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -86,6 +124,12 @@ function bearer(req: IncomingMessage): string | undefined {
 function remoteOf(req: IncomingMessage): string {
   const s = req.socket;
   return `${s.remoteAddress ?? '?'}:${s.remotePort ?? 0}`;
+}
+
+/** The source address the per-address limit counts by: IPv4 clients of a dual-stack listener as plain IPv4. */
+function addressOf(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '?';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
 function ignoreError(): void {
@@ -128,9 +172,20 @@ export class RelayServer implements CandleSink {
   readonly #clock: Clock;
   readonly #resolve: (name: string) => StreamRef | undefined;
   readonly #token: Buffer | undefined;
-  readonly #http: Server;
+  readonly #http: Server | TlsServer;
+  readonly #tls: TlsWatcher | undefined;
   readonly #wss: WebSocketServer;
   readonly #sessions = new Set<Session>();
+  /** Open connections per source address (addressOf). */
+  readonly #perAddress = new Map<string, number>();
+  /** Unsent bytes across all clients, against the relay-wide budget. */
+  readonly #ledger: BufferLedger<Session>;
+  /** Earliest monotonic ms at which an upgrade may reconcile the ledger again. */
+  #reconcileAfter = 0;
+  /** Admission state: why new clients get 503, if they do. */
+  #refusing: 'buffers' | 'heap' | undefined;
+  #heapHigh = false;
+  readonly #heapEvents: Disposable;
   /** stream id → sessions subscribed to it (StreamRef ids are dense). */
   readonly #subscribers: (Set<Session> | undefined)[] = [];
   /** Per stream id: `{"stream":"<name>","data":` as bytes, built on first delivery. */
@@ -153,6 +208,8 @@ export class RelayServer implements CandleSink {
   #messagesSent = 0;
   #bytesSent = 0;
   #clientErrors = 0;
+  #budgetCuts = 0;
+  #rateLimited = 0;
 
   constructor(options: RelayOptions) {
     this.#config = options.config;
@@ -169,6 +226,9 @@ export class RelayServer implements CandleSink {
       perMessageDeflate: false, // required by the pre-framed fan-out, and cheaper for everyone
       maxPayload: options.config.maxFrameBytes,
       closeTimeout: options.config.closeTimeoutMs,
+      // We answer pings ourselves (#onPing), through the bound-checked path: ws's automatic pongs
+      // would be queued for a client that never reads, unbounded.
+      autoPong: false,
     };
     this.#wss = new WebSocketServer(wsOptions);
     // With a listener, ws leaves failed handshakes to us instead of writing its own 400.
@@ -176,9 +236,44 @@ export class RelayServer implements CandleSink {
       this.#reject(socket, req, 400, err.message);
     });
 
-    this.#http = createServer(onPlainRequest);
+    const heapLimit = options.heapLimitBytes ?? heapLimitBytes();
+    this.#ledger = new BufferLedger(options.config.maxTotalBufferedBytes ?? defaultBudget(heapLimit));
+    const findings = budgetFindings(options.config, this.#ledger.limit, heapLimit);
+    if (findings.length > 0) {
+      this.#log.warn(
+        {
+          event: 'config.warning',
+          heapLimitBytes: heapLimit,
+          budgetBytes: this.#ledger.limit,
+          worstCaseBytes: options.config.maxClients * options.config.maxBufferedBytes,
+        },
+        findings.join('; '),
+      );
+    }
+    const tls = options.config.tls;
+    if (tls === undefined) {
+      this.#http = createServer(onPlainRequest);
+      this.#tls = undefined;
+    } else {
+      const pair = readTlsPair(tls);
+      const server = createTlsServer({ cert: pair.cert, key: pair.key }, onPlainRequest);
+      this.#http = server;
+      this.#tls = new TlsWatcher({
+        files: tls,
+        initial: pair,
+        apply: (next) => {
+          server.setSecureContext({ cert: next.cert, key: next.key });
+        },
+        onReload: (outcome) => {
+          this.#status.emit(outcome.ok ? { type: 'relay.tls', outcome: 'reloaded' } : { type: 'relay.tls', outcome: 'failed', error: outcome.error });
+        },
+      });
+    }
     this.#http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.#onUpgrade(req, socket, head);
+    });
+    this.#heapEvents = this.#status.on('heap.pressure', (e) => {
+      this.#onHeapPressure(e.state === 'high');
     });
   }
 
@@ -195,6 +290,7 @@ export class RelayServer implements CandleSink {
         });
         this.#listening = true;
         this.#startSweep();
+        this.#tls?.start();
         const addr = this.#http.address() as AddressInfo;
         resolve({ host: addr.address, port: addr.port });
       });
@@ -260,6 +356,10 @@ export class RelayServer implements CandleSink {
   stats(): RelayStats {
     return {
       clients: this.#sessions.size,
+      bufferedBytes: this.#ledger.reconcile(this.#sessions),
+      bufferBudgetBytes: this.#ledger.limit,
+      budgetCuts: this.#budgetCuts,
+      rateLimited: this.#rateLimited,
       clientsTotal: this.#clientsTotal,
       rejected: this.#rejected,
       slowConsumers: this.#slowConsumers,
@@ -272,10 +372,12 @@ export class RelayServer implements CandleSink {
   // -------------------------------------------------------------------------------------------
   // Upgrade
 
+  /** `reason` may carry client input (a bad query value): the event and the body get a clipped copy. */
   #reject(socket: Duplex, req: IncomingMessage, status: number, reason: string, extraHeaders = ''): void {
     this.#rejected++;
-    this.#status.emit({ type: 'relay.client.rejected', remote: remoteOf(req), status, reason });
-    rejectSocket(socket, status, reason, extraHeaders);
+    const clipped = clip(reason, ECHO_MAX_CHARS);
+    this.#status.emit({ type: 'relay.client.rejected', remote: remoteOf(req), status, reason: clipped });
+    rejectSocket(socket, status, clipped, extraHeaders);
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -303,6 +405,15 @@ export class RelayServer implements CandleSink {
       this.#reject(socket, req, 503, 'too many clients');
       return;
     }
+    const address = addressOf(req);
+    if ((this.#perAddress.get(address) ?? 0) >= this.#config.maxClientsPerIp) {
+      this.#reject(socket, req, 429, 'too many clients from this address');
+      return;
+    }
+    if (!this.#admitting()) {
+      this.#reject(socket, req, 503, this.#refusing === 'heap' ? 'memory pressure' : 'relay buffers full');
+      return;
+    }
     // Streams in the URL that we do not serve are ignored, as Binance does (ccxt opens /ws/0, then subscribes).
     const refs = new Set<StreamRef>();
     for (const name of target.streams) {
@@ -315,24 +426,31 @@ export class RelayServer implements CandleSink {
     }
     // No verifyClient: ws completes the handshake synchronously, so the maxClients check above holds.
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      this.#accept(ws, socket, req, target, refs);
+      this.#accept(ws, socket, req, address, target, refs);
     });
   }
 
-  #accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, target: UpgradeTarget & { kind: 'ok' }, refs: Set<StreamRef>): void {
-    const session = new Session(`relay-${++this.#seq}`, ws, socket, target.combined, this.#clock.monotonic());
+  #accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, address: string, target: UpgradeTarget & { kind: 'ok' }, refs: Set<StreamRef>): void {
+    const rate = this.#config.maxMessagesPerSecond;
+    const session = new Session(`relay-${++this.#seq}`, address, ws, socket, target.combined, this.#clock.monotonic(), rate * BURST_SECONDS);
     this.#sessions.add(session);
+    this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
     this.#clientsTotal++;
     for (const ref of refs) this.#subscribe(session, ref);
     // One small closure per connection (not per message) to carry the session to the handlers.
+    // Runs before ws's own 'data' listener, which parses and emits every frame of this read
+    // synchronously: they all arrived now, however long handling the earlier ones takes.
+    socket.prependListener('data', () => {
+      session.arrivedAt = this.#clock.monotonic();
+    });
     ws.on('message', (data: RawData, isBinary: boolean) => {
       this.#onMessage(session, data, isBinary);
     });
-    ws.on('ping', () => {
-      this.#onPing(session);
+    ws.on('ping', (data: Buffer) => {
+      this.#onPing(session, data);
     });
     ws.on('pong', () => {
-      session.lastSeen = this.#clock.monotonic();
+      this.#onPong(session);
     });
     ws.on('error', (err: Error) => {
       this.#onError(session, err);
@@ -340,7 +458,8 @@ export class RelayServer implements CandleSink {
     ws.on('close', (code: number, reason: Buffer) => {
       this.#onClose(session, code, reason);
     });
-    this.#status.emit({ type: 'relay.client.open', clientId: session.id, remote: remoteOf(req), path: (req.url ?? '/').split('?')[0] ?? '/' });
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    this.#status.emit({ type: 'relay.client.open', clientId: session.id, remote: remoteOf(req), path: clip(path, EVENT_TEXT_MAX_CHARS) });
     if (!this.#accepting) this.#shutdownSession(session, this.#clock.now());
   }
 
@@ -348,24 +467,35 @@ export class RelayServer implements CandleSink {
   // Inbound
 
   /**
-   * Binance counts every inbound frame (messages, pings, pongs) against 5/s. We count messages and
-   * client pings; pongs are not counted because they answer our own pings, whose rate is configuration.
+   * Binance counts every inbound frame (messages, pings, pongs) against 5/s. So do we, at arrival
+   * (rate.ts), except a pong answering our own ping (#onPong): that rate is our configuration.
    */
   #admit(session: Session): boolean {
-    const now = this.#clock.monotonic();
-    session.lastSeen = now;
-    if (now - session.windowStart >= 1000) {
-      session.windowStart = now;
-      session.windowCount = 0;
-    }
-    if (++session.windowCount <= this.#config.maxMessagesPerSecond) return true;
+    const at = session.arrivedAt;
+    session.lastSeen = at;
+    if (takeToken(session, at, this.#config.maxMessagesPerSecond)) return true;
+    this.#rateLimited++;
     this.#closeSession(session, 1008, 'Too many requests');
     return false;
   }
 
-  #onPing(session: Session): void {
+  /** Unsolicited pongs are counted: they cost as much to receive as anything else (issue 12: 4 clients, 100 % CPU). */
+  #onPong(session: Session): void {
     if (session.state !== 'open') return;
-    this.#admit(session); // ws answers the ping itself (autoPong)
+    if (session.awaitingPong) {
+      session.awaitingPong = false;
+      session.lastSeen = session.arrivedAt;
+      return;
+    }
+    this.#admit(session);
+  }
+
+  #onPing(session: Session, data: Buffer): void {
+    if (session.state !== 'open' || !this.#admit(session)) return;
+    // A pong is 2 header bytes plus the ping's payload (at most 125 bytes).
+    if (!this.#fits(session, 2 + data.length)) return;
+    session.ws.pong(data);
+    this.#account(session, session.socket.writableLength);
   }
 
   #onMessage(session: Session, data: RawData, isBinary: boolean): void {
@@ -391,7 +521,8 @@ export class RelayServer implements CandleSink {
           const ref = this.#resolve(name);
           if (ref === undefined) {
             this.#replyError(session, {
-              error: { code: ERR_INVALID_REQUEST, msg: `Invalid request: stream ${JSON.stringify(name)} is not served by this relay` },
+              // Clipped, and quoted without escaping: errorReply's JSON encoding escapes it once.
+              error: { code: ERR_INVALID_REQUEST, msg: `Invalid request: stream "${clip(name, ECHO_MAX_CHARS)}" is not served by this relay` },
               id: req.id,
             });
             return;
@@ -434,14 +565,14 @@ export class RelayServer implements CandleSink {
     }
   }
 
+  /** Replies are framed here and written like data (as bytes, off the V8 heap), through the bound check. */
   #reply(session: Session, text: string): void {
-    if (session.state !== 'open' || session.ws.readyState !== WebSocket.OPEN) return;
-    session.ws.send(text);
+    this.#send(session, textFrame(text));
   }
 
   #replyError(session: Session, err: ControlError): void {
     this.#clientErrors++;
-    this.#status.emit({ type: 'relay.client.error', clientId: session.id, code: err.error.code, msg: err.error.msg });
+    this.#status.emit({ type: 'relay.client.error', clientId: session.id, code: err.error.code, msg: clip(err.error.msg, EVENT_TEXT_MAX_CHARS) });
     this.#reply(session, errorReply(err));
   }
 
@@ -458,6 +589,10 @@ export class RelayServer implements CandleSink {
     for (const ref of session.streams) this.#subscribers[ref.id]?.delete(session);
     session.streams.clear();
     this.#sessions.delete(session);
+    this.#ledger.release(session);
+    const left = (this.#perAddress.get(session.ip) ?? 1) - 1;
+    if (left > 0) this.#perAddress.set(session.ip, left);
+    else this.#perAddress.delete(session.ip);
     this.#status.emit({
       type: 'relay.client.close',
       clientId: session.id,
@@ -512,13 +647,107 @@ export class RelayServer implements CandleSink {
     socket.write(bytes);
     this.#messagesSent += frames.length;
     this.#bytesSent += bytes.length;
+    if (this.#ledger.record(s, buffered + bytes.length)) this.#overBudget();
+  }
+
+  /**
+   * Write one complete frame (a reply, serverShutdown) to a client's socket unless it would push the
+   * client past its bound, in which case the client is cut as a slow consumer instead.
+   */
+  #send(s: Session, frame: Buffer): boolean {
+    if (!this.#fits(s, frame.length)) return false;
+    s.socket.write(frame);
+    this.#account(s, s.socket.writableLength);
+    return true;
+  }
+
+  #account(s: Session, bytes: number): void {
+    if (this.#ledger.record(s, bytes)) this.#overBudget();
+  }
+
+  /**
+   * Whether `bytes` more can be queued for this client. False when it is not open, or when they would
+   * pass maxBufferedBytes: then the client is cut as a slow consumer.
+   */
+  #fits(s: Session, bytes: number): boolean {
+    const socket = s.socket;
+    if (s.state !== 'open' || s.ws.readyState !== WebSocket.OPEN || !socket.writable) return false;
+    const buffered = socket.writableLength;
+    if (buffered + bytes <= this.#config.maxBufferedBytes) return true;
+    this.#slowConsumer(s, buffered);
+    return false;
   }
 
   #slowConsumer(s: Session, bufferedBytes: number): void {
     this.#slowConsumers++;
-    this.#status.emit({ type: 'relay.slow-consumer', clientId: s.id, bufferedBytes });
+    this.#status.emit({ type: 'relay.slow-consumer', clientId: s.id, bufferedBytes, limit: 'client' });
     // The close frame is queued behind the backlog; the backstop timer destroys the socket if it never drains.
     this.#closeSession(s, 1008, 'slow consumer');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Relay-wide budget
+
+  /** The running total passed the budget: if it really has (sockets drain silently), cut the largest backlogs. */
+  #overBudget(): void {
+    if (this.#ledger.reconcile(this.#sessions) > this.#ledger.limit) this.#shed(this.#ledger.low);
+  }
+
+  /**
+   * Destroy clients until the total is at most `target`: first those already closing (their backlog
+   * will never be read), then the largest. Destroyed, not closed: a close frame would wait behind
+   * the very bytes we need to free.
+   */
+  #shed(target: number): void {
+    for (const s of this.#ledger.victims(this.#sessions, target, (v) => v.state !== 'open')) {
+      if (s.state === 'open') {
+        this.#budgetCuts++;
+        this.#status.emit({ type: 'relay.slow-consumer', clientId: s.id, bufferedBytes: s.accounted, limit: 'relay' });
+        s.state = 'closing';
+        s.closeCode = 1006;
+        s.closeReason = 'slow consumer: relay buffer budget';
+      }
+      this.#ledger.release(s);
+      s.ws.terminate();
+    }
+    this.#updateAdmission();
+  }
+
+  /** Whether a new client may join now (at most one reconciliation per RECONCILE_MS when in doubt). */
+  #admitting(): boolean {
+    if (!this.#heapHigh && this.#ledger.total > this.#ledger.low) {
+      const now = this.#clock.monotonic();
+      if (now >= this.#reconcileAfter) {
+        this.#reconcileAfter = now + RECONCILE_MS;
+        this.#ledger.reconcile(this.#sessions);
+      }
+    }
+    this.#updateAdmission();
+    return this.#refusing === undefined;
+  }
+
+  #updateAdmission(): void {
+    const refusing = this.#heapHigh ? 'heap' : this.#ledger.total > this.#ledger.low ? 'buffers' : undefined;
+    if (refusing === this.#refusing) return;
+    const was = this.#refusing;
+    this.#refusing = refusing;
+    this.#status.emit({
+      type: 'relay.budget',
+      state: refusing === undefined ? 'under' : 'over',
+      cause: refusing ?? was ?? 'buffers',
+      bufferedBytes: this.#ledger.total,
+      budgetBytes: this.#ledger.limit,
+    });
+  }
+
+  /** Heap pressure: refuse new clients, and halve what the relay holds (the largest backlogs go). */
+  #onHeapPressure(high: boolean): void {
+    this.#heapHigh = high;
+    if (high) {
+      this.#ledger.reconcile(this.#sessions);
+      this.#shed(Math.min(this.#ledger.low, Math.floor(this.#ledger.total / 2)));
+    }
+    this.#updateAdmission();
   }
 
   /** Start a closing handshake we initiated, with a backstop that terminates the socket. */
@@ -536,7 +765,8 @@ export class RelayServer implements CandleSink {
 
   #shutdownSession(s: Session, now: number): void {
     if (s.state !== 'open') return;
-    if (s.ws.readyState === WebSocket.OPEN) s.ws.send(serverShutdownPayload(now, s.combined));
+    // A client too far behind to take the notice is cut as a slow consumer instead (then already closing).
+    this.#send(s, textFrame(serverShutdownPayload(now, s.combined)));
     this.#closeSession(s, 1001, 'server shutdown');
   }
 
@@ -555,6 +785,9 @@ export class RelayServer implements CandleSink {
   }
 
   #sweepOnce(tick: number): void {
+    // Keep the budget's total honest even when nothing is written (drains are silent).
+    if (this.#ledger.reconcile(this.#sessions) > this.#ledger.limit) this.#shed(this.#ledger.low);
+    else this.#updateAdmission();
     const now = this.#clock.monotonic();
     const { pingIntervalMs, clientTimeoutMs } = this.#config;
     for (const s of this.#sessions) {
@@ -566,7 +799,11 @@ export class RelayServer implements CandleSink {
         s.ws.terminate();
       } else if (now - s.lastPingAt >= pingIntervalMs - tick / 2) {
         s.lastPingAt = now;
-        if (s.ws.readyState === WebSocket.OPEN) s.ws.ping();
+        if (this.#fits(s, 2)) {
+          s.awaitingPong = true;
+          s.ws.ping();
+          this.#account(s, s.socket.writableLength);
+        }
       }
     }
   }
@@ -578,6 +815,8 @@ export class RelayServer implements CandleSink {
     this.stopAccepting();
     if (this.#sweep !== undefined) clearInterval(this.#sweep);
     this.#sweep = undefined;
+    this.#tls?.close();
+    this.#heapEvents.dispose();
     if (this.#sessions.size > 0) {
       const drained = new Promise<void>((resolve) => {
         this.#allClosed = resolve;

@@ -1,20 +1,26 @@
 /**
- * One relay client: its subscriptions, output mode, rate-limit window, liveness stamps and the frames
- * gathered for it during one delivery. Plain state; the server owns the transitions.
+ * One relay client: its subscriptions, output mode, rate-limit bucket, liveness stamps, the bytes it
+ * holds in the relay-wide budget and the frames gathered for it during one delivery. Plain state; the
+ * server owns the transitions.
  */
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { StreamRef } from '../core/candle.ts';
+import type { Backlog } from './budget.ts';
+import type { Bucket } from './rate.ts';
 
 /**
  *   open ──(slow consumer | too many requests | shutdown: close frame queued)──▶ closing ──▶ closed
- *     └──────────────(client timeout | socket error: terminate)──────────────────────────────▲
- * Only `open` sessions receive data; `closing` ones wait for the close handshake or the backstop timer.
+ *     └──(client timeout | socket error | relay buffer budget: terminate)────────────────────▲
+ * Only `open` sessions receive data; `closing` ones wait for the close handshake or the backstop
+ * timer, unless the relay-wide budget needs their backlog's memory first (then they are terminated).
  */
 export type SessionState = 'open' | 'closing' | 'closed';
 
-export class Session {
+export class Session implements Bucket, Backlog {
   readonly id: string;
+  /** Source address (the per-address client limit counts by it). */
+  readonly ip: string;
   readonly ws: WebSocket;
   /** The upgraded TCP socket: pre-framed data is written here directly (see protocol.textFrame). */
   readonly socket: Duplex;
@@ -26,9 +32,15 @@ export class Session {
   /** Monotonic ms of the last frame from the client (message, ping or pong). */
   lastSeen: number;
   lastPingAt: number;
-  /** Fixed one-second window for the control-message limit. */
-  windowStart: number;
-  windowCount = 0;
+  /** A ping of ours is unanswered: the next pong answers it and is not counted against the rate. */
+  awaitingPong = false;
+  /** Monotonic ms of the socket read being handled: every frame of that read arrived then. */
+  arrivedAt: number;
+  /** Rate-limit bucket (rate.ts). */
+  tokens: number;
+  tokensAt: number;
+  /** Unsent bytes last recorded for this client in the relay-wide budget (budget.ts). */
+  accounted = 0;
   /** Frames gathered for this client during the current deliver() call; empty between calls. */
   readonly pending: Buffer[] = [];
   /** Why we closed it, reported on the close event instead of the peer's echo or 1006. */
@@ -36,13 +48,16 @@ export class Session {
   closeReason: string | undefined;
   closeTimer: NodeJS.Timeout | undefined;
 
-  constructor(id: string, ws: WebSocket, socket: Duplex, combined: boolean, now: number) {
+  constructor(id: string, ip: string, ws: WebSocket, socket: Duplex, combined: boolean, now: number, burst: number) {
     this.id = id;
+    this.ip = ip;
     this.ws = ws;
     this.socket = socket;
     this.combined = combined;
     this.lastSeen = now;
     this.lastPingAt = now;
-    this.windowStart = now;
+    this.arrivedAt = now;
+    this.tokens = burst;
+    this.tokensAt = now;
   }
 }

@@ -63,7 +63,19 @@ export class FakeSources implements OpsSources {
     usedWeight1m: 0,
     pendingStreams: 0,
   };
-  rel: Mutable<RelayStats> = { clients: 0, clientsTotal: 0, rejected: 0, slowConsumers: 0, messagesSent: 0, bytesSent: 0, clientErrors: 0 };
+  rel: Mutable<RelayStats> = {
+    clients: 0,
+    clientsTotal: 0,
+    rejected: 0,
+    slowConsumers: 0,
+    messagesSent: 0,
+    bytesSent: 0,
+    clientErrors: 0,
+    bufferedBytes: 0,
+    bufferBudgetBytes: 0,
+    budgetCuts: 0,
+    rateLimited: 0,
+  };
   sinkList: Array<Mutable<SinkStats>> = [];
   isDraining = false;
   /** Counts reads so a test can see one scrape reads the sources once. */

@@ -5,7 +5,8 @@ import type { Candle, StreamRef } from '../../src/core/candle.ts';
 import { StatusStream, type StatusEvent } from '../../src/core/status.ts';
 import { StreamRegistry } from '../../src/core/streams.ts';
 import type { Config } from '../../src/config/schema.ts';
-import { createLogger } from '../../src/ops/logger.ts';
+import type { Clock } from '../../src/core/clock.ts';
+import { createLogger, type Logger } from '../../src/ops/logger.ts';
 import { RelayServer } from '../../src/relay/server.ts';
 
 export type RelayConfig = Config['relay'];
@@ -23,6 +24,9 @@ export function relayConfig(overrides: Partial<RelayConfig> = {}): RelayConfig {
     pingIntervalMs: 20_000,
     clientTimeoutMs: 60_000,
     closeTimeoutMs: 30_000,
+    maxTotalBufferedBytes: undefined,
+    maxClientsPerIp: 50,
+    tls: undefined,
     ...overrides,
   };
 }
@@ -49,11 +53,39 @@ const running: RelayServer[] = [];
 const clients: WebSocket[] = [];
 const sockets: Socket[] = [];
 
-export async function startRelay(overrides: Partial<RelayConfig> = {}): Promise<Harness> {
+/** A clock that moves only when told to (rate-limit tests: refills happen exactly when the test says). */
+export class ManualClock implements Clock {
+  #ms = 1_000_000;
+  now(): number {
+    return 1_700_000_000_000 + this.#ms;
+  }
+  monotonic(): number {
+    return this.#ms;
+  }
+  advance(ms: number): void {
+    this.#ms += ms;
+  }
+}
+
+export interface StartOptions {
+  readonly clock?: Clock;
+  readonly log?: Logger;
+  /** V8's heap limit as the relay should see it (the default total budget derives from it). */
+  readonly heapLimitBytes?: number;
+}
+
+export async function startRelay(overrides: Partial<RelayConfig> = {}, options: StartOptions = {}): Promise<Harness> {
   const status = new StatusStream();
   const events: StatusEvent[] = [];
   status.subscribe((e) => events.push(e));
-  const relay = new RelayServer({ config: relayConfig(overrides), status, log: createLogger('silent'), resolve });
+  const relay = new RelayServer({
+    config: relayConfig(overrides),
+    status,
+    log: options.log ?? createLogger('silent'),
+    resolve,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.heapLimitBytes === undefined ? {} : { heapLimitBytes: options.heapLimitBytes }),
+  });
   running.push(relay);
   const { port } = await relay.listen();
   return { relay, url: `ws://127.0.0.1:${port}`, events, status };
@@ -127,6 +159,14 @@ export class TestClient {
 
   send(value: unknown): void {
     this.ws.send(typeof value === 'string' ? value : JSON.stringify(value));
+  }
+
+  /**
+   * Stop reading (the client's TCP socket is paused, so the kernel buffers fill and the relay's unsent
+   * bytes for it grow) while it can still send.
+   */
+  stopReading(): void {
+    (this.ws as unknown as { _socket: Socket })._socket.pause();
   }
 
   /** Send a request and return the next message (the reply: the relay answers in order). */
