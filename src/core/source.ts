@@ -52,6 +52,8 @@ export interface UpstreamStats {
   readonly bytes: number;
   readonly candles: number;
   readonly parseErrors: number;
+  /** Frames naming a stream this daemon did not subscribe (counted, skipped; the parser's one counter). */
+  readonly unknownStreamFrames: number;
   readonly connectionAttempts: number;
   readonly connectionErrors: number;
   readonly reconnections: number;

@@ -296,6 +296,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   upstreamCounter('connector_upstream_received_bytes_total', 'Upstream WebSocket payload bytes received.', (s) => s.bytes);
   upstreamCounter('connector_upstream_candles_total', 'Kline events parsed from upstream frames.', (s) => s.candles);
   upstreamCounter('connector_parse_errors_total', 'Upstream frames that failed to parse.', (s) => s.parseErrors);
+  upstreamCounter('connector_unknown_stream_frames_total', 'Upstream frames naming a stream that was not subscribed (skipped).', (s) => s.unknownStreamFrames);
   upstreamCounter('connector_connection_attempts_total', 'Upstream WebSocket connection attempts.', (s) => s.connectionAttempts);
   upstreamCounter('connector_connection_errors_total', 'Upstream WebSocket connection errors.', (s) => s.connectionErrors);
   upstreamCounter('connector_reconnections_total', 'Upstream WebSocket reconnections after a lost or failed socket.', (s) => s.reconnections);

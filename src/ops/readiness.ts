@@ -123,6 +123,7 @@ const ZERO_STATS: UpstreamStats = {
   bytes: 0,
   candles: 0,
   parseErrors: 0,
+  unknownStreamFrames: 0,
   connectionAttempts: 0,
   connectionErrors: 0,
   reconnections: 0,

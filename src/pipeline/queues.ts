@@ -99,13 +99,4 @@ export class OpenLatest {
       }
     }
   }
-
-  /** Drop a stream's pending update (its candle was just delivered closed). */
-  discard(streamId: number): void {
-    if (this.#slots[streamId] !== undefined) {
-      this.#slots[streamId] = undefined;
-      this.#live--;
-      this.skipped++;
-    }
-  }
 }

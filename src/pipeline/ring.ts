@@ -49,12 +49,6 @@ export class RingDeque<T> {
     return this.#size === 0 ? undefined : this.#buf[this.#head];
   }
 
-  clear(): void {
-    this.#buf.fill(undefined);
-    this.#head = 0;
-    this.#size = 0;
-  }
-
   #grow(): void {
     const old = this.#buf;
     const next = new Array<T | undefined>(old.length * 2);

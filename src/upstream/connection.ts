@@ -43,7 +43,7 @@ import { parseRetryAfter } from '../core/retry-after.ts';
 import type { ConnectionSnapshot, SourceHandlers } from '../core/source.ts';
 import type { ConnState, QualityGrade, StatusStream } from '../core/status.ts';
 import type { Config } from '../config/schema.ts';
-import { CONTROL_ERROR, PARSE_ERROR, SERVER_SHUTDOWN, UNKNOWN_STREAM, type FrameParser, type HeartbeatKind, type VenueAdapter } from './venue.ts';
+import { CONTROL_ERROR, PARSE_ERROR, SERVER_SHUTDOWN, type FrameParser, type HeartbeatKind, type VenueAdapter } from './venue.ts';
 
 export type WebSocketFactory = (url: string, options: ClientOptions) => WebSocket;
 
@@ -85,7 +85,6 @@ export interface UpstreamCounters {
   messages: number;
   bytes: number;
   candles: number;
-  unknownStreams: number;
   connectionAttempts: number;
   connectionErrors: number;
   reconnections: number;
@@ -98,7 +97,6 @@ export function newCounters(): UpstreamCounters {
     messages: 0,
     bytes: 0,
     candles: 0,
-    unknownStreams: 0,
     connectionAttempts: 0,
     connectionErrors: 0,
     reconnections: 0,
@@ -232,8 +230,6 @@ export class UpstreamConnection {
   failures = 0;
   /** Consecutive successful connections (pool resets the reconnect backoff after enough). */
   successes = 0;
-  /** Reconnect attempt counter: the next reconnect uses delay(attempt). */
-  reconnectAttempt = 0;
   /** Set by the pool while a replacement for this socket is being made. */
   replacement: UpstreamConnection | undefined;
   /** Set by the pool on the new socket of a rotation. */
@@ -273,9 +269,6 @@ export class UpstreamConnection {
   }
   get openedAt(): number {
     return this.#openedAt;
-  }
-  get lastFrameAt(): number | undefined {
-    return this.#hasFrame ? this.#lastFrameAt : undefined;
   }
   /** Monotonic ms since which the socket has had no stream, or undefined (the pool closes it after idleTimeoutMs). */
   get idleSince(): number | undefined {
@@ -621,8 +614,6 @@ export class UpstreamConnection {
     } else if (signal === SERVER_SHUTDOWN.signal) {
       this.#status.emit({ type: 'server.shutdown-notice', venue: this.#venue.id, connId: this.id });
       this.#owner.serverShutdown(this);
-    } else if (signal === UNKNOWN_STREAM.signal) {
-      this.#counters.unknownStreams++;
     } else if (signal === CONTROL_ERROR.signal) {
       this.#noteError();
       const e = this.#parser.lastControlError;
@@ -633,7 +624,7 @@ export class UpstreamConnection {
         error: `control request ${String(this.#parser.lastControlId)} failed: ${e === undefined ? 'unknown' : `${e.code} ${e.msg}`}`,
       });
     }
-    // CONTROL_REPLY: a SUBSCRIBE was accepted; nothing to do.
+    // CONTROL_REPLY: a SUBSCRIBE was accepted; UNKNOWN_STREAM: the parser counted it (unknownStreamFrames). Nothing to do.
   }
 
   // -- control messages --------------------------------------------------------------------------
@@ -648,12 +639,6 @@ export class UpstreamConnection {
     let i = 0;
     while (i < times.length && (times[i] ?? 0) <= now - 1000) i++;
     if (i > 0) times.splice(0, i);
-  }
-
-  /** Outbound control messages in the trailing second (tests, snapshot). */
-  controlRate(): number {
-    this.#trimControl(this.#clock.monotonic());
-    return this.#controlTimes.length;
   }
 
   #queueSubscribe(topics: readonly string[]): void {

@@ -384,7 +384,6 @@ export class UpstreamPool implements UpstreamSource, ConnectionOwner {
     if (conn.successes >= this.#config.reconnect.resetAfterSuccesses) {
       // Enough consecutive successful connections: the next loss starts the backoff from the bottom.
       s.backoff = undefined;
-      conn.reconnectAttempt = 0;
     }
     const old = conn.replacing;
     if (old !== undefined) this.#armRotationTimeout(conn, old);
@@ -437,7 +436,6 @@ export class UpstreamPool implements UpstreamSource, ConnectionOwner {
     const s = this.#slot(conn);
     if (s === undefined || this.#closed) return;
     s.backoff = s.backoff === undefined ? new ReconnectBackoff(this.#config.reconnect, this.#random) : s.backoff.next();
-    conn.reconnectAttempt = s.backoff.attempt;
     const delayMs = s.backoff.duration;
     conn.setState('reconnecting', reason);
     this.#counters.reconnections++;
@@ -685,16 +683,12 @@ export class UpstreamPool implements UpstreamSource, ConnectionOwner {
       bytes: c.bytes,
       candles: c.candles,
       parseErrors: this.#parser.parseErrors,
+      unknownStreamFrames: this.#parser.unknownStreams,
       connectionAttempts: c.connectionAttempts,
       connectionErrors: c.connectionErrors,
       reconnections: c.reconnections,
       rotations: c.rotations,
       staleEvents: c.staleEvents,
     };
-  }
-
-  /** Frames for streams not in the registry (counted, skipped). */
-  get unknownStreamFrames(): number {
-    return this.#parser.unknownStreams;
   }
 }

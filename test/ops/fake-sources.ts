@@ -32,6 +32,7 @@ export class FakeSources implements OpsSources {
     bytes: 0,
     candles: 0,
     parseErrors: 0,
+    unknownStreamFrames: 0,
     connectionAttempts: 3,
     connectionErrors: 0,
     reconnections: 0,

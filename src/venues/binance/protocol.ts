@@ -474,12 +474,9 @@ export class KlineFrameParser implements FrameParser {
   /** Counters (monotonic); metrics read them. */
   parseErrors = 0;
   unknownStreams = 0;
-  controlReplies = 0;
   shutdownNotices = 0;
   /** Frames that took the JSON.parse fallback (valid or not). */
   slowPath = 0;
-  /** Reason of the last parse error (for the caller's per-connection bookkeeping). */
-  lastError = '';
   lastControlId: number | string | null = null;
   lastControlError: { readonly code: number; readonly msg: string } | undefined = undefined;
 
@@ -706,7 +703,6 @@ export class KlineFrameParser implements FrameParser {
     if ('error' in value) {
       const reply = ControlErrorSchema.safeParse(value);
       if (!reply.success) return this.#error('malformed control error reply', text);
-      this.controlReplies++;
       this.lastControlId = reply.data.id;
       this.lastControlError = reply.data.error;
       return CONTROL_ERROR;
@@ -714,7 +710,6 @@ export class KlineFrameParser implements FrameParser {
     if ('result' in value) {
       const reply = ControlReplySchema.safeParse(value);
       if (!reply.success) return this.#error('malformed control reply', text);
-      this.controlReplies++;
       this.lastControlId = reply.data.id;
       return CONTROL_REPLY;
     }
@@ -770,7 +765,6 @@ export class KlineFrameParser implements FrameParser {
 
   #error(reason: string, text: string): FrameSignal {
     this.parseErrors++;
-    this.lastError = reason;
     const now = this.#clock.monotonic();
     if (now - this.#lastReportAt >= this.#reportIntervalMs) {
       const more = this.#suppressed > 0 ? ` (+${this.#suppressed} more since the last report)` : '';
