@@ -16,6 +16,7 @@
  */
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
+import { sleep } from './sleep.ts';
 
 export type RestGateState = { readonly kind: 'open' } | { readonly kind: 'closed'; readonly cause: string; readonly untilMono: number };
 
@@ -70,19 +71,4 @@ export class RestGate {
       await sleep(wait, signal);
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    t.unref();
-    function onAbort(): void {
-      clearTimeout(t);
-      reject(signal.reason as Error);
-    }
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

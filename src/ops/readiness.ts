@@ -29,9 +29,9 @@
  *   While draining the status is `draining`.
  */
 import type { Config } from '../config/schema.ts';
-import type { ConnState, BreakerState, SinkState } from '../core/status.ts';
+import type { ConnState, BreakerState } from '../core/status.ts';
 import type { UpstreamSnapshot, UpstreamStats } from '../core/source.ts';
-import type { VenueRestStats } from '../core/stats.ts';
+import type { SinkStats, VenueRestStats } from '../core/stats.ts';
 import type { OpsSources } from './sources.ts';
 
 export type HealthGrade = 'ok' | 'degraded' | 'critical';
@@ -67,20 +67,8 @@ export interface VenueReadiness {
   readonly rest: { readonly banned: boolean; readonly bannedUntil: string | null; readonly usedWeight1m: number; readonly requests: number; readonly rateLimited: number };
 }
 
-/** One queued sink (every sink but the relay) as /ready shows it. */
-export interface SinkReadiness {
-  readonly name: string;
-  readonly state: SinkState;
-  readonly pending: number;
-  readonly capacity: number;
-  readonly delivered: number;
-  readonly errors: number;
-  readonly shed: number;
-  readonly shedding: boolean;
-  /** True when the sink fills what it was not handed itself; false: shed candles are lost to it. */
-  readonly catchUp: boolean;
-  readonly lastError: string | null;
-}
+/** One queued sink (every sink but the relay) as /ready shows it: its SinkStats, with JSON's null for no error. */
+export type SinkReadiness = Omit<SinkStats, 'lastError'> & { readonly lastError: string | null };
 
 export interface ReadyBody {
   readonly status: ReadyStatus;

@@ -51,6 +51,7 @@ import { candlesBetween, nextOpenTime } from '../core/intervals.ts';
 import { parseRetryAfter } from '../core/retry-after.ts';
 import { RestGate } from '../core/rest-gate.ts';
 import type { Logger } from '../ops/logger.ts';
+import { sleep } from '../core/sleep.ts';
 
 export class RestError extends ConnectorError {
   readonly status: number;
@@ -347,23 +348,4 @@ function ascending(rows: readonly Candle[]): readonly Candle[] {
 
 function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason as Error);
-      return;
-    }
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    t.unref();
-    function onAbort(): void {
-      clearTimeout(t);
-      reject(signal.reason as Error);
-    }
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
