@@ -6,26 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../src/config/load.ts';
-import { ConfigError } from '../../src/core/errors.ts';
+import { load, issuesOf, ROOT } from './helpers.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SECRET = 's3cret-relay-token-value';
-
-function load(env: Record<string, string>) {
-  return loadConfig({ env, dotenvPath: null });
-}
-
-function issuesOf(env: Record<string, string>): readonly string[] {
-  try {
-    load(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 /**
  * Start the real entry point. The env keeps every listener on loopback port 0 and the upstream on an

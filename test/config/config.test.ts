@@ -3,25 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadConfig, closest } from '../../src/config/load.ts';
-import { ConfigError } from '../../src/core/errors.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function load(env: Record<string, string>, configDir?: string) {
-  return loadConfig({ env, dotenvPath: null, ...(configDir === undefined ? {} : { configDir }) });
-}
-
-function issuesOf(env: Record<string, string>): readonly string[] {
-  try {
-    load(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { load, issuesOf, ROOT } from './helpers.ts';
 
 describe('configuration', () => {
   it('applies the contract defaults when nothing is set', () => {

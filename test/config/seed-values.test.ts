@@ -2,26 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse as parseDotenv } from 'dotenv';
-import { loadConfig } from '../../src/config/load.ts';
-import { ConfigError } from '../../src/core/errors.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function load(env: Record<string, string>) {
-  return loadConfig({ env, dotenvPath: null });
-}
-
-function issuesOf(env: Record<string, string>): readonly string[] {
-  try {
-    load(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { load, issuesOf, ROOT } from './helpers.ts';
 
 describe('seed-era values', () => {
   it('accepts the v0.2 .env.example as it is, without an unknown-variable warning', () => {

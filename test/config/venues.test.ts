@@ -6,25 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../src/config/load.ts';
-import { ConfigError } from '../../src/core/errors.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function load(env: Record<string, string>) {
-  return loadConfig({ env, dotenvPath: null });
-}
-
-function issuesOf(env: Record<string, string>): readonly string[] {
-  try {
-    load(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { load, issuesOf, ROOT } from './helpers.ts';
 
 describe('venues in the configuration', () => {
   it('ingests Binance spot alone by default, from the pre-venue variables', () => {
