@@ -3,16 +3,14 @@
  * starts the spawned daemon, through the real .env → preset → environment path.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BinanceSimulator } from '../../src/venues/binance/simulator/server.ts';
 import { RecordingClient, until } from './harness.ts';
+import { freePort, ROOT, spawnDaemon } from './spawn.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURE = path.join(ROOT, 'test/fixtures/v0.2.env');
 
 let child: ChildProcess | undefined;
@@ -27,42 +25,6 @@ afterEach(async () => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   dir = undefined;
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => {
-        resolve(port);
-      });
-    });
-  });
-}
-
-/** `node src/main.ts` started in `cwd` (where it reads `.env`), with only PATH and `env` in its environment. */
-function spawnDaemon(cwd: string, env: Record<string, string>): { proc: ReturnType<typeof spawn>; output: string[]; exited: Promise<number | null> } {
-  const output: string[] = [];
-  const proc = spawn(process.execPath, [path.join(ROOT, 'src/main.ts')], {
-    cwd,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  proc.stdout.on('data', (d: Buffer) => {
-    output.push(d.toString('utf8'));
-  });
-  proc.stderr.on('data', (d: Buffer) => {
-    output.push(d.toString('utf8'));
-  });
-  const exited = new Promise<number | null>((resolve) => {
-    proc.once('exit', (code) => {
-      resolve(code);
-    });
-  });
-  return { proc, output, exited };
-}
 
 /** A directory holding the v0.2 `.env.example` as its `.env`, the way an operator upgrading would have it. */
 function seedDir(): string {
@@ -80,7 +42,7 @@ describe('seed-era (v0.2) configuration', () => {
   it('starts the daemon from the v0.2 .env.example and gets /ready 200, with no unknown-variable warning', async () => {
     sim = await BinanceSimulator.start({ openUpdateMs: 100 });
     const [relayPort, httpPort] = [await freePort(), await freePort()];
-    const d = spawnDaemon(seedDir(), {
+    const d = spawnDaemon({
       // Only where to connect and listen differs from the seed's file (the environment wins over .env).
       CONNECTOR_BINANCE_WS_URL: sim.wsUrl,
       CONNECTOR_BINANCE_REST_URL: sim.restUrl,
@@ -88,7 +50,7 @@ describe('seed-era (v0.2) configuration', () => {
       CONNECTOR_RELAY_PORT: String(relayPort),
       CONNECTOR_HEALTH_CHECK_HOST: '127.0.0.1',
       CONNECTOR_WSS_HEALTH_CHECK_PORT: String(httpPort),
-    });
+    }, seedDir());
     child = d.proc;
     await until(() => d.output.join('').includes('"phase":"started"') || d.proc.exitCode !== null, 'daemon start', 20_000);
     expect(d.proc.exitCode, d.output.join('')).toBeNull();
@@ -116,7 +78,7 @@ describe('seed-era (v0.2) configuration', () => {
   it('runs without the ops server when CONNECTOR_WSS_HEALTH_CHECK_ENABLED=false: the relay serves, nothing listens on the ops port', async () => {
     sim = await BinanceSimulator.start({ openUpdateMs: 100 });
     const [relayPort, httpPort] = [await freePort(), await freePort()];
-    const d = spawnDaemon(seedDir(), {
+    const d = spawnDaemon({
       CONNECTOR_BINANCE_WS_URL: sim.wsUrl,
       CONNECTOR_BINANCE_REST_URL: sim.restUrl,
       CONNECTOR_RELAY_HOST: '127.0.0.1',
@@ -124,7 +86,7 @@ describe('seed-era (v0.2) configuration', () => {
       CONNECTOR_HEALTH_CHECK_HOST: '127.0.0.1',
       CONNECTOR_WSS_HEALTH_CHECK_PORT: String(httpPort),
       CONNECTOR_WSS_HEALTH_CHECK_ENABLED: 'false',
-    });
+    }, seedDir());
     child = d.proc;
     await until(() => d.output.join('').includes('"phase":"started"') || d.proc.exitCode !== null, 'daemon start', 20_000);
     expect(d.proc.exitCode, d.output.join('')).toBeNull();

@@ -1,13 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { WebSocket } from 'ws';
 import { BinanceSimulator } from '../../src/venues/binance/simulator/server.ts';
 import { audit, RecordingClient, until } from './harness.ts';
+import { freePort, spawnDaemon } from './spawn.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SYMBOLS = Array.from({ length: 40 }, (_, i) => `s${i}usdt`);
 let child: ChildProcess | undefined;
 let sim: BinanceSimulator | undefined;
@@ -18,39 +15,6 @@ afterEach(async () => {
   await sim?.close();
   sim = undefined;
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => { resolve(port); });
-    });
-  });
-}
-
-function spawnDaemon(env: Record<string, string>): { proc: ReturnType<typeof spawn>; stdout: string[]; exited: Promise<number | null> } {
-  const stdout: string[] = [];
-  const proc = spawn(process.execPath, [path.join(ROOT, 'src/main.ts')], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  proc.stdout.on('data', (d: Buffer) => {
-    stdout.push(d.toString('utf8'));
-  });
-  proc.stderr.on('data', (d: Buffer) => {
-    stdout.push(d.toString('utf8'));
-  });
-  const exited = new Promise<number | null>((resolve) => {
-    proc.once('exit', (code) => {
-      resolve(code);
-    });
-  });
-  return { proc, stdout, exited };
-}
 
 describe('graceful shutdown of the spawned daemon', () => {
   it('on SIGTERM: /ready turns 503, new clients are refused, queued closed candles reach clients, clients get serverShutdown and 1001, exit 0', async () => {
@@ -71,7 +35,7 @@ describe('graceful shutdown of the spawned daemon', () => {
     });
     child = d.proc;
     const ready = async () => (await fetch(`http://127.0.0.1:${httpPort}/ready`)).status;
-    await until(() => d.stdout.join('').includes('"phase":"started"'), 'daemon start', 20_000);
+    await until(() => d.output.join('').includes('"phase":"started"'), 'daemon start', 20_000);
     let status = 0;
     const deadline = Date.now() + 15_000;
     while (status !== 200 && Date.now() < deadline) {
@@ -88,7 +52,7 @@ describe('graceful shutdown of the spawned daemon', () => {
     const sentBefore = Date.now();
     process.kill(d.proc.pid!, 'SIGTERM');
     // /ready flips at once (or the listener is already closing).
-    await until(() => d.stdout.join('').includes('"phase":"draining"'), 'draining', 5000);
+    await until(() => d.output.join('').includes('"phase":"draining"'), 'draining', 5000);
     const afterSignal = await ready().catch(() => 503);
     expect(afterSignal).toBe(503);
     // No new relay clients: the upgrade is answered 503, or the listener is already gone.
@@ -114,7 +78,7 @@ describe('graceful shutdown of the spawned daemon', () => {
       const last = Math.max(...combined.closedCandles(s));
       expect(last, s).toBeGreaterThanOrEqual(Math.floor(sentBefore / 1000) * 1000 - 2000);
     }
-    const log = d.stdout.join('');
+    const log = d.output.join('');
     expect(log).toMatch(/"phase":"stopped"/);
   }, 60_000);
 
@@ -131,16 +95,16 @@ describe('graceful shutdown of the spawned daemon', () => {
       CONNECTOR_SHUTDOWN_GRACE_MS: '30000',
     });
     child = d.proc;
-    await until(() => d.stdout.join('').includes('"phase":"started"'), 'daemon start', 20_000);
+    await until(() => d.output.join('').includes('"phase":"started"'), 'daemon start', 20_000);
     // A relay client that never completes its close handshake keeps the first shutdown busy.
     const stuck = new RecordingClient(`ws://127.0.0.1:${relayPort}/ws`);
     await stuck.opened;
     (stuck.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     process.kill(d.proc.pid!, 'SIGTERM');
-    await until(() => d.stdout.join('').includes('"phase":"draining"'), 'draining', 5000);
+    await until(() => d.output.join('').includes('"phase":"draining"'), 'draining', 5000);
     process.kill(d.proc.pid!, 'SIGTERM');
     const code = await d.exited;
     expect(code).not.toBe(0);
-    expect(d.stdout.join('')).toMatch(/second signal/);
+    expect(d.output.join('')).toMatch(/second signal/);
   }, 40_000);
 });

@@ -1,0 +1,51 @@
+/** The real entry point as a child process, for the tests that need the env path, signals and exit codes. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** A loopback port free right now (the daemon's listeners need fixed ports the test can read back). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
+
+export interface SpawnedDaemon {
+  readonly proc: ChildProcess;
+  /** stdout and stderr chunks, in arrival order. */
+  readonly output: string[];
+  readonly exited: Promise<number | null>;
+}
+
+/** `node src/main.ts` started in `cwd` (where it reads `.env`), with only PATH and `env` in its environment. */
+export function spawnDaemon(env: Record<string, string>, cwd = ROOT): SpawnedDaemon {
+  const output: string[] = [];
+  const proc = spawn(process.execPath, [path.join(ROOT, 'src/main.ts')], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout.on('data', (d: Buffer) => {
+    output.push(d.toString('utf8'));
+  });
+  proc.stderr.on('data', (d: Buffer) => {
+    output.push(d.toString('utf8'));
+  });
+  const exited = new Promise<number | null>((resolve) => {
+    proc.once('exit', (code) => {
+      resolve(code);
+    });
+  });
+  return { proc, output, exited };
+}
