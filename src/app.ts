@@ -31,6 +31,7 @@ import { registerVenueStreams, type VenueAdapter, type VenueConfig } from './ups
 import { requireVenue } from './venues/index.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
 import type { SinkRetry } from './pipeline/sinks.ts';
+import { JetStreamSink } from './sinks/jetstream.ts';
 import { RelayServer } from './relay/server.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { createHttpServer } from './ops/http.ts';
@@ -135,10 +136,12 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   // CONNECTOR_OPEN_QUEUE_MAXSIZE=0 (the seed's "unbounded"): one slot per configured stream, which is
   // all OpenLatest can ever hold, so no open update is evicted (superseded ones are still skipped).
   const pipelineConfig = config.pipeline.openQueueMax === 0 ? { ...config.pipeline, openQueueMax: Math.max(1, registry.size) } : config.pipeline;
+  // CONNECTOR_NATS_URL unset: no JetStream sink, no runner, nothing on the hot path (contract §9).
+  const jetStream = config.nats === undefined ? undefined : new JetStreamSink({ config: config.nats, recover, now: () => clock.now() });
   const pipeline = new Pipeline({
     config: pipelineConfig,
     inline: [relay],
-    sinks: deps.sinks ?? [],
+    sinks: jetStream === undefined ? (deps.sinks ?? []) : [...(deps.sinks ?? []), jetStream],
     status,
     clock,
     recover,
@@ -253,6 +256,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       // The relay has every candle once the pipeline's queues are empty; the queued sinks get what is left
       // of the grace budget to flush, then are stopped (a dead broker costs the budget, never more).
       const drained = await pipeline.drain(config.shutdownGraceMs);
+      await jetStream?.close();
       await Promise.all(venues.map((v) => v.rest.close()));
       // Clients get what was drained, then serverShutdown and 1001; stragglers are cut when the grace runs out.
       await relay.close(Math.max(1000, config.shutdownGraceMs - (clock.monotonic() - started)));

@@ -203,6 +203,20 @@ export const envShape = {
   CONNECTOR_HEALTH_CRITICAL_RATIO: num(0, 1).default(0.3),
   CONNECTOR_MAX_MEMORY_MB: int(16, 1_000_000).default(100),
 
+  /** Unset: no JetStream sink at all (not constructed; contract §9). */
+  CONNECTOR_NATS_URL: url(['nats:', 'tls:']).optional(),
+  CONNECTOR_NATS_TOKEN: z.string().min(1).optional(),
+  CONNECTOR_NATS_USER: z.string().min(1).optional(),
+  CONNECTOR_NATS_PASSWORD: z.string().min(1).optional(),
+  CONNECTOR_NATS_STREAM: z.string().trim().regex(/^[A-Za-z0-9_-]+$/, { message: 'expected a stream name of letters, digits, _ and -' }).default('CANDLES'),
+  CONNECTOR_NATS_SUBJECT_PREFIX: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, { message: 'expected subject tokens of letters, digits, _ and -, separated by .' })
+    .default('candles'),
+  CONNECTOR_NATS_MAX_AGE_HOURS: int(1, 24 * 365 * 10).default(168),
+  CONNECTOR_NATS_MAX_INFLIGHT: int(1, 65_536).default(256),
+
   CONNECTOR_SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   CONNECTOR_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 } as const;
@@ -230,6 +244,7 @@ const SharedSchema = z
       });
     }
     checkRelayAuth(v, ctx);
+    checkNats(v, ctx);
     if (!(v.CONNECTOR_HEALTH_CRITICAL_RATIO <= v.CONNECTOR_HEALTH_DEGRADED_RATIO && v.CONNECTOR_HEALTH_DEGRADED_RATIO <= v.CONNECTOR_READY_MIN_LIVE_RATIO)) {
       ctx.addIssue({
         code: 'custom',
@@ -353,6 +368,25 @@ function checkRelayAuth(v: Env, ctx: z.RefinementCtx): void {
   }
 }
 
+/** NATS credentials: a token or a user with a password, never both; none without a URL to use them on. */
+function checkNats(v: Env, ctx: z.RefinementCtx): void {
+  const url = v.CONNECTOR_NATS_URL !== undefined;
+  for (const name of ['CONNECTOR_NATS_TOKEN', 'CONNECTOR_NATS_USER', 'CONNECTOR_NATS_PASSWORD'] as const) {
+    if (!url && v[name] !== undefined) ctx.addIssue({ code: 'custom', path: [name], message: 'has no effect without CONNECTOR_NATS_URL: set it or unset this' });
+  }
+  if (!url) return;
+  if (v.CONNECTOR_NATS_TOKEN !== undefined && v.CONNECTOR_NATS_USER !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['CONNECTOR_NATS_TOKEN'], message: 'CONNECTOR_NATS_TOKEN and CONNECTOR_NATS_USER exclude each other: use one way to authenticate' });
+  }
+  if ((v.CONNECTOR_NATS_USER === undefined) !== (v.CONNECTOR_NATS_PASSWORD === undefined)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [v.CONNECTOR_NATS_USER === undefined ? 'CONNECTOR_NATS_USER' : 'CONNECTOR_NATS_PASSWORD'],
+      message: 'CONNECTOR_NATS_USER and CONNECTOR_NATS_PASSWORD go together: set both or neither',
+    });
+  }
+}
+
 function toConfig(v: Env, venues: VenueConfig[]) {
   return {
     env: v.CONNECTOR_ENV,
@@ -438,6 +472,20 @@ function toConfig(v: Env, venues: VenueConfig[]) {
       criticalRatio: v.CONNECTOR_HEALTH_CRITICAL_RATIO,
       maxMemoryBytes: v.CONNECTOR_MAX_MEMORY_MB * 1024 * 1024,
     },
+    /** Undefined without CONNECTOR_NATS_URL: then no JetStream sink exists (zero cost, contract §9). */
+    nats:
+      v.CONNECTOR_NATS_URL === undefined
+        ? undefined
+        : {
+            url: v.CONNECTOR_NATS_URL,
+            token: v.CONNECTOR_NATS_TOKEN,
+            user: v.CONNECTOR_NATS_USER,
+            password: v.CONNECTOR_NATS_PASSWORD,
+            stream: v.CONNECTOR_NATS_STREAM,
+            subjectPrefix: v.CONNECTOR_NATS_SUBJECT_PREFIX,
+            maxAgeHours: v.CONNECTOR_NATS_MAX_AGE_HOURS,
+            maxInflight: v.CONNECTOR_NATS_MAX_INFLIGHT,
+          },
     shutdownGraceMs: v.CONNECTOR_SHUTDOWN_GRACE_MS,
   };
 }

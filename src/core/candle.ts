@@ -12,6 +12,8 @@
  * forwards them instead of serializing again (style habit 8: serialize once; its fast path).
  */
 
+import type { SinkCounters } from './stats.ts';
+
 /**
  * One subscribed (venue, native symbol, canonical interval) series. Interned: one object per stream
  * for the process lifetime.
@@ -129,4 +131,6 @@ export interface CandleSink {
   deliver(batch: readonly Candle[]): void | Promise<void>;
   /** The sink will not receive `stream`'s closed candles from `fromOpenTime` on, up to the next one it is handed. */
   onGap?(stream: StreamRef, fromOpenTime: number): void;
+  /** The sink's own figures (a broker's acks, duplicates, …), read by /metrics; cheap, never throws. */
+  counters?(): SinkCounters;
 }

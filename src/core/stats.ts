@@ -84,4 +84,20 @@ export interface SinkStats {
   /** True when the sink fills shed ranges itself (`onGap`); false: shed candles are lost to it. */
   readonly catchUp: boolean;
   readonly lastError: string | undefined;
+  /** What the sink itself counts (`CandleSink.counters`), undefined for a sink that counts nothing. */
+  readonly counters: SinkCounters | undefined;
+}
+
+/** A broker sink's own figures (the JetStream sink's; contract §9: published, duplicates, lag). */
+export interface SinkCounters {
+  /** Candles the broker stored (acknowledged, not a duplicate). */
+  readonly published: number;
+  /** Candles the broker acknowledged as duplicates (its msg-id window) and did not store again. */
+  readonly duplicates: number;
+  /** Publishes sent and not yet acknowledged. */
+  readonly inflight: number;
+  /** Candles fetched from the venue to fill ranges the runner shed. */
+  readonly recovered: number;
+  /** Streams with a shed range not yet filled. */
+  readonly gaps: number;
 }

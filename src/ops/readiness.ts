@@ -31,7 +31,7 @@
 import type { Config } from '../config/schema.ts';
 import type { ConnState, BreakerState } from '../core/status.ts';
 import type { UpstreamSnapshot, UpstreamStats } from '../core/source.ts';
-import type { SinkStats, VenueRestStats } from '../core/stats.ts';
+import type { SinkCounters, SinkStats, VenueRestStats } from '../core/stats.ts';
 import type { OpsSources } from './sources.ts';
 
 export type HealthGrade = 'ok' | 'degraded' | 'critical';
@@ -68,7 +68,7 @@ export interface VenueReadiness {
 }
 
 /** One queued sink (every sink but the relay) as /ready shows it: its SinkStats, with JSON's null for no error. */
-export type SinkReadiness = Omit<SinkStats, 'lastError'> & { readonly lastError: string | null };
+export type SinkReadiness = Omit<SinkStats, 'lastError' | 'counters'> & { readonly lastError: string | null; readonly counters: SinkCounters | null };
 
 export interface ReadyBody {
   readonly status: ReadyStatus;
@@ -209,6 +209,7 @@ export function evaluateReadiness(sources: OpsSources, config: HealthConfig, now
         shedding: s.shedding,
         catchUp: s.catchUp,
         lastError: s.lastError ?? null,
+        counters: s.counters ?? null,
       })),
     },
   };

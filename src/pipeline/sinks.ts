@@ -162,6 +162,7 @@ export class SinkRunner {
       shedding: this.#shedding,
       catchUp: this.#catchUp,
       lastError: this.#lastError,
+      counters: this.#sink.counters?.(),
     };
   }
 

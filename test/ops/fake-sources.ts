@@ -129,6 +129,7 @@ export class FakeSources implements OpsSources {
       shedding: false,
       catchUp: true,
       lastError: undefined,
+      counters: undefined,
       ...figures,
     };
     this.sinkList.push(s);

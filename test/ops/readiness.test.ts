@@ -109,7 +109,7 @@ describe('evaluateReadiness', () => {
     let r = evaluateReadiness(s, HEALTH, NOW);
     expect(r.body.status).toBe('ok');
     expect(r.body.sinks).toEqual([
-      { name: 'archive', state: 'ok', pending: 0, capacity: 10_000, delivered: 0, errors: 0, shed: 0, shedding: false, catchUp: true, lastError: null },
+      { name: 'archive', state: 'ok', pending: 0, capacity: 10_000, delivered: 0, errors: 0, shed: 0, shedding: false, catchUp: true, lastError: null, counters: null },
     ]);
     const nats = s.addSink('nats', { state: 'failing', errors: 12, pending: 10_000, shed: 40, shedding: true, lastError: 'connection refused' });
     r = evaluateReadiness(s, HEALTH, NOW);

@@ -1,0 +1,198 @@
+/**
+ * The JetStream sink end to end (contract §9): the real daemon (startConnector) against the simulator,
+ * a real relay client, and a real `nats-server -js` (test/helpers/nats-server.ts), stopped and started
+ * by its pid. What lands in the stream is read back with an ordered consumer.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { NATS_SERVER_MISSING, NatsServer } from '../helpers/nats-server.ts';
+import { RecordingClient, startStack, until } from './harness.ts';
+
+const SYMBOLS = ['btcusdt', 'ethusdt', 'bnbusdt'];
+const STREAMS = SYMBOLS.map((s) => `${s}@kline_1s`);
+const subjectOf = (stream: string): string => `candles.binance.${(stream.split('@')[0] ?? '').toUpperCase()}.1s`;
+
+let cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+interface Stored {
+  readonly subject: string;
+  readonly msgId: string | undefined;
+  readonly t: number;
+  readonly x: boolean;
+  readonly s: string;
+}
+
+/** Every message of `stream`, in stream order, through an ordered consumer (what a downstream reader does). */
+async function readAll(url: string, stream = 'CANDLES'): Promise<Stored[]> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const total = (await jsm.streams.info(stream)).state.messages;
+    const consumer = await jetstream(nc).consumers.get(stream);
+    const out: Stored[] = [];
+    while (out.length < total) {
+      const batch = await consumer.fetch({ max_messages: Math.min(1000, total - out.length), expires: 2000 });
+      for await (const m of batch) {
+        const event = m.json<{ s: string; k: { t: number; x: boolean } }>();
+        out.push({ subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id'), t: event.k.t, x: event.k.x, s: event.s });
+      }
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Per subject: the open times stored, and whether they are exactly once, ascending and without a gap. */
+function auditStream(stored: readonly Stored[], stepMs: number): Map<string, { times: number[]; duplicated: number; outOfOrder: number; missing: number }> {
+  const out = new Map<string, { times: number[]; duplicated: number; outOfOrder: number; missing: number }>();
+  for (const m of stored) {
+    let a = out.get(m.subject);
+    if (a === undefined) out.set(m.subject, (a = { times: [], duplicated: 0, outOfOrder: 0, missing: 0 }));
+    const prev = a.times[a.times.length - 1];
+    if (prev !== undefined) {
+      if (m.t === prev) a.duplicated++;
+      else if (m.t < prev) a.outOfOrder++;
+      else a.missing += (m.t - prev) / stepMs - 1;
+    }
+    a.times.push(m.t);
+  }
+  return out;
+}
+
+async function startBroker(): Promise<NatsServer> {
+  const broker = await NatsServer.start();
+  cleanups.push(() => broker.dispose());
+  return broker;
+}
+
+async function startDaemon(broker: NatsServer, extra: Record<string, unknown> = {}) {
+  const stack = await startStack(
+    {},
+    { CONNECTOR_SYMBOLS: SYMBOLS.join(','), CONNECTOR_INTERVALS: '1s', CONNECTOR_NATS_URL: broker.url, ...extra },
+    { sinkRetryMs: { initialMs: 50, maxMs: 250 } },
+  );
+  cleanups.push(stack.stop);
+  const client = new RecordingClient(`${stack.relayUrl}/stream?streams=${STREAMS.join('/')}`);
+  await client.opened;
+  cleanups.push(async () => {
+    client.ws.close();
+    await client.closedP;
+  });
+  return { stack, client };
+}
+
+/** The value of one sample line of a Prometheus text body, e.g. `x{a="b"}`. */
+function value(text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const sp = line.lastIndexOf(' ');
+    if (line.slice(0, sp) === series) return Number(line.slice(sp + 1));
+  }
+  return undefined;
+}
+
+/** What the sink reports in /ready's body (contract §9: its state there, never a 503). */
+async function readySink(port: number): Promise<{ status: number; sink: { state: string; counters: { published: number; duplicates: number } | null } | undefined }> {
+  const res = await fetch(`http://127.0.0.1:${port}/ready`);
+  const body = (await res.json()) as { sinks: { name: string; state: string; counters: { published: number; duplicates: number } | null }[] };
+  return { status: res.status, sink: body.sinks.find((s) => s.name === 'jetstream') };
+}
+
+describe.skipIf(NATS_SERVER_MISSING !== undefined)(`end to end: the JetStream sink against a real nats-server${NATS_SERVER_MISSING === undefined ? '' : ` (skipped: ${NATS_SERVER_MISSING})`}`, () => {
+  it('every closed candle of a daemon run lands in the stream it created, exactly once and in order per subject, with its Nats-Msg-Id', async () => {
+    const broker = await startBroker();
+    const { stack, client } = await startDaemon(broker);
+    await until(() => STREAMS.every((s) => client.closedCandles(s).length >= 4), 'four closed candles per stream on the relay', 15_000);
+    await stack.stop();
+    cleanups = cleanups.filter((c) => c !== stack.stop);
+
+    const nc: NatsConnection = await connect({ servers: broker.url });
+    const info = await (await jetstreamManager(nc)).streams.info('CANDLES');
+    await nc.close();
+    expect(info.config.subjects).toEqual(['candles.>']);
+    expect(info.config.storage).toBe(StorageType.File);
+    expect(info.config.duplicate_window).toBeGreaterThanOrEqual(2 * 60 * 1e9);
+    expect(info.config.max_age).toBe(168 * 3600 * 1e9);
+
+    const stored = await readAll(broker.url);
+    expect(stored.every((m) => m.x)).toBe(true); // closed candles only
+    const audits = auditStream(stored, 1000);
+    for (const stream of STREAMS) {
+      const a = audits.get(subjectOf(stream));
+      expect(a, `subject ${subjectOf(stream)} in the stream`).toBeDefined();
+      if (a === undefined) continue;
+      expect({ duplicated: a.duplicated, outOfOrder: a.outOfOrder, missing: a.missing }).toEqual({ duplicated: 0, outOfOrder: 0, missing: 0 });
+      // Everything the relay client saw close is there (the stream may start earlier: the daemon ran before the client subscribed).
+      for (const t of client.closedCandles(stream)) expect(a.times).toContain(t);
+    }
+    for (const m of stored) expect(m.msgId).toBe(`binance:${m.s}:1s:${m.t}`);
+    expect(new Set(stored.map((m) => m.msgId)).size).toBe(stored.length);
+  }, 30_000);
+
+  it('an existing stream is used as it is: its settings are not changed and the candles land in it', async () => {
+    const broker = await startBroker();
+    const nc = await connect({ servers: broker.url });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'CANDLES', subjects: ['candles.>'], storage: StorageType.Memory, max_age: 3600 * 1e9, description: 'made by ops' });
+    const { stack, client } = await startDaemon(broker);
+    await until(() => STREAMS.every((s) => client.closedCandles(s).length >= 2), 'two closed candles per stream on the relay', 15_000);
+    await stack.stop();
+    cleanups = cleanups.filter((c) => c !== stack.stop);
+    const info = await jsm.streams.info('CANDLES');
+    await nc.close();
+    expect({ storage: info.config.storage, max_age: info.config.max_age, description: info.config.description }).toEqual({
+      storage: StorageType.Memory,
+      max_age: 3600 * 1e9,
+      description: 'made by ops',
+    });
+    const audits = auditStream(await readAll(broker.url), 1000);
+    for (const stream of STREAMS) for (const t of client.closedCandles(stream)) expect(audits.get(subjectOf(stream))?.times).toContain(t);
+  }, 30_000);
+
+  it('a broker restart mid-run loses nothing and duplicates nothing, and the relay keeps delivering while the broker is down (/ready stays 200)', async () => {
+    const broker = await startBroker();
+    const { stack, client } = await startDaemon(broker);
+    const httpPort = stack.connector.httpAddress?.port ?? 0;
+    await until(() => STREAMS.every((s) => client.closedCandles(s).length >= 3), 'three closed candles per stream before the broker stops', 15_000);
+
+    await broker.stop();
+    const atStop = new Map(STREAMS.map((s) => [s, client.closedCandles(s).length]));
+    // The relay does not wait for the broker: new candles keep closing on it while the broker is away.
+    await until(() => STREAMS.every((s) => client.closedCandles(s).length >= (atStop.get(s) ?? 0) + 4), 'four more closed candles per stream on the relay while the broker is down', 15_000);
+    await until(() => stack.connector.pipeline.sinkStats().some((s) => s.name === 'jetstream' && s.state === 'failing'), 'the sink failing while the broker is down', 15_000);
+    const down = await readySink(httpPort);
+    expect(down.status).toBe(200);
+    expect(down.sink?.state).toBe('failing');
+
+    await broker.restart();
+    const lastRelayed = new Map(STREAMS.map((s) => [s, client.closedCandles(s).at(-1) ?? 0]));
+    await until(() => stack.connector.pipeline.sinkStats().some((s) => s.name === 'jetstream' && s.state === 'ok'), 'the sink ok again after the broker restart', 20_000);
+    const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    await stack.stop();
+    cleanups = cleanups.filter((c) => c !== stack.stop);
+
+    const stored = await readAll(broker.url);
+    const audits = auditStream(stored, 1000);
+    for (const stream of STREAMS) {
+      const a = audits.get(subjectOf(stream));
+      expect({ duplicated: a?.duplicated, outOfOrder: a?.outOfOrder, missing: a?.missing }).toEqual({ duplicated: 0, outOfOrder: 0, missing: 0 });
+      for (const t of client.closedCandles(stream)) expect(a?.times).toContain(t);
+      expect(a?.times.at(-1)).toBeGreaterThanOrEqual(lastRelayed.get(stream) ?? Infinity);
+    }
+    expect(new Set(stored.map((m) => m.msgId)).size).toBe(stored.length);
+    // The sink's own figures: what it counted as stored is what the stream holds (one daemon, a fresh store).
+    const counters = stack.connector.pipeline.sinkStats().find((s) => s.name === 'jetstream')?.counters;
+    expect(counters?.published).toBe(stored.length);
+    expect(counters?.inflight).toBe(0);
+    expect(value(metrics, 'connector_sink_published_total{sink="jetstream"}')).toBeGreaterThan(0);
+    expect(value(metrics, 'connector_sink_duplicates_total{sink="jetstream"}')).toBeGreaterThanOrEqual(0);
+    expect(value(metrics, 'connector_sink_inflight{sink="jetstream"}')).toBeGreaterThanOrEqual(0);
+    expect(value(metrics, 'connector_sink_errors_total{sink="jetstream"}')).toBeGreaterThan(0);
+  }, 60_000);
+});
