@@ -104,6 +104,15 @@ async function readySink(port: number): Promise<{ status: number; sink: { state:
   return { status: res.status, sink: body.sinks.find((s) => s.name === 'jetstream') };
 }
 
+describe('end to end: CONNECTOR_NATS_URL unset', () => {
+  it('builds no JetStream sink at all: no runner, nothing queued on the hot path', async () => {
+    const stack = await startStack({}, { CONNECTOR_SYMBOLS: SYMBOLS.join(','), CONNECTOR_INTERVALS: '1s' });
+    cleanups.push(stack.stop);
+    expect(stack.connector.config.nats).toBeUndefined();
+    expect(stack.connector.pipeline.sinkStats()).toEqual([]);
+  });
+});
+
 describe.skipIf(NATS_SERVER_MISSING !== undefined)(`end to end: the JetStream sink against a real nats-server${NATS_SERVER_MISSING === undefined ? '' : ` (skipped: ${NATS_SERVER_MISSING})`}`, () => {
   it('every closed candle of a daemon run lands in the stream it created, exactly once and in order per subject, with its Nats-Msg-Id', async () => {
     const broker = await startBroker();
