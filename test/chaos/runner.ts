@@ -766,6 +766,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const faultCounts: Record<string, number> = {};
   const events: string[] = [];
   const runStarted = Date.now();
+  /** The same moment on the venues' clock (virtual at speed > 1), for the cut-off diagnostics. */
+  const runStartedWall = now();
   const recording = daemon.status.subscribe((e) => {
     if (e.type.startsWith('relay.') || e.type === 'stream.live') return;
     events.push(`+${Date.now() - runStarted} ${JSON.stringify(e)}`);
@@ -841,7 +843,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     settled = await waitFor(reached, () => Math.max(settleStart, holdUntil) + settleTimeout);
     settleMs = Date.now() - settleStart;
     diagnostics.push(...daemonState());
-    for (const l of lanes) diagnostics.push(`${l.id} cutoff ${l.cutoff} (${new Date(l.cutoff).toISOString()}), now ${now()}, run started ${runStarted}`);
+    for (const l of lanes) diagnostics.push(`${l.id} cutoff ${l.cutoff} (${new Date(l.cutoff).toISOString()}), now ${now()}, run started ${runStartedWall} (venue clock, ${speed}x)`);
     for (const [i, p] of progress.entries()) {
       for (const l of lanes) {
         const behind = l.relay.filter((s) => (p.maxClosed.get(s) ?? -Infinity) < l.holes.lastExpected(s, l.cutoff));
