@@ -1,13 +1,42 @@
 /**
  * The seeded chaos suite in CI: fixed seeds only (a failing run must replay exactly with
- * `npm run chaos -- --seed N --faults N`), 2 × 110 faults, each run against a fresh simulator and daemon.
- * Longer attacks: `npm run chaos -- --faults 1000 --seed 42`.
+ * `npm run chaos -- --venues … --seed N --faults N`), each run against fresh simulators and a fresh
+ * daemon: 2 × 110 faults on Binance spot alone (1s candles, real time), then Binance spot and USD-M
+ * side by side in one daemon (1m candles, both simulators and the daemon on one 60× wall clock; see
+ * runner.ts) with the faults drawn over both venues.
+ * Longer attacks: `npm run chaos -- --faults 1000 --seed 42 [--venues binance,binance-usdm]`.
  */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_LIMITS, describeFault, failureText, makeSchedule, runChaos, summaryLine, violations } from './runner.ts';
+import { VENUE_LIMITS, describeFault, failureText, makeSchedule, runChaos, summaryLine, violations, type ChaosReport } from './runner.ts';
 
 const FAULTS = 110;
 const SEEDS = [20250101, 7] as const;
+/** Side by side: 20 streams per venue, ~70 faults (~35 per venue) keep the file under ~3 min on 2 cores. */
+const BOTH = { seed: 20260401, faults: 70, streams: 20 } as const;
+
+/** Everything that must be zero or under its venue's limit, spelled out per venue (violations() is what the CLI uses). */
+function expectClean(report: ChaosReport): void {
+  const problems = violations(report);
+  expect(problems, failureText(report, problems)).toEqual([]);
+  expect(report.settled).toBe(true);
+  expect(report).toMatchObject({ lost: 0, duplicated: 0, outOfOrder: 0, wrong: 0, invented: 0, openAfterClosed: 0 });
+  for (const v of report.venues) {
+    expect({ venue: v.venue, lost: v.lost, duplicated: v.duplicated, outOfOrder: v.outOfOrder, wrong: v.wrong, invented: v.invented }).toEqual({
+      venue: v.venue,
+      lost: 0,
+      duplicated: 0,
+      outOfOrder: 0,
+      wrong: 0,
+      invented: 0,
+    });
+    const limits = VENUE_LIMITS[v.venue];
+    expect(v.sim.maxInboundPerSecond, v.venue).toBeLessThanOrEqual(limits.maxInboundPerSecond);
+    expect(v.sim.maxConnects5min, v.venue).toBeLessThanOrEqual(limits.maxConnects5min);
+    expect(v.sim.maxRestWeight1m, v.venue).toBeLessThan(limits.maxRestWeight1m);
+    expect(v.sim.restInsideRetryAfter, v.venue).toBe(0);
+    expect(v.sim.closedByRateLimit, v.venue).toBe(0);
+  }
+}
 
 describe('seeded chaos: simulator faults against the real daemon, audited against ground truth', () => {
   it('draws the same fault schedule from the same seed, and a different one from another', () => {
@@ -23,20 +52,30 @@ describe('seeded chaos: simulator faults against the real daemon, audited agains
     );
   });
 
+  it('draws a two-venue schedule that hits both venues, replays from its seed, and leaves one-venue schedules as they were', () => {
+    const two = makeSchedule(BOTH.seed, BOTH.faults, BOTH.streams, 450, 2);
+    expect(makeSchedule(BOTH.seed, BOTH.faults, BOTH.streams, 450, 2)).toEqual(two);
+    const per = [0, 1].map((v) => two.filter((s) => s.venue === v));
+    for (const list of per) {
+      expect(list.length).toBeGreaterThan(BOTH.faults / 4);
+      expect(list.some((s) => s.fault.kind === 'hole')).toBe(true);
+    }
+    expect(two.every((s) => s.venue === 0 || s.venue === 1)).toBe(true);
+    // With one venue nothing extra is drawn: the same seed gives the same spot attack as before venues existed.
+    const one = makeSchedule(42, 50, 40, 450);
+    expect(one.every((s) => s.venue === 0)).toBe(true);
+    expect(one.slice(0, 3).map((s) => `${s.at} ${describeFault(s.fault)}`)).toEqual(
+      makeSchedule(42, 3, 40, 450, 1).map((s) => `${s.at} ${describeFault(s.fault)}`),
+    );
+  });
+
   for (const seed of SEEDS) {
     it(
       `delivers every closed candle to both relay clients exactly once, in order, with Binance's values and its holes left absent, through ${FAULTS} faults (seed ${seed}), inside Binance's limits`,
       async () => {
         const report = await runChaos({ seed, faults: FAULTS, streams: 40 });
         console.log(summaryLine(report));
-        const problems = violations(report);
-        expect(problems, failureText(report, problems)).toEqual([]);
-        // The same, spelled out (violations() is what the CLI uses).
-        expect(report.settled).toBe(true);
-        expect(report).toMatchObject({ lost: 0, duplicated: 0, outOfOrder: 0, wrong: 0, invented: 0, openAfterClosed: 0 });
-        expect(report.sim.maxInboundPerSecond).toBeLessThanOrEqual(DEFAULT_LIMITS.maxInboundPerSecond);
-        expect(report.sim.maxConnects5min).toBeLessThanOrEqual(DEFAULT_LIMITS.maxConnects5min);
-        expect(report.sim.maxRestWeight1m).toBeLessThan(DEFAULT_LIMITS.maxRestWeight1m);
+        expectClean(report);
         // The attack was real: candles were audited, lost upstream and recovered over REST, holes were met.
         expect(report.candles).toBeGreaterThan(2 * 40 * 30);
         expect(report.daemon.recovered).toBeGreaterThan(0);
@@ -46,4 +85,29 @@ describe('seeded chaos: simulator faults against the real daemon, audited agains
       180_000,
     );
   }
+
+  it(
+    `delivers every closed candle of Binance spot and USD-M, side by side in one daemon, to both relay clients (each subscribed to both venues) exactly once, in order, with each venue's values and holes left absent, through ${BOTH.faults} faults over both venues (seed ${BOTH.seed}), inside each venue's limits`,
+    async () => {
+      const report = await runChaos({ ...BOTH, venues: ['binance', 'binance-usdm'] });
+      console.log(summaryLine(report));
+      expectClean(report);
+      expect(report.venues.map((v) => [v.venue, v.interval, v.streams])).toEqual([
+        ['binance', '1m', BOTH.streams],
+        ['binance-usdm', '1m', BOTH.streams],
+      ]);
+      // Both clients audited both venues, and the attack was real on each.
+      expect(report.clients.map((c) => `${c.client}/${c.venue}`).sort()).toEqual(['combined/binance', 'combined/binance-usdm', 'raw/binance', 'raw/binance-usdm']);
+      for (const c of report.clients) expect(c.candles, `${c.client}/${c.venue}`).toBeGreaterThan(BOTH.streams * 15);
+      for (const v of report.venues) {
+        expect(v.faults, v.venue).toBeGreaterThan(0);
+        expect(v.sim.connectionsOpened, v.venue).toBeGreaterThan(2);
+        expect(v.sim.restRequests, v.venue).toBeGreaterThan(0);
+      }
+      expect(report.daemon.recovered).toBeGreaterThan(0);
+      expect(report.holesInjected).toBeGreaterThan(0);
+      expect(report.daemon.reconnections).toBeGreaterThan(0);
+    },
+    180_000,
+  );
 });

@@ -1,10 +1,12 @@
 /**
- * `npm run chaos -- --faults 1000 --seed 42 [--streams 40] [--gap 450] [--quiet]`
- * Runs the seeded chaos suite once and prints a one-line summary; exits 1 if anything that must be zero
- * is not (then the seed and the whole fault list are printed to stderr for an exact replay).
+ * `npm run chaos -- --faults 1000 --seed 42 [--venues binance,binance-usdm] [--streams 40] [--gap 450] [--quiet]`
+ * Runs the seeded chaos suite once and prints its summary (one line; with several venues, then a line
+ * per venue); exits 1 if anything that must be zero is not (then the seed and the whole fault list are
+ * printed to stderr for an exact replay). `--venues`: Binance spot alone by default; `--streams` is
+ * per venue.
  */
 import { parseArgs } from 'node:util';
-import { failureText, runChaos, summaryLine, violations } from './runner.ts';
+import { CHAOS_VENUE_IDS, failureText, isChaosVenueId, runChaos, summaryLine, violations, type ChaosVenueId } from './runner.ts';
 
 function num(name: string, v: string | undefined, fallback: number): number {
   if (v === undefined) return fallback;
@@ -16,10 +18,22 @@ function num(name: string, v: string | undefined, fallback: number): number {
   return n;
 }
 
+function venueList(v: string | undefined): ChaosVenueId[] {
+  if (v === undefined) return ['binance'];
+  const ids = v.split(',').map((s) => s.trim());
+  const bad = ids.filter((id) => !isChaosVenueId(id));
+  if (bad.length > 0 || ids.length === 0 || new Set(ids).size !== ids.length) {
+    console.error(`--venues: expected distinct ids from ${CHAOS_VENUE_IDS.join(', ')} (comma list), got ${v}`);
+    process.exit(2);
+  }
+  return ids.filter(isChaosVenueId);
+}
+
 const { values } = parseArgs({
   options: {
     seed: { type: 'string' },
     faults: { type: 'string' },
+    venues: { type: 'string' },
     streams: { type: 'string' },
     gap: { type: 'string' },
     quiet: { type: 'boolean', default: false },
@@ -30,6 +44,7 @@ const seed = num('seed', values.seed, 42);
 const report = await runChaos({
   seed,
   faults: num('faults', values.faults, 200),
+  venues: venueList(values.venues),
   streams: num('streams', values.streams, 40),
   meanGapMs: num('gap', values.gap, 450),
   log: values.quiet ? undefined : (line) => {

@@ -1,27 +1,54 @@
 /**
- * The seeded chaos runner: the real daemon (startConnector: BinancePool → Pipeline → RelayServer)
+ * The seeded chaos runner: the real daemon (startConnector: upstream pools → Pipeline → RelayServer)
  * against the Binance simulator, while a PRNG-driven schedule of faults hits the simulator. Two relay
  * clients record everything (one `/stream?streams=` combined, one raw `/ws` + SUBSCRIBE); afterwards
  * their closed candles are compared with the simulator's ground truth (`klineAt`).
  *
+ * Venues (`venues`, CLI `--venues`): Binance spot alone (the default, unchanged: 1s candles, real
+ * time), Binance USD-M alone, or both side by side in ONE daemon (`binance,binance-usdm`), each venue
+ * against its own simulator (profile 'binance' / 'binance-usdm'). Each fault of the schedule targets
+ * one venue's simulator; both relay clients subscribe to every stream of every venue on their one
+ * connection; the audit runs per venue and stream against that venue's truth (`klineAt(…, profile)`).
+ * The venues get disjoint symbols: a raw `/ws` event names no stream (nor venue), only `s` and `i`, so
+ * a raw client can only tell the venues apart by symbol. (The combined client would cope with shared
+ * symbols; test/e2e/venues.test.ts covers the same symbol on both venues.)
+ *
  * The promise under test (contract §3–§4): every closed candle of every configured stream reaches each
  * relay client exactly once, in increasing open time, with no gaps and the right values; candles that
  * Binance never had (holes) are absent, never invented; an open update never follows its candle's
- * closed one. And, whatever the storm, the daemon stays inside Binance's limits (≤ 5 inbound msgs/s
- * per socket, connection attempts far under 300 / 5 min, REST weight under 6000 / min).
+ * closed one. And, whatever the storm, the daemon stays inside each venue's limits as its simulator
+ * counts them (spot ≤ 5 inbound msgs/s per socket, REST weight under 6000 / min; USD-M ≤ 10 msgs/s,
+ * under 2400 / min; connection attempts far under 300 / 5 min; no REST request inside an announced
+ * Retry-After window).
  *
  * Replay: the whole fault list is drawn from the seed BEFORE the run starts, so `--seed N` replays the
  * same faults in the same order at the same offsets. Real time and the OS scheduler still vary, so a
  * replay is the same attack, not a bit-identical run.
  *
- * Clock: real time. Both sides accept a faster virtual wall clock, but the simulator keeps rate windows,
- * stalls and keepalive on the real monotonic clock while candle boundaries would follow the fast one;
- * the daemon's staleness and REST "has it closed yet" checks would then disagree about what "recent"
- * means. 1 s candles on real time already give ~40 closed candles per second to audit.
+ * Clock. Spot alone: real time, 1 s candles (~40 closed candles per second to audit). USD-M has no 1s
+ * klines and 1m candles on real time would make a run of minutes audit a handful, so whenever USD-M
+ * runs, BOTH simulators and the daemon share ONE virtual wall clock at FAST_SPEED (60×: a 1m candle
+ * closes every real second, the same audit density as spot's 1s) and every venue runs 1m. What keeps
+ * that sound is that everything that measures a duration stays on the real monotonic clock on both
+ * sides: the simulator's rate windows (msgs/s, REST weight per minute, connection attempts), stalls,
+ * Retry-After windows, pings and pong deadlines; the daemon's staleness, liveness, backoff, attempt
+ * budget and REST gate. Only what names a moment follows the fast clock, and it is the same function
+ * on both sides: candle boundaries, `E`, REST rows, the daemon's "has it closed yet" and gap targets.
+ * So every fault duration here is in real ms (a 1.6–4 s stall loses 1–4 one-minute candles), and the
+ * limits are counted in real windows. Two figures are wall-stamped and are converted: the simulator's
+ * connection timestamps (the 5-minute window is 5 min × speed of virtual time) and hole positions
+ * (drawn in candles of the venue's interval). One thing does not scale and is left alone: the daemon's
+ * own REST weight accounting is per wall-clock minute (Binance's weight minute is wall-aligned), so at
+ * 60× its local budget refills every real second; the simulator's real-minute count is what is asserted.
  */
-import { klineAt } from '../../src/venues/binance/simulator/klines.ts';
+import { pino } from 'pino';
+import { startConnector, type Connector } from '../../src/app.ts';
+import { EnvSchema } from '../../src/config/schema.ts';
 import { openTimeAt } from '../../src/core/intervals.ts';
-import { RecordingClient, sleep, startStack, type KlineMsg } from '../e2e/harness.ts';
+import type { Clock } from '../../src/core/clock.ts';
+import { klineAt } from '../../src/venues/binance/simulator/klines.ts';
+import { BinanceSimulator, type SimulatorProfileId } from '../../src/venues/binance/simulator/server.ts';
+import { RecordingClient, sleep, type KlineMsg } from '../e2e/harness.ts';
 
 // ------------------------------------------------------------------------------------ randomness
 
@@ -57,6 +84,8 @@ export type FaultKind = Fault['kind'];
 export interface ScheduledFault {
   /** Offset from the start of the schedule, ms. */
   readonly at: number;
+  /** Index of the venue whose simulator it hits (always 0 with one venue). */
+  readonly venue: number;
   readonly fault: Fault;
 }
 
@@ -130,15 +159,18 @@ function drawFault(rnd: () => number, streams: number): Fault {
 
 /**
  * The whole attack, drawn from the seed up front: `faults` faults at offsets spaced uniformly in
- * [0.2, 1.8] × meanGapMs. A pure function of its arguments.
+ * [0.2, 1.8] × meanGapMs, each against one of `venues` venues (uniformly; `streams` per venue). A pure
+ * function of its arguments. With one venue no venue is drawn, so a one-venue schedule is exactly the
+ * one this function drew before venues existed (same seed, same spot attack).
  */
-export function makeSchedule(seed: number, faults: number, streams: number, meanGapMs: number): ScheduledFault[] {
+export function makeSchedule(seed: number, faults: number, streams: number, meanGapMs: number, venues = 1): ScheduledFault[] {
   const rnd = mulberry32(seed);
   const out: ScheduledFault[] = [];
   let at = 0;
   for (let i = 0; i < faults; i++) {
     at += Math.round(meanGapMs * (0.2 + 1.6 * rnd()));
-    out.push({ at, fault: drawFault(rnd, streams) });
+    const venue = venues > 1 ? int(rnd, 0, venues - 1) : 0;
+    out.push({ at, venue, fault: drawFault(rnd, streams) });
   }
   return out;
 }
@@ -168,10 +200,24 @@ export function describeFault(f: Fault, streamNames?: readonly string[]): string
   }
 }
 
+// ------------------------------------------------------------------------------------ venues
+
+/** The venues the runner can attack, each against the simulator profile of the same id. */
+export type ChaosVenueId = Extract<SimulatorProfileId, 'binance' | 'binance-usdm'>;
+export const CHAOS_VENUE_IDS: readonly ChaosVenueId[] = ['binance', 'binance-usdm'];
+
+export function isChaosVenueId(x: string): x is ChaosVenueId {
+  return (CHAOS_VENUE_IDS as readonly string[]).includes(x);
+}
+
+/** The virtual wall clock's speed whenever USD-M runs (see the header: 1m candles, one per real second). */
+export const FAST_SPEED = 60;
+
 // ------------------------------------------------------------------------------------ report
 
 export interface ClientAudit {
   readonly client: string;
+  readonly venue: ChaosVenueId;
   /** Closed candles received in the audited ranges (first delivered → cut-off). */
   readonly candles: number;
   readonly missing: number;
@@ -190,10 +236,47 @@ export interface ClientAudit {
   readonly examples: readonly string[];
 }
 
+/** What one venue's simulator counted: the venue's limits are asserted on these. */
+export interface SimFigures {
+  readonly maxInboundPerSecond: number;
+  readonly connectionsOpened: number;
+  readonly connectionsRefused: number;
+  /** Accepted upgrades in any real 5-minute window (what Binance's 300 / 5 min counts). */
+  readonly maxConnects5min: number;
+  readonly maxRestWeight1m: number;
+  readonly restRequests: number;
+  readonly rest429: number;
+  readonly rest418: number;
+  /** REST requests that arrived inside a Retry-After window this simulator had announced: violations. */
+  readonly restInsideRetryAfter: number;
+  readonly closedByRateLimit: number;
+}
+
+export interface VenueReport {
+  readonly venue: ChaosVenueId;
+  readonly interval: string;
+  readonly streams: number;
+  readonly faults: number;
+  readonly candles: number;
+  readonly lost: number;
+  readonly duplicated: number;
+  readonly outOfOrder: number;
+  readonly wrong: number;
+  readonly invented: number;
+  readonly openAfterClosed: number;
+  readonly openRegressed: number;
+  readonly holesInjected: number;
+  readonly sim: SimFigures;
+  readonly limits: ChaosLimits;
+}
+
 export interface ChaosReport {
   readonly seed: number;
   readonly faults: number;
+  /** Streams over every venue. */
   readonly streams: number;
+  /** The virtual wall clock's speed (1: real time). */
+  readonly speed: number;
   readonly elapsedMs: number;
   /** Every client had every stream up to the cut-off before the settle deadline. */
   readonly settled: boolean;
@@ -206,22 +289,14 @@ export interface ChaosReport {
   readonly invented: number;
   readonly openAfterClosed: number;
   readonly openRegressed: number;
+  /** One per client and venue. */
   readonly clients: readonly ClientAudit[];
-  /** Injected hole candles (stream × open time) that the audit expects ABSENT. */
+  /** Injected hole candles (stream × open time) that the audit expects ABSENT, over every venue. */
   readonly holesInjected: number;
   readonly faultCounts: Readonly<Record<string, number>>;
-  readonly sim: {
-    readonly maxInboundPerSecond: number;
-    readonly connectionsOpened: number;
-    readonly connectionsRefused: number;
-    /** Accepted upgrades in any 5-minute window (what Binance's 300 / 5 min counts). */
-    readonly maxConnects5min: number;
-    readonly maxRestWeight1m: number;
-    readonly restRequests: number;
-    readonly rest429: number;
-    readonly rest418: number;
-    readonly closedByRateLimit: number;
-  };
+  /** Per venue, in the order given: its audit figures and what its simulator counted. */
+  readonly venues: readonly VenueReport[];
+  /** Summed over every venue's pool (the pipeline's gap figures are one for all). */
   readonly daemon: {
     readonly recovered: number;
     readonly holes: number;
@@ -239,7 +314,7 @@ export interface ChaosReport {
   };
   /** The daemon's state when the settle wait ended and its last status events (for a failing run). */
   readonly diagnostics: readonly string[];
-  /** The applied schedule, `+offset_ms kind(args)` per fault: enough to replay with the seed. */
+  /** The applied schedule, `+offset_ms [venue] kind(args)` per fault: enough to replay with the seed. */
   readonly schedule: readonly string[];
 }
 
@@ -249,7 +324,7 @@ export interface ChaosLimits {
   readonly maxRestWeight1m: number;
 }
 
-/** Binance's limits as the simulator enforces them, with the margins the contract asks for. */
+/** Binance spot's limits as the simulator enforces them, with the margins the contract asks for. */
 export const DEFAULT_LIMITS: ChaosLimits = {
   maxInboundPerSecond: 5,
   // "far under 300 per 5 min": the daemon's own budget in this run (CHAOS_ATTEMPT_BUDGET) is 150.
@@ -257,8 +332,14 @@ export const DEFAULT_LIMITS: ChaosLimits = {
   maxRestWeight1m: 6000,
 };
 
+/** Per venue: USD-M counts 10 inbound msgs/s per socket and 2400 REST weight per minute (profiles.ts). */
+export const VENUE_LIMITS: Readonly<Record<ChaosVenueId, ChaosLimits>> = {
+  binance: DEFAULT_LIMITS,
+  'binance-usdm': { maxInboundPerSecond: 10, maxConnects5min: 150, maxRestWeight1m: 2400 },
+};
+
 /** Everything that should be zero or under a limit and is not; empty means the run passed. */
-export function violations(r: ChaosReport, limits: ChaosLimits = DEFAULT_LIMITS): string[] {
+export function violations(r: ChaosReport): string[] {
   const v: string[] = [];
   if (!r.settled) v.push('did not settle: some client never caught up to the cut-off');
   if (r.lost > 0) v.push(`lost=${r.lost}`);
@@ -268,18 +349,40 @@ export function violations(r: ChaosReport, limits: ChaosLimits = DEFAULT_LIMITS)
   if (r.invented > 0) v.push(`invented=${r.invented}`);
   if (r.openAfterClosed > 0) v.push(`open_after_closed=${r.openAfterClosed}`);
   if (r.openRegressed > 0) v.push(`open_regressed=${r.openRegressed}`);
-  for (const c of r.clients) if (c.silentStreams > 0) v.push(`${c.client}: ${c.silentStreams} streams delivered nothing`);
+  for (const c of r.clients) if (c.silentStreams > 0) v.push(`${c.client}/${c.venue}: ${c.silentStreams} streams delivered nothing`);
   if (r.daemon.holes !== r.holesInjected) v.push(`holes counted by the daemon ${r.daemon.holes} != injected ${r.holesInjected}`);
-  if (r.sim.maxInboundPerSecond > limits.maxInboundPerSecond) v.push(`max_inbound_per_s=${r.sim.maxInboundPerSecond} > ${limits.maxInboundPerSecond}`);
-  if (r.sim.closedByRateLimit > 0) v.push(`closed_by_rate_limit=${r.sim.closedByRateLimit}`);
-  if (r.sim.maxConnects5min > limits.maxConnects5min) v.push(`max_connects_5min=${r.sim.maxConnects5min} > ${limits.maxConnects5min}`);
-  if (r.sim.maxRestWeight1m >= limits.maxRestWeight1m) v.push(`max_rest_weight_1m=${r.sim.maxRestWeight1m} >= ${limits.maxRestWeight1m}`);
+  for (const { venue, sim, limits } of r.venues) {
+    if (sim.maxInboundPerSecond > limits.maxInboundPerSecond) v.push(`${venue}: max_inbound_per_s=${sim.maxInboundPerSecond} > ${limits.maxInboundPerSecond}`);
+    if (sim.closedByRateLimit > 0) v.push(`${venue}: closed_by_rate_limit=${sim.closedByRateLimit}`);
+    if (sim.maxConnects5min > limits.maxConnects5min) v.push(`${venue}: max_connects_5min=${sim.maxConnects5min} > ${limits.maxConnects5min}`);
+    if (sim.maxRestWeight1m >= limits.maxRestWeight1m) v.push(`${venue}: max_rest_weight_1m=${sim.maxRestWeight1m} >= ${limits.maxRestWeight1m}`);
+    if (sim.restInsideRetryAfter > 0) v.push(`${venue}: rest_inside_retry_after=${sim.restInsideRetryAfter}`);
+  }
   return v;
 }
 
-export function summaryLine(r: ChaosReport): string {
+function simFields(sim: SimFigures): string[] {
   return [
+    `max_inbound_per_s=${sim.maxInboundPerSecond}`,
+    `connects=${sim.connectionsOpened}`,
+    `refused=${sim.connectionsRefused}`,
+    `max_connects_5min=${sim.maxConnects5min}`,
+    `max_rest_weight_1m=${sim.maxRestWeight1m}`,
+    `rest429=${sim.rest429}`,
+    `rest418=${sim.rest418}`,
+    `rest_inside_retry_after=${sim.restInsideRetryAfter}`,
+  ];
+}
+
+/**
+ * One line for a one-venue run (spot's line as it always was, plus rest_inside_retry_after); with
+ * several venues the first line has the totals and one line per venue follows with its own figures.
+ */
+export function summaryLine(r: ChaosReport): string {
+  const one = r.venues.length === 1 ? r.venues[0] : undefined;
+  const head = [
     `chaos seed=${r.seed}`,
+    ...(one === undefined || one.venue !== 'binance' ? [`venues=${r.venues.map((x) => x.venue).join(',')}`, `speed=${r.speed}x`] : []),
     `faults=${r.faults}`,
     `streams=${r.streams}`,
     `candles=${r.candles}`,
@@ -289,13 +392,7 @@ export function summaryLine(r: ChaosReport): string {
     `wrong=${r.wrong}`,
     `invented=${r.invented}`,
     `open_after_closed=${r.openAfterClosed}`,
-    `max_inbound_per_s=${r.sim.maxInboundPerSecond}`,
-    `connects=${r.sim.connectionsOpened}`,
-    `refused=${r.sim.connectionsRefused}`,
-    `max_connects_5min=${r.sim.maxConnects5min}`,
-    `max_rest_weight_1m=${r.sim.maxRestWeight1m}`,
-    `rest429=${r.sim.rest429}`,
-    `rest418=${r.sim.rest418}`,
+    ...(one === undefined ? [] : simFields(one.sim)),
     `recovered=${r.daemon.recovered}`,
     `holes=${r.daemon.holes}/${r.holesInjected}`,
     `backfills=${r.daemon.backfills}`,
@@ -308,14 +405,36 @@ export function summaryLine(r: ChaosReport): string {
     `settle=${Math.round(r.settleMs / 1000)}s`,
     `elapsed=${Math.round(r.elapsedMs / 1000)}s`,
   ].join(' ');
+  if (one !== undefined) return head;
+  const lines = r.venues.map((x) =>
+    [
+      `  ${x.venue}:`,
+      `interval=${x.interval}`,
+      `faults=${x.faults}`,
+      `streams=${x.streams}`,
+      `candles=${x.candles}`,
+      `lost=${x.lost}`,
+      `duplicated=${x.duplicated}`,
+      `out_of_order=${x.outOfOrder}`,
+      `wrong=${x.wrong}`,
+      `invented=${x.invented}`,
+      `open_after_closed=${x.openAfterClosed}`,
+      `holes_injected=${x.holesInjected}`,
+      ...simFields(x.sim),
+      `limits=${x.limits.maxInboundPerSecond}/s,${x.limits.maxConnects5min}/5min,${x.limits.maxRestWeight1m}/min`,
+    ].join(' '),
+  );
+  return [head, ...lines].join('\n');
 }
 
 /** What to print when a run fails: the seed, what broke, and the exact fault list to replay. */
 export function failureText(r: ChaosReport, problems: readonly string[]): string {
+  const venues = r.venues.map((v) => v.venue).join(',');
+  const streams = r.venues[0]?.streams ?? r.streams;
   const lines = [
-    `chaos run FAILED: seed=${r.seed} faults=${r.faults} streams=${r.streams} (replay: npm run chaos -- --seed ${r.seed} --faults ${r.faults} --streams ${r.streams})`,
+    `chaos run FAILED: seed=${r.seed} faults=${r.faults} venues=${venues} streams=${r.streams} (replay: npm run chaos -- --venues ${venues} --seed ${r.seed} --faults ${r.faults} --streams ${streams})`,
     `problems: ${problems.join('; ')}`,
-    ...r.clients.flatMap((c) => c.examples.map((e) => `  ${c.client}: ${e}`)),
+    ...r.clients.flatMap((c) => c.examples.map((e) => `  ${c.client}/${c.venue}: ${e}`)),
     'daemon state at the end of the settle wait, then its last status events:',
     ...r.diagnostics.map((d) => `  ${d}`),
     'schedule:',
@@ -329,21 +448,21 @@ export function failureText(r: ChaosReport, problems: readonly string[]): string
 export interface ChaosOptions {
   readonly seed: number;
   readonly faults: number;
-  /** Symbols on the 1s interval (default 40). */
+  /** The venues, side by side in one daemon (default: Binance spot alone). */
+  readonly venues?: readonly ChaosVenueId[];
+  /** Symbols per venue (default 40). */
   readonly streams?: number;
-  /** Mean spacing of faults (default 450 ms). */
+  /** Mean spacing of faults over all venues (default 450 ms). */
   readonly meanGapMs?: number;
   /** Upper bound on the wait for every client to reach the cut-off after the schedule (default 60 s). */
   readonly settleTimeoutMs?: number;
   readonly log?: ((line: string) => void) | undefined;
 }
 
-const INTERVAL = '1s';
-const STEP = 1000;
 /** Daemon settings that make recovery fast; Binance's limits stay enforced by the simulator. */
 const CHAOS_STALE_MS = 1500;
 const CHAOS_ATTEMPT_BUDGET = 150;
-/** Few sockets: every socket killer costs one connection attempt per socket, and the budget is per run. */
+/** Few sockets per venue: every socket killer costs one connection attempt per socket, and the budget is per run. */
 const SOCKETS = 2;
 
 const BASE_SYMBOLS = [
@@ -353,41 +472,48 @@ const BASE_SYMBOLS = [
   'ldousdt', 'stxusdt', 'grtusdt', 'algousdt', 'egldusdt', 'sandusdt', 'manausdt', 'axsusdt', 'ftmusdt', 'icpusdt',
 ];
 
-export function chaosSymbols(n: number): string[] {
+export function chaosSymbols(n: number, from = 0): string[] {
   const out: string[] = [];
-  for (let i = 0; i < n; i++) out.push(BASE_SYMBOLS[i] ?? `sim${i}usdt`);
+  for (let i = from; i < from + n; i++) out.push(BASE_SYMBOLS[i] ?? `sim${i}usdt`);
   return out;
 }
 
 /** Per client and stream, what has been received so far (scanned incrementally while waiting). */
 class Progress {
   readonly #client: RecordingClient;
+  readonly #name: (stream: string) => string;
   #scanned = 0;
   readonly maxClosed = new Map<string, number>();
-  constructor(client: RecordingClient) {
+  constructor(client: RecordingClient, name: (stream: string) => string) {
     this.#client = client;
+    this.#name = name;
   }
   update(): void {
     const msgs = this.#client.messages;
     for (; this.#scanned < msgs.length; this.#scanned++) {
       const m = msgs[this.#scanned];
       if (m?.x !== true) continue;
-      const prev = this.maxClosed.get(m.stream);
-      if (prev === undefined || m.t > prev) this.maxClosed.set(m.stream, m.t);
+      const stream = this.#name(m.stream);
+      const prev = this.maxClosed.get(stream);
+      if (prev === undefined || m.t > prev) this.maxClosed.set(stream, m.t);
     }
   }
 }
 
 class HoleBook {
+  readonly #step: number;
   /** stream → open times that never existed. */
   readonly #absent = new Map<string, Set<number>>();
+  constructor(step: number) {
+    this.#step = step;
+  }
   add(stream: string, from: number, toExclusive: number): void {
     let set = this.#absent.get(stream);
     if (set === undefined) {
       set = new Set();
       this.#absent.set(stream, set);
     }
-    for (let t = from; t < toExclusive; t += STEP) set.add(t);
+    for (let t = from; t < toExclusive; t += this.#step) set.add(t);
   }
   has(stream: string, t: number): boolean {
     return this.#absent.get(stream)?.has(t) === true;
@@ -399,16 +525,36 @@ class HoleBook {
   }
   /** The newest open time before `cutoff` that is not a hole. */
   lastExpected(stream: string, cutoff: number): number {
-    let t = cutoff - STEP;
-    while (this.has(stream, t)) t -= STEP;
+    let t = cutoff - this.#step;
+    while (this.has(stream, t)) t -= this.#step;
     return t;
   }
 }
 
-function auditClient(name: string, client: RecordingClient, streams: readonly string[], cutoff: number, holes: HoleBook): ClientAudit {
+/** One venue of the run: its simulator, its streams under both names, its holes. */
+interface Lane {
+  readonly id: ChaosVenueId;
+  readonly interval: string;
+  readonly step: number;
+  readonly symbols: readonly string[];
+  /** The simulator's stream names (`btcusdt@kline_1m`), index = the schedule's stream index. */
+  readonly native: readonly string[];
+  /** The relay's names (`btcusdt@kline_1s`, `binance-usdm:btcusdt@kline_1m`), same order. */
+  readonly relay: readonly string[];
+  readonly sim: BinanceSimulator;
+  readonly holes: HoleBook;
+  readonly holeRanges: { symbol: string; from: number; to: number }[];
+  faults: number;
+  cutoff: number;
+}
+
+const STEP_MS: Readonly<Record<string, number>> = { '1s': 1000, '1m': 60_000 };
+
+function auditClient(name: string, client: RecordingClient, rename: (stream: string) => string, lane: Lane, cutoff: number): ClientAudit {
+  const { relay: streams, holes, step, interval } = lane;
   const byStream = new Map<string, KlineMsg[]>();
   for (const s of streams) byStream.set(s, []);
-  for (const m of client.messages) byStream.get(m.stream)?.push(m);
+  for (const m of client.messages) byStream.get(rename(m.stream))?.push(m);
   let candles = 0;
   let missing = 0;
   let duplicated = 0;
@@ -422,7 +568,7 @@ function auditClient(name: string, client: RecordingClient, streams: readonly st
   const note = (s: string): void => {
     if (examples.length < 10) examples.push(s);
   };
-  for (const stream of streams) {
+  for (const [i, stream] of streams.entries()) {
     const msgs = byStream.get(stream) ?? [];
     const first = msgs.find((m) => m.x);
     if (first === undefined) {
@@ -430,7 +576,7 @@ function auditClient(name: string, client: RecordingClient, streams: readonly st
       note(`${stream}: no closed candle at all`);
       continue;
     }
-    const [symbol] = stream.split('@kline_') as [string];
+    const symbol = lane.symbols[i] ?? '';
     const seen = new Set<number>();
     let maxClosed = -Infinity;
     let lastOpenT = -Infinity;
@@ -456,7 +602,7 @@ function auditClient(name: string, client: RecordingClient, streams: readonly st
         invented++;
         note(`${stream}: candle ${m.t} inside a Binance hole`);
       }
-      const truth = klineAt(symbol, INTERVAL, m.t);
+      const truth = klineAt(symbol, interval, m.t, lane.id);
       const k = m.k;
       if (
         k.o !== truth.o || k.h !== truth.h || k.l !== truth.l || k.c !== truth.c || k.v !== truth.v || k.n !== truth.n ||
@@ -478,10 +624,10 @@ function auditClient(name: string, client: RecordingClient, streams: readonly st
     let runStart: number | undefined;
     const flush = (end: number): void => {
       if (runStart === undefined) return;
-      note(`${stream}: ${(end - runStart) / STEP} candles missing from ${runStart} (${new Date(runStart).toISOString()})`);
+      note(`${stream}: ${(end - runStart) / step} candles missing from ${runStart} (${new Date(runStart).toISOString()})`);
       runStart = undefined;
     };
-    for (let t = first.t; t < cutoff; t += STEP) {
+    for (let t = first.t; t < cutoff; t += step) {
       if (holes.has(stream, t) || seen.has(t)) {
         flush(t);
         continue;
@@ -491,7 +637,7 @@ function auditClient(name: string, client: RecordingClient, streams: readonly st
     }
     flush(cutoff);
   }
-  return { client: name, candles, missing, duplicated, outOfOrder, wrong, invented, openAfterClosed, openRegressed, silentStreams, examples };
+  return { client: name, venue: lane.id, candles, missing, duplicated, outOfOrder, wrong, invented, openAfterClosed, openRegressed, silentStreams, examples };
 }
 
 function maxInWindow(timestamps: readonly number[], windowMs: number): number {
@@ -515,65 +661,128 @@ async function waitFor(cond: () => boolean, deadline: number | (() => number)): 
   return true;
 }
 
+/** The daemon's configuration for these venues: its own settings, one simulator per venue. */
+function chaosConfig(lanes: readonly Lane[], streamsPerVenue: number): Record<string, unknown> {
+  const env: Record<string, unknown> = {
+    CONNECTOR_VENUES: lanes.map((l) => l.id).join(','),
+    CONNECTOR_RELAY_HOST: '127.0.0.1',
+    CONNECTOR_RELAY_PORT: 0,
+    CONNECTOR_HEALTH_CHECK_HOST: '127.0.0.1',
+    CONNECTOR_WSS_HEALTH_CHECK_PORT: 0,
+    CONNECTOR_LOG_LEVEL: 'silent',
+    CONNECTOR_MAX_STREAMS_PER_CONNECTION: Math.ceil(streamsPerVenue / SOCKETS),
+    CONNECTOR_MAX_CONNECTIONS: 10,
+    CONNECTOR_STALE_STREAM_MS: CHAOS_STALE_MS,
+    CONNECTOR_PING_TIMEOUT_MS: 3000,
+    CONNECTOR_PONG_TIMEOUT_MS: 1000,
+    CONNECTOR_CONNECT_TIMEOUT_MS: 2000,
+    CONNECTOR_RECONNECT_BASE_MS: 100,
+    CONNECTOR_RECONNECT_MAX_MS: 1000,
+    CONNECTOR_RECONNECT_MAX_RETRIES: 1000,
+    CONNECTOR_CIRCUIT_BREAKER_FAILURE_THRESHOLD: 5,
+    CONNECTOR_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: 1,
+    CONNECTOR_CIRCUIT_BREAKER_RECOVERY_MAX: 2,
+    CONNECTOR_MAX_CONNECTION_ATTEMPTS_PER_5MIN: CHAOS_ATTEMPT_BUDGET,
+    CONNECTOR_REST_TIMEOUT_MS: 3000,
+  };
+  for (const l of lanes) {
+    const vars =
+      l.id === 'binance'
+        ? { symbols: 'CONNECTOR_SYMBOLS', intervals: 'CONNECTOR_INTERVALS', ws: 'CONNECTOR_BINANCE_WS_URL', rest: 'CONNECTOR_BINANCE_REST_URL' }
+        : { symbols: 'CONNECTOR_BINANCE_USDM_SYMBOLS', intervals: 'CONNECTOR_BINANCE_USDM_INTERVALS', ws: 'CONNECTOR_BINANCE_USDM_WS_URL', rest: 'CONNECTOR_BINANCE_USDM_REST_URL' };
+    env[vars.symbols] = l.symbols.join(',');
+    env[vars.intervals] = l.interval;
+    env[vars.ws] = l.sim.wsUrl;
+    env[vars.rest] = l.sim.restUrl;
+  }
+  return env;
+}
+
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const started = Date.now();
   const log = options.log ?? ((): void => undefined);
+  const venueIds = options.venues ?? ['binance'];
+  if (venueIds.length === 0 || new Set(venueIds).size !== venueIds.length) throw new RangeError(`chaos: venues must be distinct and at least one, got [${venueIds.join(',')}]`);
   const n = options.streams ?? 40;
-  const symbols = chaosSymbols(n);
-  const streams = symbols.map((s) => `${s}@kline_${INTERVAL}`);
-  const schedule = makeSchedule(options.seed, options.faults, n, options.meanGapMs ?? 450);
+  // Spot alone keeps real time and 1s candles; with USD-M (no 1s) every venue runs 1m on the fast clock.
+  const speed = venueIds.includes('binance-usdm') ? FAST_SPEED : 1;
+  const interval = speed === 1 ? '1s' : '1m';
+  const step = STEP_MS[interval] ?? 1000;
+  const origin = Date.now();
+  const now = speed === 1 ? Date.now : (): number => origin + (Date.now() - origin) * speed;
+  const clock: Clock = { now, monotonic: () => performance.now() };
+  const schedule = makeSchedule(options.seed, options.faults, n, options.meanGapMs ?? 450, venueIds.length);
 
-  const stack = await startStack(
-    // Open updates every 250 ms (4/s per stream): plenty of traffic without starving 2 cores. Server
-    // pings every 2 s instead of 20 s, so the daemon's pongs really count against the 5 msgs/s limit.
-    { openUpdateMs: 250, pingIntervalMs: 2000 },
-    {
-      CONNECTOR_SYMBOLS: symbols.join(','),
-      CONNECTOR_INTERVALS: INTERVAL,
-      CONNECTOR_MAX_STREAMS_PER_CONNECTION: Math.ceil(n / SOCKETS),
-      CONNECTOR_MAX_CONNECTIONS: 10,
-      CONNECTOR_STALE_STREAM_MS: CHAOS_STALE_MS,
-      CONNECTOR_PING_TIMEOUT_MS: 3000,
-      CONNECTOR_PONG_TIMEOUT_MS: 1000,
-      CONNECTOR_CONNECT_TIMEOUT_MS: 2000,
-      CONNECTOR_RECONNECT_BASE_MS: 100,
-      CONNECTOR_RECONNECT_MAX_MS: 1000,
-      CONNECTOR_RECONNECT_MAX_RETRIES: 1000,
-      CONNECTOR_CIRCUIT_BREAKER_FAILURE_THRESHOLD: 5,
-      CONNECTOR_CIRCUIT_BREAKER_RECOVERY_TIMEOUT: 1,
-      CONNECTOR_CIRCUIT_BREAKER_RECOVERY_MAX: 2,
-      CONNECTOR_MAX_CONNECTION_ATTEMPTS_PER_5MIN: CHAOS_ATTEMPT_BUDGET,
-      CONNECTOR_REST_TIMEOUT_MS: 3000,
-    },
-    { gapRetryDelaysMs: [100, 200, 400, 800] },
-  );
-  const { sim, connector } = stack;
-  const combined = new RecordingClient(`${stack.relayUrl}/stream?streams=${streams.join('/')}`);
-  const raw = new RecordingClient(`${stack.relayUrl}/ws`);
-  const clients: readonly (readonly [string, RecordingClient])[] = [
-    ['combined', combined],
-    ['raw', raw],
+  const lanes: Lane[] = [];
+  let connector: Connector | undefined;
+  const stopAll = async (): Promise<void> => {
+    await connector?.shutdown('test');
+    for (const l of lanes) await l.sim.close();
+  };
+  try {
+    for (const [i, id] of venueIds.entries()) {
+      // Open updates every 250 ms (4/s per stream): plenty of traffic without starving 2 cores. Server
+      // pings every 2 s instead of 20 s (spot) or 3 min (USD-M), so the daemon's pongs really count
+      // against each venue's inbound limit.
+      const sim = await BinanceSimulator.start({ host: '127.0.0.1', port: 0, profile: id, openUpdateMs: 250, pingIntervalMs: 2000, now });
+      // Disjoint symbols per venue (see the header: raw events name no venue).
+      const symbols = chaosSymbols(n, i * n);
+      const native = symbols.map((s) => `${s}@kline_${interval}`);
+      const relay = native.map((s) => (id === 'binance' ? s : `${id}:${s}`));
+      lanes.push({ id, interval, step, symbols, native, relay, sim, holes: new HoleBook(step), holeRanges: [], faults: 0, cutoff: 0 });
+    }
+    const config = EnvSchema.parse(chaosConfig(lanes, n));
+    connector = await startConnector(config, {
+      log: pino({ level: 'silent' }),
+      collectDefaultMetrics: false,
+      gapRetryDelaysMs: [100, 200, 400, 800],
+      ...(speed === 1 ? {} : { clock }),
+    });
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  const daemon = connector;
+  for (const l of lanes) {
+    const registered = new Set(daemon.registry.all().map((s) => s.name));
+    const absent = l.relay.filter((s) => !registered.has(s));
+    if (absent.length > 0) throw new Error(`chaos: the daemon did not register ${absent.slice(0, 3).join(', ')}`);
+  }
+  const allStreams = lanes.flatMap((l) => l.relay);
+  // A raw event names only `s` and `i`: the client derives `btcusdt@kline_1m`; the symbol tells the venue.
+  const rawToRelay = new Map<string, string>();
+  for (const l of lanes) for (const [i, s] of l.native.entries()) rawToRelay.set(s, l.relay[i] ?? s);
+  const asIs = (s: string): string => s;
+  const fromRaw = (s: string): string => rawToRelay.get(s) ?? s;
+  const relayUrl = `ws://127.0.0.1:${daemon.relayAddress.port}`;
+  const combined = new RecordingClient(`${relayUrl}/stream?streams=${allStreams.join('/')}`);
+  const raw = new RecordingClient(`${relayUrl}/ws`);
+  const clients: readonly (readonly [string, RecordingClient, (s: string) => string])[] = [
+    ['combined', combined, asIs],
+    ['raw', raw, fromRaw],
   ];
-  const progress = clients.map(([, c]) => new Progress(c));
-  const holes = new HoleBook();
-  const holeRanges: { symbol: string; from: number; to: number }[] = [];
+  const progress = clients.map(([, c, rename]) => new Progress(c, rename));
   const applied: string[] = [];
   const faultCounts: Record<string, number> = {};
   const events: string[] = [];
   const runStarted = Date.now();
-  const recording = connector.status.subscribe((e) => {
+  /** The same moment on the venues' clock (virtual at speed > 1), for the cut-off diagnostics. */
+  const runStartedWall = now();
+  const recording = daemon.status.subscribe((e) => {
     if (e.type.startsWith('relay.') || e.type === 'stream.live') return;
     events.push(`+${Date.now() - runStarted} ${JSON.stringify(e)}`);
     if (events.length > 4000) events.splice(0, events.length - 3000);
   });
-  // A compact picture of the pool every 2 s, so a stuck daemon shows when and how it got stuck.
+  // A compact picture of each pool every 2 s, so a stuck daemon shows when and how it got stuck.
   const snapTimer = setInterval(() => {
-    const snap = connector.pool.snapshot();
-    events.push(
-      `+${Date.now() - runStarted} pool live=${snap.streamsLive} breaker=${snap.breaker} paused=${snap.paused} ` +
-        snap.connections.map((c) => `${c.id}:${c.state}/${c.streams}`).join(' ') +
-        ` sim=${sim.sockets().length} gaps.pending=${connector.pipeline.gapStats.pending}`,
-    );
+    for (const [i, v] of daemon.venues.entries()) {
+      const snap = v.pool.snapshot();
+      events.push(
+        `+${Date.now() - runStarted} pool ${v.adapter.id} live=${snap.streamsLive} breaker=${snap.breaker} paused=${snap.paused} ` +
+          snap.connections.map((c) => `${c.id}:${c.state}/${c.streams}`).join(' ') +
+          ` sim=${lanes[i]?.sim.sockets().length ?? '-'} gaps.pending=${daemon.pipeline.gapStats.pending}`,
+      );
+    }
   }, 2000);
   snapTimer.unref();
   // The daemon may rightly hold every new upstream socket (its 5-minute attempt budget, or a 1008 / 429
@@ -581,55 +790,66 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   let wsHolds = 0;
   let longestWsHoldMs = 0;
   let holdUntil = 0;
-  const holdWatch = connector.status.on('ratelimit', (e) => {
+  const holdWatch = daemon.status.on('ratelimit', (e) => {
     if (e.scope !== 'ws') return;
     wsHolds++;
     longestWsHoldMs = Math.max(longestWsHoldMs, e.retryAfterMs);
     holdUntil = Math.max(holdUntil, Date.now() + e.retryAfterMs);
   });
   const diagnostics: string[] = [];
+  const multi = lanes.length > 1;
   let settled: boolean;
   let settleMs: number;
-  let cutoff: number;
   try {
     await Promise.all(clients.map(([, c]) => c.opened));
-    raw.ws.send(JSON.stringify({ method: 'SUBSCRIBE', params: streams, id: 1 }));
+    raw.ws.send(JSON.stringify({ method: 'SUBSCRIBE', params: allStreams, id: 1 }));
     const allHaveOne = (): boolean => {
       for (const p of progress) p.update();
-      return progress.every((p) => streams.every((s) => p.maxClosed.has(s)));
+      return progress.every((p) => allStreams.every((s) => p.maxClosed.has(s)));
     };
     if (!(await waitFor(allHaveOne, 20_000))) throw new Error('chaos: the clients did not receive a first closed candle on every stream within 20 s');
-    log(`chaos seed=${options.seed}: ${n} streams live, ${schedule.length} faults over ~${Math.round((schedule.at(-1)?.at ?? 0) / 1000)} s`);
+    log(
+      `chaos seed=${options.seed}: ${allStreams.length} streams live (${lanes.map((l) => `${l.id} ${l.relay.length}×${l.interval}`).join(', ')}${speed === 1 ? '' : `, clock ${speed}x`}), ` +
+        `${schedule.length} faults over ~${Math.round((schedule.at(-1)?.at ?? 0) / 1000)} s`,
+    );
 
     const t0 = Date.now();
-    for (const [i, { at, fault }] of schedule.entries()) {
+    for (const [i, { at, venue, fault }] of schedule.entries()) {
       const wait = t0 + at - Date.now();
       if (wait > 0) await sleep(wait);
-      applyFault(fault);
+      const lane = lanes[venue];
+      if (lane === undefined) throw new RangeError(`chaos: fault for venue #${venue}`);
+      applyFault(lane, fault);
+      lane.faults++;
       faultCounts[fault.kind] = (faultCounts[fault.kind] ?? 0) + 1;
-      applied.push(`+${at} ${describeFault(fault, streams)}`);
+      applied.push(`+${at} ${multi ? `${lane.id} ` : ''}${describeFault(fault, lane.relay)}`);
       if ((i + 1) % 100 === 0) log(`chaos: ${i + 1}/${schedule.length} faults applied`);
     }
 
     // Quiet: end every fault (reset also forgets the holes, which must stay, so they are put back at once,
     // before any REST request can see the difference: the same synchronous turn).
-    sim.faults.reset();
-    for (const h of holeRanges) sim.faults.hole(h.symbol, INTERVAL, h.from, h.to);
+    for (const l of lanes) {
+      l.sim.faults.reset();
+      for (const h of l.holeRanges) l.sim.faults.hole(h.symbol, l.interval, h.from, h.to);
+    }
     const settleStart = Date.now();
     // The cut-off lies past every injected hole, so each hole is audited as absent and counted by the daemon.
-    cutoff = Math.max(openTimeAt(INTERVAL, Date.now()) + 2 * STEP, ...holeRanges.map((h) => h.to + STEP));
+    for (const l of lanes) l.cutoff = Math.max(openTimeAt(l.interval, now()) + 2 * l.step, ...l.holeRanges.map((h) => h.to + l.step));
     const reached = (): boolean => {
       for (const p of progress) p.update();
-      return progress.every((p) => streams.every((s) => (p.maxClosed.get(s) ?? -Infinity) >= holes.lastExpected(s, cutoff)));
+      return progress.every((p) => lanes.every((l) => l.relay.every((s) => (p.maxClosed.get(s) ?? -Infinity) >= l.holes.lastExpected(s, l.cutoff))));
     };
     const settleTimeout = options.settleTimeoutMs ?? 60_000;
     settled = await waitFor(reached, () => Math.max(settleStart, holdUntil) + settleTimeout);
     settleMs = Date.now() - settleStart;
-    diagnostics.push(...daemonState(), `cutoff ${cutoff} (${new Date(cutoff).toISOString()}), now ${Date.now()}, run started ${runStarted}`);
+    diagnostics.push(...daemonState());
+    for (const l of lanes) diagnostics.push(`${l.id} cutoff ${l.cutoff} (${new Date(l.cutoff).toISOString()}), now ${now()}, run started ${runStartedWall} (venue clock, ${speed}x)`);
     for (const [i, p] of progress.entries()) {
-      const behind = streams.filter((s) => (p.maxClosed.get(s) ?? -Infinity) < holes.lastExpected(s, cutoff));
-      if (behind.length > 0) {
-        diagnostics.push(`${clients[i]?.[0] ?? i} behind on ${behind.length} streams: ${behind.slice(0, 8).map((s) => `${s}@${p.maxClosed.get(s) ?? 'none'}`).join(' ')}`);
+      for (const l of lanes) {
+        const behind = l.relay.filter((s) => (p.maxClosed.get(s) ?? -Infinity) < l.holes.lastExpected(s, l.cutoff));
+        if (behind.length > 0) {
+          diagnostics.push(`${clients[i]?.[0] ?? i} behind on ${behind.length} ${l.id} streams: ${behind.slice(0, 8).map((s) => `${s}@${p.maxClosed.get(s) ?? 'none'}`).join(' ')}`);
+        }
       }
     }
     // A little longer, so a late duplicate or straggler would be seen.
@@ -640,54 +860,78 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     holdWatch.dispose();
     clearInterval(snapTimer);
     for (const [, c] of clients) c.ws.terminate();
-    await stack.stop();
+    await stopAll();
   }
 
-  const audits = clients.map(([name, c]) => auditClient(name, c, streams, cutoff, holes));
-  const sum = (f: (a: ClientAudit) => number): number => audits.reduce((s, a) => s + f(a), 0);
-  const gaps = connector.pipeline.gapStats;
-  const up = connector.pool.stats();
-  const c = sim.counters;
+  const audits = lanes.flatMap((l) => clients.map(([name, c, rename]) => auditClient(name, c, rename, l, l.cutoff)));
+  const sum = (list: readonly ClientAudit[], f: (a: ClientAudit) => number): number => list.reduce((s, a) => s + f(a), 0);
+  const gaps = daemon.pipeline.gapStats;
+  const pools = daemon.venues.map((v) => v.pool.stats());
+  const poolSum = (f: (s: (typeof pools)[number]) => number): number => pools.reduce((s, p) => s + f(p), 0);
+  const venues: VenueReport[] = lanes.map((l) => {
+    const mine = audits.filter((a) => a.venue === l.id);
+    const c = l.sim.counters;
+    return {
+      venue: l.id,
+      interval: l.interval,
+      streams: l.relay.length,
+      faults: l.faults,
+      candles: sum(mine, (a) => a.candles),
+      lost: sum(mine, (a) => a.missing),
+      duplicated: sum(mine, (a) => a.duplicated),
+      outOfOrder: sum(mine, (a) => a.outOfOrder),
+      wrong: sum(mine, (a) => a.wrong),
+      invented: sum(mine, (a) => a.invented),
+      openAfterClosed: sum(mine, (a) => a.openAfterClosed),
+      openRegressed: sum(mine, (a) => a.openRegressed),
+      holesInjected: l.holes.size,
+      sim: {
+        maxInboundPerSecond: c.maxInboundPerSecondSeen,
+        connectionsOpened: c.connectionsOpened,
+        connectionsRefused: c.connectionsRefused,
+        // Wall-stamped: a real 5-minute window spans 5 min × speed of the virtual clock.
+        maxConnects5min: maxInWindow(c.connectionTimestamps, 5 * 60_000 * speed),
+        maxRestWeight1m: c.restWeightUsedMax1m,
+        restRequests: c.restRequests,
+        rest429: c.rest429,
+        rest418: c.rest418,
+        restInsideRetryAfter: c.restInsideRetryAfter,
+        closedByRateLimit: c.closedByRateLimit,
+      },
+      limits: VENUE_LIMITS[l.id],
+    };
+  });
   return {
     seed: options.seed,
     faults: schedule.length,
-    streams: n,
+    streams: allStreams.length,
+    speed,
     elapsedMs: Date.now() - started,
     settled,
     settleMs,
-    candles: sum((a) => a.candles),
-    lost: sum((a) => a.missing),
-    duplicated: sum((a) => a.duplicated),
-    outOfOrder: sum((a) => a.outOfOrder),
-    wrong: sum((a) => a.wrong),
-    invented: sum((a) => a.invented),
-    openAfterClosed: sum((a) => a.openAfterClosed),
-    openRegressed: sum((a) => a.openRegressed),
+    candles: sum(audits, (a) => a.candles),
+    lost: sum(audits, (a) => a.missing),
+    duplicated: sum(audits, (a) => a.duplicated),
+    outOfOrder: sum(audits, (a) => a.outOfOrder),
+    wrong: sum(audits, (a) => a.wrong),
+    invented: sum(audits, (a) => a.invented),
+    openAfterClosed: sum(audits, (a) => a.openAfterClosed),
+    openRegressed: sum(audits, (a) => a.openRegressed),
     clients: audits,
-    holesInjected: holes.size,
+    holesInjected: lanes.reduce((s, l) => s + l.holes.size, 0),
     faultCounts,
-    sim: {
-      maxInboundPerSecond: c.maxInboundPerSecondSeen,
-      connectionsOpened: c.connectionsOpened,
-      connectionsRefused: c.connectionsRefused,
-      maxConnects5min: maxInWindow(c.connectionTimestamps, 5 * 60_000),
-      maxRestWeight1m: c.restWeightUsedMax1m,
-      restRequests: c.restRequests,
-      rest429: c.rest429,
-      rest418: c.rest418,
-      closedByRateLimit: c.closedByRateLimit,
-    },
+    venues,
     daemon: {
       recovered: gaps.candlesRecovered,
       holes: gaps.holes,
       backfills: gaps.backfills,
       backfillsFailed: gaps.backfillsFailed,
-      duplicatesFiltered: connector.pipeline.stats().duplicates,
-      reconnections: up.reconnections,
-      rotations: up.rotations,
-      connectionAttempts: up.connectionAttempts,
-      staleEvents: up.staleEvents,
-      parseErrors: up.parseErrors,
+      duplicatesFiltered: daemon.pipeline.stats().duplicates,
+      reconnections: poolSum((p) => p.reconnections),
+      rotations: poolSum((p) => p.rotations),
+      connectionAttempts: poolSum((p) => p.connectionAttempts),
+      staleEvents: poolSum((p) => p.staleEvents),
+      parseErrors: poolSum((p) => p.parseErrors),
       wsHolds,
       longestWsHoldMs,
     },
@@ -696,20 +940,24 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   };
 
   function daemonState(): string[] {
-    const snap = connector.pool.snapshot();
-    const g = connector.pipeline.gapStats;
-    const p = connector.pipeline.stats();
-    return [
-      `pool: breaker=${snap.breaker} paused=${snap.paused} live=${snap.streamsLive}/${snap.streamsConfigured} stale=[${snap.staleStreams.join(',')}]`,
-      ...snap.connections.map((c) => `  conn ${c.id} ${c.state} ${c.quality} streams=${c.streams} live=${c.liveStreams} age=${c.ageMs}ms last=${c.lastMessageAt ?? '-'}`),
-      `pipeline: closedDepth=${p.closedDepth} blocked=${p.blocked} gaps pending=${g.pending} held=${g.held} backfills=${g.backfills} failed=${g.backfillsFailed}`,
-      `rest: ${JSON.stringify(connector.rest.stats())}`,
-      `sim sockets: ${sim.sockets().map((x) => `#${x.id}:${x.streams.length}`).join(' ')}`,
-    ];
+    const g = daemon.pipeline.gapStats;
+    const p = daemon.pipeline.stats();
+    const out: string[] = [];
+    for (const [i, v] of daemon.venues.entries()) {
+      const snap = v.pool.snapshot();
+      out.push(
+        `pool ${v.adapter.id}: breaker=${snap.breaker} paused=${snap.paused} live=${snap.streamsLive}/${snap.streamsConfigured} stale=[${snap.staleStreams.join(',')}]`,
+        ...snap.connections.map((c) => `  conn ${c.id} ${c.state} ${c.quality} streams=${c.streams} live=${c.liveStreams} age=${c.ageMs}ms last=${c.lastMessageAt ?? '-'}`),
+        `rest ${v.adapter.id}: ${JSON.stringify(v.rest.stats())}`,
+        `sim ${v.adapter.id} sockets: ${lanes[i]?.sim.sockets().map((x) => `#${x.id}:${x.streams.length}`).join(' ') ?? '-'}`,
+      );
+    }
+    out.push(`pipeline: closedDepth=${p.closedDepth} blocked=${p.blocked} gaps pending=${g.pending} held=${g.held} backfills=${g.backfills} failed=${g.backfillsFailed}`);
+    return out;
   }
 
-  function applyFault(f: Fault): void {
-    const faults = sim.faults;
+  function applyFault(lane: Lane, f: Fault): void {
+    const faults = lane.sim.faults;
     switch (f.kind) {
       case 'dropAll':
         faults.dropAll();
@@ -719,7 +967,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         return;
       case 'stallStreams':
         faults.stallStreams(
-          f.streams.map((i) => streams[i] ?? ''),
+          f.streams.map((i) => lane.native[i] ?? ''),
           f.ms,
         );
         return;
@@ -743,14 +991,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         faults.closeMidSubscribe(f.count);
         return;
       case 'hole': {
-        const symbol = symbols[f.stream] ?? '';
-        const stream = streams[f.stream] ?? '';
-        // Strictly after the candle forming now, so no part of it has been published yet.
-        const from = openTimeAt(INTERVAL, Date.now()) + f.startsIn * STEP;
-        const to = from + f.length * STEP;
-        faults.hole(symbol, INTERVAL, from, to);
-        holes.add(stream, from, to);
-        holeRanges.push({ symbol, from, to });
+        const symbol = lane.symbols[f.stream] ?? '';
+        const stream = lane.relay[f.stream] ?? '';
+        // Strictly after the candle forming now (on the venue's clock), so no part of it has been published yet.
+        const from = openTimeAt(lane.interval, now()) + f.startsIn * lane.step;
+        const to = from + f.length * lane.step;
+        faults.hole(symbol, lane.interval, from, to);
+        lane.holes.add(stream, from, to);
+        lane.holeRanges.push({ symbol, from, to });
         return;
       }
     }
