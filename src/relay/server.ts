@@ -70,7 +70,7 @@ import {
 } from './protocol.ts';
 import { Session, type ReplayTask } from './session.ts';
 import { History } from './history.ts';
-import { candlesBetween, nextOpenTime, openTimeAt } from '../core/intervals.ts';
+import { candlesBetween, nextOpenTime, nominalMs, openTimeAt } from '../core/intervals.ts';
 import { sleep } from '../core/sleep.ts';
 import { BufferLedger, RECONCILE_MS, budgetFindings, defaultBudget, heapLimitBytes } from './budget.ts';
 import { BURST_SECONDS, takeToken } from './rate.ts';
@@ -100,6 +100,8 @@ const REPLAY_CHUNK_BYTES = 64 * 1024;
 /** REST answers in a row that bring nothing before the replay takes the range as a hole (REST lag: seconds). */
 const REPLAY_REST_MISSES = 5;
 const REPLAY_REST_RETRY_MS = 1000;
+/** Most candles one REST step of a replay asks for: writing starts after a page, and gap recovery can cut in between steps. */
+const REPLAY_REST_PAGE = 1000;
 
 /** Code used on relay.client.error for transport-level errors (oversized frame, invalid UTF-8, socket reset). */
 const TRANSPORT_ERROR = -1;
@@ -773,6 +775,7 @@ export class RelayServer implements CandleSink {
   async #replayRest(s: Session, ref: StreamRef, task: ReplayTask, end: number): Promise<void> {
     const fetch = this.#replayFetch;
     if (fetch === undefined) return;
+    end = Math.min(end, task.cursor + REPLAY_REST_PAGE * nominalMs(ref.interval));
     let candles: readonly Candle[];
     try {
       candles = await fetch(ref, task.cursor, end, s.replayAbort.signal);
