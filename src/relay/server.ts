@@ -742,7 +742,11 @@ export class RelayServer implements CandleSink {
           await this.#replayRest(s, ref, task, restEnd);
           continue;
         }
-        if (oldest !== undefined && task.cursor < oldest) task.cursor = oldest; // REST has nothing more (or there is none): a hole
+        if (oldest !== undefined && task.cursor < oldest) {
+          // REST has nothing more for the range (or there is no REST): a hole for this client, said once.
+          this.#log.warn({ clientId: s.id, stream: ref.name, from: task.cursor, to: oldest }, 'relay replay: candles before the history are unavailable; skipped');
+          task.cursor = oldest;
+        }
         const entries = this.#history.read(ref.id, task.cursor, 4096, Math.min(REPLAY_CHUNK_BYTES, Math.floor(this.#config.maxBufferedBytes / 4)));
         if (entries.length === 0) {
           // Caught up, synchronously with delivery: live from the next closed candle on.
