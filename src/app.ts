@@ -33,6 +33,7 @@ import { Pipeline } from './pipeline/pipeline.ts';
 import type { SinkRetry } from './pipeline/sinks.ts';
 import { JetStreamSink } from './sinks/jetstream.ts';
 import { RelayServer } from './relay/server.ts';
+import { ReplayLane } from './relay/replay-lane.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { createHttpServer } from './ops/http.ts';
 import { HeapMonitor, oldGenerationLimit } from './ops/heap.ts';
@@ -116,11 +117,17 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     return { adapter, config: vc, streams, rest };
   });
   const restByVenue = new Map(parts.map((p) => [p.adapter.id, p.rest]));
-  const recover = (stream: StreamRef, from: number, toExclusive: number, signal: AbortSignal): Promise<RecoveredRange | readonly Candle[]> => {
+  const restFor = (stream: StreamRef): RestClient => {
     const rest = restByVenue.get(stream.venue);
     if (rest === undefined) throw new Error(`no REST client for venue ${stream.venue}`);
-    return rest.fetchRange(stream, from, toExclusive, signal);
+    return rest;
   };
+  // Resume replays share each venue's REST client (its gate, budgets and breaker) below gap recovery (replay-lane.ts).
+  const lane = new ReplayLane();
+  const recover = (stream: StreamRef, from: number, toExclusive: number, signal: AbortSignal): Promise<RecoveredRange | readonly Candle[]> =>
+    lane.recovery(() => restFor(stream).fetchRange(stream, from, toExclusive, signal));
+  const replay = (stream: StreamRef, from: number, toExclusive: number, signal: AbortSignal): Promise<readonly Candle[]> =>
+    lane.replay(stream.venue, signal, () => restFor(stream).fetchClosed(stream, from, toExclusive, signal));
 
   const relay = new RelayServer({
     config: config.relay,
@@ -129,6 +136,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     clock,
     resolve: (name) => registry.byName(name),
     heapLimitBytes: oldGenerationLimit(),
+    replay,
   });
 
   // The pools and the pipeline point at each other (candles one way, pause/resume the other). The

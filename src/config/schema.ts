@@ -146,6 +146,10 @@ export const envShape = {
   /** Unset: a quarter of V8's heap limit (src/relay/budget.ts says why). */
   CONNECTOR_RELAY_MAX_TOTAL_BUFFERED_BYTES: int(64 * 1024, 2 ** 40).optional(),
   CONNECTOR_RELAY_MAX_CLIENTS_PER_IP: int(1, 1_000_000).default(50),
+  // Resume (contract §5): closed candles kept per stream for `since` (0: no history, `since` refused),
+  // and how far back a `since` may reach, in candles of the stream's interval.
+  CONNECTOR_RELAY_HISTORY_CANDLES: int(0, 100_000).default(1440),
+  CONNECTOR_RELAY_REPLAY_MAX_CANDLES: int(1, 1_000_000).default(5000),
   CONNECTOR_RELAY_TLS_CERT_FILE: z.string().trim().min(1).optional(),
   CONNECTOR_RELAY_TLS_KEY_FILE: z.string().trim().min(1).optional(),
 
@@ -456,6 +460,8 @@ function toConfig(v: Env, venues: VenueConfig[]) {
       closeTimeoutMs: v.CONNECTOR_RELAY_CLOSE_TIMEOUT_MS,
       maxTotalBufferedBytes: v.CONNECTOR_RELAY_MAX_TOTAL_BUFFERED_BYTES,
       maxClientsPerIp: v.CONNECTOR_RELAY_MAX_CLIENTS_PER_IP,
+      historyCandles: v.CONNECTOR_RELAY_HISTORY_CANDLES,
+      replayMaxCandles: v.CONNECTOR_RELAY_REPLAY_MAX_CANDLES,
       tls:
         v.CONNECTOR_RELAY_TLS_CERT_FILE === undefined || v.CONNECTOR_RELAY_TLS_KEY_FILE === undefined
           ? undefined

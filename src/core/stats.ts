@@ -63,6 +63,16 @@ export interface RelayStats {
   readonly messagesSent: number;
   readonly bytesSent: number;
   readonly clientErrors: number;
+  /** Closed candles held in the relay's resume history, all streams (relay/history.ts). */
+  readonly historyCandles: number;
+  /** Payload bytes of those candles. */
+  readonly historyBytes: number;
+  /** Stream replays (`since`) in progress, all clients. */
+  readonly replays: number;
+  /** Candles sent by replays since start (from history or REST). */
+  readonly replayedCandles: number;
+  /** Of those, candles fetched from REST. */
+  readonly replayedFromRest: number;
 }
 
 /** One queued sink (every sink but the relay), from its runner. */

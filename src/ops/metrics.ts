@@ -435,6 +435,32 @@ export function createMetrics(options: MetricsOptions): Metrics {
     'Relay clients destroyed because all clients together passed CONNECTOR_RELAY_MAX_TOTAL_BUFFERED_BYTES (largest backlogs first).',
     (r) => r.budgetCuts,
   );
+  relayCounter('connector_relay_replayed_candles_total', 'Closed candles sent to relay clients by resume replays (since), from history or REST.', (r) => r.replayedCandles);
+  relayCounter('connector_relay_replayed_rest_candles_total', 'Closed candles of resume replays fetched from the venue REST (older than the history).', (r) => r.replayedFromRest);
+  new Gauge({
+    name: 'connector_relay_history_candles',
+    help: 'Closed candles held in the relay resume history, all streams (CONNECTOR_RELAY_HISTORY_CANDLES per stream).',
+    registers,
+    collect() {
+      this.set(read().relay.historyCandles);
+    },
+  });
+  new Gauge({
+    name: 'connector_relay_history_bytes',
+    help: 'Payload bytes of the closed candles held in the relay resume history.',
+    registers,
+    collect() {
+      this.set(read().relay.historyBytes);
+    },
+  });
+  new Gauge({
+    name: 'connector_relay_replays',
+    help: 'Stream replays (since) in progress across relay clients.',
+    registers,
+    collect() {
+      this.set(read().relay.replays);
+    },
+  });
   relayCounter('connector_relay_rate_limited_total', 'Relay clients closed 1008 "Too many requests" (inbound frames past the rate limit).', (r) => r.rateLimited);
   new Gauge({
     name: 'connector_relay_buffered_bytes',

@@ -24,6 +24,8 @@ export type UpgradeTarget =
       readonly streams: readonly string[];
       /** `?token=` if present (decoded). */
       readonly token: string | undefined;
+      /** `?since=<ms>` (resume, contract §5): replay closed candles with open time ≥ since first. */
+      readonly since: number | undefined;
     }
   | { readonly kind: 'not-found' }
   | { readonly kind: 'bad-request'; readonly reason: string };
@@ -71,6 +73,7 @@ export function parseUpgradeUrl(url: string): UpgradeTarget {
   }
 
   let token: string | undefined;
+  let since: number | undefined;
   if (query.length > 0) {
     for (const pair of query.split('&')) {
       const eq = pair.indexOf('=');
@@ -82,6 +85,9 @@ export function parseUpgradeUrl(url: string): UpgradeTarget {
         const value = decodeComponent(raw);
         if (value === undefined) return { kind: 'bad-request', reason: 'malformed percent-encoding in token' };
         token = value;
+      } else if (key === 'since') {
+        since = parseSince(raw);
+        if (since === undefined) return { kind: 'bad-request', reason: `invalid since ${quoteForMessage(raw)}: expected milliseconds since the epoch` };
       } else if (key === 'timeUnit') {
         const unit = raw.toLowerCase();
         if (unit === 'microsecond') return { kind: 'bad-request', reason: 'timeUnit=MICROSECOND is not supported by this relay' };
@@ -89,7 +95,17 @@ export function parseUpgradeUrl(url: string): UpgradeTarget {
       }
     }
   }
-  return { kind: 'ok', combined, streams, token };
+  return { kind: 'ok', combined, streams, token, since };
+}
+
+/** Latest `since` accepted (year 2255): past it a number is a mistake, not a time. */
+export const SINCE_MAX = 9e12;
+
+/** A `since` query value: decimal milliseconds, at most SINCE_MAX; undefined when malformed. */
+function parseSince(raw: string): number | undefined {
+  if (!/^[0-9]{1,13}$/.test(raw)) return undefined;
+  const n = Number(raw);
+  return n <= SINCE_MAX ? n : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -99,7 +115,7 @@ export const METHODS = ['SUBSCRIBE', 'UNSUBSCRIBE', 'LIST_SUBSCRIPTIONS', 'SET_P
 export type Method = (typeof METHODS)[number];
 
 export type ControlRequest =
-  | { readonly method: 'SUBSCRIBE' | 'UNSUBSCRIBE'; readonly params: readonly string[]; readonly id: string }
+  | { readonly method: 'SUBSCRIBE' | 'UNSUBSCRIBE'; readonly params: readonly string[]; readonly id: string; readonly since?: number }
   | { readonly method: 'LIST_SUBSCRIPTIONS'; readonly id: string }
   | { readonly method: 'SET_PROPERTY'; readonly property: 'combined'; readonly value: boolean; readonly id: string }
   | { readonly method: 'GET_PROPERTY'; readonly property: 'combined'; readonly id: string };
@@ -724,7 +740,13 @@ export function parseControl(text: string, limits: ControlLimits = {}): ParseRes
       if (!Array.isArray(params)) return fail(ERR_INVALID_REQUEST, 'Invalid request: params must be an array', id);
       if (params.length > (limits.maxParams ?? MAX_PARAMS)) return fail(ERR_INVALID_REQUEST, 'Invalid request: too many parameters', id);
       if (!allStrings(params)) return fail(ERR_INVALID_REQUEST, 'Invalid request: stream names must be strings', id);
-      return { ok: true, request: { method: method as 'SUBSCRIBE' | 'UNSUBSCRIBE', params, id } };
+      // `since` (resume, contract §5) is ours, not Binance's: only SUBSCRIBE reads it.
+      const since = method === 'SUBSCRIBE' ? value['since'] : undefined;
+      if (since === undefined) return { ok: true, request: { method: method as 'SUBSCRIBE' | 'UNSUBSCRIBE', params, id } };
+      if (typeof since !== 'number' || !Number.isInteger(since) || since < 0 || since > SINCE_MAX) {
+        return fail(ERR_INVALID_REQUEST, 'Invalid request: since must be milliseconds since the epoch (a non-negative integer)', id);
+      }
+      return { ok: true, request: { method: 'SUBSCRIBE', params, id, since } };
     }
     case 'LIST_SUBSCRIPTIONS': {
       if (params !== undefined && params !== null) {

@@ -68,7 +68,10 @@ import {
   type ControlRequest,
   type UpgradeTarget,
 } from './protocol.ts';
-import { Session } from './session.ts';
+import { Session, type ReplayTask } from './session.ts';
+import { History } from './history.ts';
+import { candlesBetween, nextOpenTime, nominalMs, openTimeAt } from '../core/intervals.ts';
+import { sleep } from '../core/sleep.ts';
 import { BufferLedger, RECONCILE_MS, budgetFindings, defaultBudget, heapLimitBytes } from './budget.ts';
 import { BURST_SECONDS, takeToken } from './rate.ts';
 import { TlsWatcher, readTlsPair } from './tls.ts';
@@ -82,7 +85,23 @@ export interface RelayOptions {
   resolve: (name: string) => StreamRef | undefined;
   /** V8's heap limit, which the default relay-wide budget derives from. Default: this process's. */
   heapLimitBytes?: number;
+  /**
+   * Closed candles of [from, toExclusive) from the venue's REST, for replays reaching past the
+   * history (or from before this process started). Absent: such a replay starts at the history's
+   * oldest candle.
+   */
+  replay?: ReplayFetch;
 }
+
+export type ReplayFetch = (stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal: AbortSignal) => Promise<readonly Candle[]>;
+
+/** Most bytes one replay step writes at once (one buffer, one write), before yielding or waiting for drain. */
+const REPLAY_CHUNK_BYTES = 64 * 1024;
+/** REST answers in a row that bring nothing before the replay takes the range as a hole (REST lag: seconds). */
+const REPLAY_REST_MISSES = 5;
+const REPLAY_REST_RETRY_MS = 1000;
+/** Most candles one REST step of a replay asks for: writing starts after a page, and gap recovery can cut in between steps. */
+const REPLAY_REST_PAGE = 1000;
 
 /** Code used on relay.client.error for transport-level errors (oversized frame, invalid UTF-8, socket reset). */
 const TRANSPORT_ERROR = -1;
@@ -192,6 +211,9 @@ export class RelayServer implements CandleSink {
   readonly #prefixes: (Buffer | undefined)[] = [];
   /** Sessions that got frames in the current deliver() call (reused array: no allocation per batch). */
   readonly #touched: Session[] = [];
+  /** Recent closed candles per stream, for `since` (history.ts). */
+  readonly #history: History;
+  readonly #replayFetch: ReplayFetch | undefined;
   #seq = 0;
   #accepting = true;
   #listening = false;
@@ -210,6 +232,8 @@ export class RelayServer implements CandleSink {
   #clientErrors = 0;
   #budgetCuts = 0;
   #rateLimited = 0;
+  #replayedCandles = 0;
+  #replayedFromRest = 0;
 
   constructor(options: RelayOptions) {
     this.#config = options.config;
@@ -217,6 +241,8 @@ export class RelayServer implements CandleSink {
     this.#log = options.log;
     this.#clock = options.clock ?? systemClock;
     this.#resolve = options.resolve;
+    this.#history = new History(options.config.historyCandles);
+    this.#replayFetch = options.replay;
     this.#token = options.config.token === undefined ? undefined : digest(options.config.token);
 
     // `closeTimeout` (ws ≥ 8.18) is missing from @types/ws: ws's own backstop after close(), matching ours.
@@ -302,18 +328,27 @@ export class RelayServer implements CandleSink {
    * client. Never throws: a fault here must not stop the pipeline's other sinks.
    */
   deliver(batch: readonly Candle[]): void {
-    if (this.#sessions.size === 0 || batch.length === 0) return;
+    if (batch.length === 0) return;
     const touched = this.#touched;
+    const history = this.#history;
     try {
       const now = this.#clock.now();
       for (const candle of batch) {
+        let payload: Buffer | undefined;
+        // History first: a replay reading it up to its end then continues live with this very candle's successor.
+        if (candle.closed && history.enabled) history.append(candle.stream.id, candle.openTime, (payload = klinePayload(candle, now)));
         const subs = this.#subscribers[candle.stream.id];
         if (subs === undefined || subs.size === 0) continue;
-        let payload: Buffer | undefined;
         let rawFrame: Buffer | undefined;
         let envFrame: Buffer | undefined;
         for (const s of subs) {
           if (s.state !== 'open') continue;
+          if (s.replays.size > 0 && s.replays.has(candle.stream)) {
+            // Replaying this stream: a closed candle waits in the history for the replay (bounded by
+            // the client's byte cap, like a backlog); an open one is dropped (the next update supersedes it).
+            if (candle.closed) this.#hold(s, (payload ??= klinePayload(candle, now)).length);
+            continue;
+          }
           let frame: Buffer;
           if (s.combined) {
             envFrame ??= envelopeFrame(this.#envelopePrefix(candle.stream), (payload ??= klinePayload(candle, now)));
@@ -354,7 +389,14 @@ export class RelayServer implements CandleSink {
   }
 
   stats(): RelayStats {
+    let replays = 0;
+    for (const s of this.#sessions) replays += s.replays.size;
     return {
+      historyCandles: this.#history.candles,
+      historyBytes: this.#history.bytes,
+      replays,
+      replayedCandles: this.#replayedCandles,
+      replayedFromRest: this.#replayedFromRest,
       clients: this.#sessions.size,
       bufferedBytes: this.#ledger.reconcile(this.#sessions),
       bufferBudgetBytes: this.#ledger.limit,
@@ -424,6 +466,13 @@ export class RelayServer implements CandleSink {
       this.#reject(socket, req, 400, `too many streams: at most ${this.#config.maxStreamsPerClient} per connection`);
       return;
     }
+    if (target.since !== undefined) {
+      const refused = this.#sinceRefusal(refs, target.since);
+      if (refused !== undefined) {
+        this.#reject(socket, req, 400, refused);
+        return;
+      }
+    }
     // No verifyClient: ws completes the handshake synchronously, so the maxClients check above holds.
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       this.#accept(ws, socket, req, address, target, refs);
@@ -437,6 +486,7 @@ export class RelayServer implements CandleSink {
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
     this.#clientsTotal++;
     for (const ref of refs) this.#subscribe(session, ref);
+    if (target.since !== undefined) this.#startReplays(session, refs, target.since);
     // One small closure per connection (not per message) to carry the session to the handlers.
     // Runs before ws's own 'data' listener, which parses and emits every frame of this read
     // synchronously: they all arrived now, however long handling the earlier ones takes.
@@ -536,8 +586,17 @@ export class RelayServer implements CandleSink {
           });
           return;
         }
+        if (req.since !== undefined) {
+          const refused = this.#sinceRefusal(add, req.since);
+          if (refused !== undefined) {
+            this.#replyError(session, { error: { code: ERR_INVALID_REQUEST, msg: `Invalid request: ${refused}` }, id: req.id });
+            return;
+          }
+        }
         for (const ref of add) this.#subscribe(session, ref);
         this.#reply(session, resultReply(null, req.id));
+        // Already-subscribed streams are live for this client: `since` applies to the new ones.
+        if (req.since !== undefined) this.#startReplays(session, add, req.since);
         return;
       }
       case 'UNSUBSCRIBE': {
@@ -588,6 +647,7 @@ export class RelayServer implements CandleSink {
     session.closeTimer = undefined;
     for (const ref of session.streams) this.#subscribers[ref.id]?.delete(session);
     session.streams.clear();
+    this.#endReplays(session);
     this.#sessions.delete(session);
     this.#ledger.release(session);
     const left = (this.#perAddress.get(session.ip) ?? 1) - 1;
@@ -618,6 +678,190 @@ export class RelayServer implements CandleSink {
   #unsubscribe(session: Session, ref: StreamRef): void {
     if (!session.streams.delete(ref)) return;
     this.#subscribers[ref.id]?.delete(session);
+    if (session.replays.delete(ref) && session.replays.size === 0) session.heldBytes = 0;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Resume (`since`, contract §5)
+
+  /** Why `since` cannot be served for these streams (the text of a 400 / code 2), or undefined. */
+  #sinceRefusal(refs: Iterable<StreamRef>, since: number): string | undefined {
+    if (!this.#history.enabled) return 'since is not available: the relay keeps no history (CONNECTOR_RELAY_HISTORY_CANDLES=0)';
+    const max = this.#config.replayMaxCandles;
+    const now = this.#clock.now();
+    for (const ref of refs) {
+      const current = openTimeAt(ref.interval, now);
+      if (candlesBetween(ref.interval, firstOpenTime(ref.interval, since), current) > max) {
+        return `since is too far back for ${clip(ref.name, ECHO_MAX_CHARS)}: at most ${max} candles (CONNECTOR_RELAY_REPLAY_MAX_CANDLES)`;
+      }
+    }
+    return undefined;
+  }
+
+  /** Begin replaying `refs` from `since` for a client (a since in the future: nothing to replay, live). */
+  #startReplays(s: Session, refs: Iterable<StreamRef>, since: number): void {
+    const now = this.#clock.now();
+    for (const ref of refs) {
+      if (since > openTimeAt(ref.interval, now) || s.replays.has(ref)) continue;
+      s.replays.set(ref, { cursor: firstOpenTime(ref.interval, since), startSeq: this.#history.seq(ref.id), restMisses: 0 });
+    }
+    if (s.replays.size > 0 && !s.pumping) void this.#pump(s);
+  }
+
+  /** A live closed candle waits for a client's replay: past the client's byte cap, it is a slow consumer. */
+  #hold(s: Session, bytes: number): void {
+    s.heldBytes += bytes;
+    if (s.socket.writableLength + s.heldBytes > this.#config.maxBufferedBytes) this.#slowConsumer(s, s.socket.writableLength + s.heldBytes);
+  }
+
+  #endReplays(s: Session): void {
+    s.replays.clear();
+    s.heldBytes = 0;
+    s.replayAbort.abort();
+  }
+
+  /**
+   * Write a client's replays, one stream after the other, chunk by chunk: at most REPLAY_CHUNK_BYTES
+   * per write, and the next only once the socket has drained (or, if it never asked to, after a turn
+   * of the event loop), so a replay never queues more than a chunk past the socket's own buffer and
+   * never holds the loop. A stream's replay reads the history by open time (`cursor`) and ends, in
+   * the same synchronous step, when the history has nothing newer: the next closed candle delivered
+   * goes out live. Candles older than the history come from REST (#replayFetch).
+   */
+  async #pump(s: Session): Promise<void> {
+    s.pumping = true;
+    try {
+      while (s.state === 'open' && s.replays.size > 0) {
+        const first = s.replays.entries().next();
+        if (first.done === true) break;
+        const [ref, task] = first.value;
+        const oldest = this.#history.oldest(ref.id);
+        const current = openTimeAt(ref.interval, this.#clock.now());
+        const restEnd = oldest ?? current;
+        if (task.cursor < restEnd && this.#replayFetch !== undefined && task.restMisses < REPLAY_REST_MISSES) {
+          await this.#replayRest(s, ref, task, restEnd);
+          continue;
+        }
+        if (oldest !== undefined && task.cursor < oldest) {
+          // REST has nothing more for the range (or there is no REST): a hole for this client, said once.
+          this.#log.warn({ clientId: s.id, stream: ref.name, from: task.cursor, to: oldest }, 'relay replay: candles before the history are unavailable; skipped');
+          task.cursor = oldest;
+        }
+        const entries = this.#history.read(ref.id, task.cursor, 4096, Math.min(REPLAY_CHUNK_BYTES, Math.floor(this.#config.maxBufferedBytes / 4)));
+        if (entries.length === 0) {
+          // Caught up, synchronously with delivery: live from the next closed candle on.
+          s.replays.delete(ref);
+          if (s.replays.size === 0) s.heldBytes = 0;
+          continue;
+        }
+        const frames: Buffer[] = [];
+        let held = 0;
+        for (const e of entries) {
+          frames.push(this.#frameFor(s, ref, e.payload));
+          if (e.seq >= task.startSeq) held += e.payload.length;
+        }
+        const last = entries[entries.length - 1];
+        if (last !== undefined) task.cursor = nextOpenTime(ref.interval, last.openTime);
+        s.heldBytes = Math.max(0, s.heldBytes - held);
+        this.#writeReplay(s, frames);
+        await this.#room(s);
+      }
+    } catch (err) {
+      this.#log.error({ err: errorMessage(err), clientId: s.id }, 'relay replay failed');
+      this.#closeSession(s, 1011, 'replay failed');
+    } finally {
+      s.pumping = false;
+      if (s.state !== 'open') this.#endReplays(s);
+    }
+  }
+
+  /** One REST step of a replay: [cursor, end) written in chunks as it comes back. */
+  async #replayRest(s: Session, ref: StreamRef, task: ReplayTask, end: number): Promise<void> {
+    const fetch = this.#replayFetch;
+    if (fetch === undefined) return;
+    end = Math.min(end, task.cursor + REPLAY_REST_PAGE * nominalMs(ref.interval));
+    let candles: readonly Candle[];
+    try {
+      candles = await fetch(ref, task.cursor, end, s.replayAbort.signal);
+    } catch (err) {
+      if (s.state !== 'open') return;
+      // An exchange error is a state: the replay waits and asks again (the gate and breaker pace it).
+      this.#log.warn({ err: errorMessage(err), clientId: s.id, stream: ref.name }, 'relay replay: REST failed, retrying');
+      task.restMisses++;
+      await sleep(REPLAY_REST_RETRY_MS, s.replayAbort.signal).catch(ignoreError);
+      return;
+    }
+    if (!live(s, ref, task)) return;
+    const fresh = candles.filter((c) => c.closed && c.openTime >= task.cursor && c.openTime < end);
+    if (fresh.length === 0) {
+      task.restMisses++;
+      if (task.restMisses < REPLAY_REST_MISSES) await sleep(REPLAY_REST_RETRY_MS, s.replayAbort.signal).catch(ignoreError);
+      return;
+    }
+    task.restMisses = 0;
+    const now = this.#clock.now();
+    const limit = Math.min(REPLAY_CHUNK_BYTES, Math.floor(this.#config.maxBufferedBytes / 4));
+    let frames: Buffer[] = [];
+    let bytes = 0;
+    for (const c of fresh) {
+      if (!live(s, ref, task)) return;
+      if (c.openTime < task.cursor) continue;
+      const frame = this.#frameFor(s, ref, klinePayload(c, now));
+      frames.push(frame);
+      bytes += frame.length;
+      task.cursor = nextOpenTime(ref.interval, c.openTime);
+      this.#replayedFromRest++;
+      if (bytes >= limit) {
+        this.#writeReplay(s, frames);
+        frames = [];
+        bytes = 0;
+        await this.#room(s);
+      }
+    }
+    if (frames.length > 0) {
+      this.#writeReplay(s, frames);
+      await this.#room(s);
+    }
+  }
+
+  #frameFor(s: Session, ref: StreamRef, payload: Buffer): Buffer {
+    return s.combined ? envelopeFrame(this.#envelopePrefix(ref), payload) : textFrame(payload);
+  }
+
+  /** Write one replay chunk (accounted like data; the pump's pacing keeps it under the client's cap). */
+  #writeReplay(s: Session, frames: Buffer[]): void {
+    const socket = s.socket;
+    if (s.state !== 'open' || s.ws.readyState !== WebSocket.OPEN || !socket.writable) return;
+    const bytes = frames.length === 1 && frames[0] !== undefined ? frames[0] : Buffer.concat(frames);
+    const buffered = socket.writableLength;
+    if (buffered + s.heldBytes + bytes.length > this.#config.maxBufferedBytes) {
+      this.#slowConsumer(s, buffered + s.heldBytes);
+      return;
+    }
+    socket.write(bytes);
+    this.#messagesSent += frames.length;
+    this.#replayedCandles += frames.length;
+    this.#bytesSent += bytes.length;
+    if (this.#ledger.record(s, buffered + bytes.length)) this.#overBudget();
+  }
+
+  /** Resolves when the client's socket has room for the next chunk (drained), or is gone. */
+  #room(s: Session): Promise<void> {
+    const socket = s.socket;
+    if (!socket.writableNeedDrain || s.state !== 'open') {
+      return new Promise((resolve) => {
+        setImmediate(resolve);
+      });
+    }
+    return new Promise((resolve) => {
+      const done = (): void => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
   }
 
   /**
@@ -707,6 +951,7 @@ export class RelayServer implements CandleSink {
         s.closeCode = 1006;
         s.closeReason = 'slow consumer: relay buffer budget';
       }
+      this.#endReplays(s);
       this.#ledger.release(s);
       s.ws.terminate();
     }
@@ -756,6 +1001,7 @@ export class RelayServer implements CandleSink {
     s.state = 'closing';
     s.closeCode = code;
     s.closeReason = reason;
+    this.#endReplays(s); // a replay ends with its client's last chance to read it
     s.ws.close(code, reason);
     s.closeTimer = setTimeout(() => {
       s.ws.terminate();
@@ -845,6 +1091,17 @@ export class RelayServer implements CandleSink {
       this.#listening = false;
     }
   }
+}
+
+/** Open time of the first candle opening at or after `t`. */
+function firstOpenTime(interval: string, t: number): number {
+  const open = openTimeAt(interval, t);
+  return open === t ? t : nextOpenTime(interval, open);
+}
+
+/** Whether this replay task is still the client's for the stream (the client may have gone or unsubscribed across an await). */
+function live(s: Session, ref: StreamRef, task: ReplayTask): boolean {
+  return s.state === 'open' && s.replays.get(ref) === task;
 }
 
 function sameFrames(a: readonly Buffer[], b: readonly Buffer[]): boolean {

@@ -17,6 +17,16 @@ import type { Bucket } from './rate.ts';
  */
 export type SessionState = 'open' | 'closing' | 'closed';
 
+/** One stream's replay for one client: where it is, and what live traffic waits behind it. */
+export interface ReplayTask {
+  /** Open time of the next closed candle the client needs. */
+  cursor: number;
+  /** The history's sequence number when the replay began: entries from it on arrived live meanwhile. */
+  readonly startSeq: number;
+  /** Consecutive REST answers that brought nothing (REST lags the stream at times). */
+  restMisses: number;
+}
+
 export class Session implements Bucket, Backlog {
   readonly id: string;
   /** Source address (the per-address client limit counts by it). */
@@ -47,6 +57,18 @@ export class Session implements Bucket, Backlog {
   closeCode: number | undefined;
   closeReason: string | undefined;
   closeTimer: NodeJS.Timeout | undefined;
+  /**
+   * Streams being replayed for `since` (resume, server.ts #pump), in request order. While a stream is
+   * here its live candles are not sent: closed ones wait in the relay's history (counted in
+   * heldBytes against maxBufferedBytes), open ones are dropped (a later update supersedes them).
+   */
+  readonly replays = new Map<StreamRef, ReplayTask>();
+  /** Bytes of live closed candles that arrived during this client's replays and are not yet sent. */
+  heldBytes = 0;
+  /** A replay pump is running for this client. */
+  pumping = false;
+  /** Aborts the pump's REST fetch when the client goes. */
+  readonly replayAbort = new AbortController();
 
   constructor(id: string, ip: string, ws: WebSocket, socket: Duplex, combined: boolean, now: number, burst: number) {
     this.id = id;

@@ -111,7 +111,7 @@ export async function startStack(
 }
 
 /** Assert-friendly summary of one stream's closed candles: gaps, duplicates, disorder, wrong values. */
-export function audit(client: RecordingClient, stream: string, stepMs: number): { count: number; missing: number; duplicated: number; outOfOrder: number; wrong: number } {
+export function audit(client: { readonly messages: readonly KlineMsg[] }, stream: string, stepMs: number): { count: number; missing: number; duplicated: number; outOfOrder: number; wrong: number } {
   const closed = client.messages.filter((m) => m.stream === stream && m.x);
   let missing = 0;
   let duplicated = 0;

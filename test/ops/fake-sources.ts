@@ -66,6 +66,11 @@ export class FakeSources implements OpsSources {
   };
   rel: Mutable<RelayStats> = {
     clients: 0,
+    historyCandles: 0,
+    historyBytes: 0,
+    replays: 0,
+    replayedCandles: 0,
+    replayedFromRest: 0,
     clientsTotal: 0,
     rejected: 0,
     slowConsumers: 0,

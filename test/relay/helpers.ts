@@ -7,7 +7,7 @@ import { StreamRegistry } from '../../src/core/streams.ts';
 import type { Config } from '../../src/config/schema.ts';
 import type { Clock } from '../../src/core/clock.ts';
 import { createLogger, type Logger } from '../../src/ops/logger.ts';
-import { RelayServer } from '../../src/relay/server.ts';
+import { RelayServer, type ReplayFetch } from '../../src/relay/server.ts';
 
 export type RelayConfig = Config['relay'];
 
@@ -26,6 +26,8 @@ export function relayConfig(overrides: Partial<RelayConfig> = {}): RelayConfig {
     closeTimeoutMs: 30_000,
     maxTotalBufferedBytes: undefined,
     maxClientsPerIp: 50,
+    historyCandles: 1440,
+    replayMaxCandles: 5000,
     tls: undefined,
     ...overrides,
   };
@@ -72,6 +74,8 @@ export interface StartOptions {
   readonly log?: Logger;
   /** V8's heap limit as the relay should see it (the default total budget derives from it). */
   readonly heapLimitBytes?: number;
+  /** REST below the history, for resume tests. */
+  readonly replay?: ReplayFetch;
 }
 
 export async function startRelay(overrides: Partial<RelayConfig> = {}, options: StartOptions = {}): Promise<Harness> {
@@ -85,6 +89,7 @@ export async function startRelay(overrides: Partial<RelayConfig> = {}, options: 
     resolve,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.heapLimitBytes === undefined ? {} : { heapLimitBytes: options.heapLimitBytes }),
+    ...(options.replay === undefined ? {} : { replay: options.replay }),
   });
   running.push(relay);
   const { port } = await relay.listen();
