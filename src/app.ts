@@ -39,6 +39,7 @@ import { createHttpServer } from './ops/http.ts';
 import { HeapMonitor, oldGenerationLimit } from './ops/heap.ts';
 import type { OpsSources } from './ops/sources.ts';
 import { logStatus, type Logger } from './ops/logger.ts';
+import { HISTORY_BYTES_PER_CANDLE } from './relay/history.ts';
 
 export interface ConnectorDeps {
   readonly log: Logger;
@@ -129,6 +130,17 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   const replay = (stream: StreamRef, from: number, toExclusive: number, signal: AbortSignal): Promise<readonly Candle[]> =>
     lane.replay(stream.venue, signal, () => restFor(stream).fetchClosed(stream, from, toExclusive, signal));
 
+  // The history lives off the JS heap, where the heap-pressure monitor cannot see it: say at start
+  // when the configured one would take a large share of the memory budget (1440 candles x 2000
+  // streams is ~1.4 GB), so the operator lowers CONNECTOR_RELAY_HISTORY_CANDLES or raises the limit.
+  const historyBytes = registry.size * config.relay.historyCandles * HISTORY_BYTES_PER_CANDLE;
+  if (historyBytes > config.health.maxMemoryBytes / 2) {
+    log.warn(
+      { event: 'config.warning', historyBytes, maxMemoryBytes: config.health.maxMemoryBytes, streams: registry.size },
+      `CONNECTOR_RELAY_HISTORY_CANDLES=${config.relay.historyCandles} x ${registry.size} streams needs about ${Math.round(historyBytes / 1048576)} MiB ` +
+        `of relay history when full, more than half of CONNECTOR_MAX_MEMORY_MB=${Math.round(config.health.maxMemoryBytes / 1048576)}: lower the history or raise the memory limit`,
+    );
+  }
   const relay = new RelayServer({
     config: config.relay,
     status,
