@@ -13,7 +13,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelV
 import type { Config } from '../config/schema.ts';
 import type { BreakerState, Disposable, SinkState, StatusStream } from '../core/status.ts';
 import type { UpstreamSnapshot, UpstreamStats } from '../core/source.ts';
-import type { BackfillStats, PipelineStats, RelayStats, SinkCounters, SinkStats, VenueRestStats } from '../core/stats.ts';
+import type { BackfillStats, PipelineStats, RelayStats, SinkStats, VenueRestStats } from '../core/stats.ts';
 import type { LatencyRecorder } from '../core/latency.ts';
 import { CONN_STATES, countByState, evaluateReadiness } from './readiness.ts';
 import type { OpsSources } from './sources.ts';
@@ -496,20 +496,28 @@ export function createMetrics(options: MetricsOptions): Metrics {
       for (const s of read().sinks) for (const state of SINK_STATES) this.set({ sink: s.name, state }, s.state === state ? 1 : 0);
     },
   });
-  const sinkGauge = (name: string, help: string, pick: (s: SinkStats) => number): void => {
+  // `pick` returns undefined for a sink that has no such figure (only broker sinks have SinkCounters):
+  // that sink simply has no series.
+  const sinkGauge = (name: string, help: string, pick: (s: SinkStats) => number | undefined): void => {
     new Gauge({
       name,
       help,
       labelNames: ['sink'] as const,
       registers,
       collect() {
-        for (const s of read().sinks) this.set({ sink: s.name }, pick(s));
+        for (const s of read().sinks) {
+          const v = pick(s);
+          if (v !== undefined) this.set({ sink: s.name }, v);
+        }
       },
     });
   };
-  const sinkCounter = (name: string, help: string, pick: (s: SinkStats) => number): void => {
+  const sinkCounter = (name: string, help: string, pick: (s: SinkStats) => number | undefined): void => {
     mirrored(name, help, ['sink'] as const, (mirror) => {
-      for (const s of read().sinks) mirror.set({ sink: s.name }, pick(s));
+      for (const s of read().sinks) {
+        const v = pick(s);
+        if (v !== undefined) mirror.set({ sink: s.name }, v);
+      }
     });
   };
   sinkGauge('connector_sink_pending', 'Candles queued or in flight for a sink.', (s) => s.pending);
@@ -519,27 +527,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   sinkCounter('connector_sink_errors_total', 'Failed sink deliveries (throws and rejections; every retry counts).', (s) => s.errors);
   sinkCounter('connector_sink_shed_total', "Closed candles not queued for a sink because its queue was full.", (s) => s.shed);
   // A broker sink's own figures (SinkCounters): only the sinks that count them have these series.
-  const counted = (name: string, help: string, pick: (c: SinkCounters) => number): void => {
-    mirrored(name, help, ['sink'] as const, (mirror) => {
-      for (const s of read().sinks) if (s.counters !== undefined) mirror.set({ sink: s.name }, pick(s.counters));
-    });
-  };
-  counted('connector_sink_published_total', 'Candles a broker sink had acknowledged as stored.', (c) => c.published);
-  counted('connector_sink_duplicates_total', 'Candles a broker sink had acknowledged as duplicates (msg-id window), not stored again.', (c) => c.duplicates);
-  counted('connector_sink_recovered_total', 'Candles a broker sink fetched from the venue to fill ranges its runner shed.', (c) => c.recovered);
-  const countedGauge = (name: string, help: string, pick: (c: SinkCounters) => number): void => {
-    new Gauge({
-      name,
-      help,
-      labelNames: ['sink'] as const,
-      registers,
-      collect() {
-        for (const s of read().sinks) if (s.counters !== undefined) this.set({ sink: s.name }, pick(s.counters));
-      },
-    });
-  };
-  countedGauge('connector_sink_inflight', 'Publishes a broker sink has sent and not yet had acknowledged.', (c) => c.inflight);
-  countedGauge('connector_sink_gap_streams', 'Streams with a shed range a broker sink has not yet filled.', (c) => c.gaps);
+  sinkCounter('connector_sink_published_total', 'Candles a broker sink had acknowledged as stored.', (s) => s.counters?.published);
+  sinkCounter('connector_sink_duplicates_total', 'Candles a broker sink had acknowledged as duplicates (msg-id window), not stored again.', (s) => s.counters?.duplicates);
+  sinkCounter('connector_sink_recovered_total', 'Candles a broker sink fetched from the venue to fill ranges its runner shed.', (s) => s.counters?.recovered);
+  sinkGauge('connector_sink_inflight', 'Publishes a broker sink has sent and not yet had acknowledged.', (s) => s.counters?.inflight);
+  sinkGauge('connector_sink_gap_streams', 'Streams with a shed range a broker sink has not yet filled.', (s) => s.counters?.gaps);
 
   // ---- status stream -----------------------------------------------------------------------
   // Pre-initialise the per-venue transition series so rate() has a zero to start from.

@@ -8,6 +8,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { NATS_SERVER_MISSING, NatsServer } from '../helpers/nats-server.ts';
 import { RecordingClient, startStack, until } from './harness.ts';
+import { value } from '../helpers/prometheus.ts';
 
 const SYMBOLS = ['btcusdt', 'ethusdt', 'bnbusdt'];
 const STREAMS = SYMBOLS.map((s) => `${s}@kline_1s`);
@@ -85,16 +86,6 @@ async function startDaemon(broker: NatsServer, extra: Record<string, unknown> = 
     await client.closedP;
   });
   return { stack, client };
-}
-
-/** The value of one sample line of a Prometheus text body, e.g. `x{a="b"}`. */
-function value(text: string, series: string): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const sp = line.lastIndexOf(' ');
-    if (line.slice(0, sp) === series) return Number(line.slice(sp + 1));
-  }
-  return undefined;
 }
 
 /** What the sink reports in /ready's body (contract §9: its state there, never a 503). */

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Candle, CandleSink } from '../../src/core/candle.ts';
 import type { StatusEventOf } from '../../src/core/status.ts';
 import { audit, explain, RecordingClient, startStack, until } from './harness.ts';
+import { value } from '../helpers/prometheus.ts';
 
 const SYMBOLS = ['btcusdt', 'ethusdt', 'bnbusdt', 'solusdt', 'xrpusdt'];
 const STREAMS = SYMBOLS.map((s) => `${s}@kline_1s`);
@@ -15,16 +16,6 @@ afterEach(async () => {
   await stop?.();
   stop = undefined;
 });
-
-/** The value of one sample line of a Prometheus text body, e.g. `x{a="b"}`. */
-function value(text: string, series: string): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const sp = line.lastIndexOf(' ');
-    if (line.slice(0, sp) === series) return Number(line.slice(sp + 1));
-  }
-  return undefined;
-}
 
 const openTimes = (got: readonly Candle[], stream: string): number[] => got.filter((c) => c.stream.name === stream).map((c) => c.openTime);
 

@@ -4,7 +4,7 @@ import { createMetrics } from '../../src/ops/metrics.ts';
 import { FakeSources, HEALTH } from './fake-sources.ts';
 import { findPromtool, promtool, PROMTOOL_MISSING } from './promtool.ts';
 import { CONTRACT_METRICS } from './contract-metrics.ts';
-
+import { value } from '../helpers/prometheus.ts';
 
 const NOW = 1_700_000_010_000;
 
@@ -13,16 +13,6 @@ function setup(collectDefault = true) {
   const sources = new FakeSources();
   const metrics = createMetrics({ status, sources, config: HEALTH, collectDefault, version: '9.9.9', now: () => NOW });
   return { status, sources, metrics, scrape: () => metrics.registry.metrics() };
-}
-
-/** The value of one sample line, e.g. value(text, 'connector_ready') or value(text, 'x{a="b"}'). */
-function value(text: string, series: string): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const sp = line.lastIndexOf(' ');
-    if (line.slice(0, sp) === series) return Number(line.slice(sp + 1));
-  }
-  return undefined;
 }
 
 function families(text: string): Map<string, string> {

@@ -3,17 +3,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import { FakeSources, HEALTH } from '../ops/fake-sources.ts';
 import { ManualClock, TestClient, cleanup, startRelay } from './helpers.ts';
+import { value } from '../helpers/prometheus.ts';
 
 afterEach(cleanup);
-
-function value(text: string, series: string): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const sp = line.lastIndexOf(' ');
-    if (line.slice(0, sp) === series) return Number(line.slice(sp + 1));
-  }
-  return undefined;
-}
 
 describe('relay metrics', () => {
   it('exports buffered bytes, the budget, rate-limit cuts and heap pressure', async () => {
