@@ -127,8 +127,8 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   const lane = new ReplayLane();
   const recover = (stream: StreamRef, from: number, toExclusive: number, signal: AbortSignal): Promise<RecoveredRange | readonly Candle[]> =>
     lane.recovery(() => restFor(stream).fetchRange(stream, from, toExclusive, signal));
-  const replay = (stream: StreamRef, from: number, toExclusive: number, signal: AbortSignal): Promise<readonly Candle[]> =>
-    lane.replay(stream.venue, signal, () => restFor(stream).fetchClosed(stream, from, toExclusive, signal));
+  const replay = (stream: StreamRef, from: number, toExclusive: number, signal: AbortSignal): Promise<RecoveredRange> =>
+    lane.replay(stream.venue, signal, () => restFor(stream).fetchRange(stream, from, toExclusive, signal));
 
   // The history lives off the JS heap, where the heap-pressure monitor cannot see it: say at start
   // when the configured one would take a large share of the memory budget (1440 candles x 2000
@@ -149,6 +149,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     resolve: (name) => registry.byName(name),
     heapLimitBytes: oldGenerationLimit(),
     replay,
+    holeHorizonMs: config.pipeline.holeHorizonMs,
   });
 
   // The pools and the pipeline point at each other (candles one way, pause/resume the other). The

@@ -38,14 +38,12 @@
 import type { Candle, StreamRef } from '../core/candle.ts';
 import type { Clock } from '../core/clock.ts';
 import type { StatusStream } from '../core/status.ts';
-import type { RecoveredRange, RecoveryFetch } from '../core/recovery.ts';
+import { DEFAULT_HOLE_HORIZON_MS, settleRange, type RecoveryFetch } from '../core/recovery.ts';
 import { errorMessage } from '../core/errors.ts';
 import { candlesBetween, nextOpenTime, openTimeAt } from '../core/intervals.ts';
 
 export type { RecoveredRange, RecoveryFetch } from '../core/recovery.ts';
 
-/** Default `holeHorizonMs` (CONNECTOR_HOLE_HORIZON_MS). */
-export const DEFAULT_HOLE_HORIZON_MS = 300_000;
 /** While REST lags, a range is asked for again at most this far apart (the retry schedule, capped). */
 const LAG_RETRY_MAX_MS = 10_000;
 
@@ -256,29 +254,16 @@ export class GapTracker {
     try {
       const answer = await this.#o.fetch(stream, from, to, this.#abort.signal);
       if (this.#isClosed()) return;
-      const { candles, frontier } = asRange(answer);
-      // Candles opening before this closed longer ago than the horizon: REST would have them by now.
-      const horizon = openTimeAt(stream.interval, this.#o.clock.now() - this.#horizonMs);
-      let expect = from;
+      const settled = settleRange(stream.interval, from, to, answer, this.#o.clock.now(), this.#horizonMs);
       let recovered = 0;
-      let holes = 0;
-      for (const c of candles) {
-        if (c.openTime < expect || c.openTime >= to) continue; // overlap or out of range
-        // REST's newest row is final only once REST has a later one (or it is past the horizon).
-        if (c.openTime === frontier && c.openTime >= horizon) break;
-        if (c.openTime > expect) holes += candlesBetween(stream.interval, expect, c.openTime); // REST has a later one
+      for (const c of settled.final) {
         await this.#o.deliver(c);
         recovered++;
-        expect = nextOpenTime(stream.interval, c.openTime);
-        st.next = expect;
+        st.next = nextOpenTime(stream.interval, c.openTime);
       }
-      // What is still missing before REST's frontier, or older than the horizon, is a hole.
-      const reached = Math.min(to, Math.max(frontier ?? Number.NEGATIVE_INFINITY, horizon));
-      if (reached > expect) {
-        holes += candlesBetween(stream.interval, expect, reached);
-        expect = reached;
-        st.next = expect;
-      }
+      const holes = settled.holes;
+      const expect = settled.reached;
+      if (expect > from) st.next = expect;
       gap.recovered += recovered;
       gap.holes += holes;
       this.stats.candlesRecovered += recovered;
@@ -359,9 +344,4 @@ export class GapTracker {
     }
     if (st.next !== undefined && st.target > st.next) this.#startRecovery(st, 0);
   }
-}
-
-/** A plain list (a fetch that cannot see past the range) tells nothing of REST's frontier. */
-function asRange(answer: RecoveredRange | readonly Candle[]): RecoveredRange {
-  return 'candles' in answer ? answer : { candles: answer, frontier: undefined };
 }

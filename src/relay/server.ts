@@ -75,6 +75,7 @@ import { sleep } from '../core/sleep.ts';
 import { BufferLedger, RECONCILE_MS, budgetFindings, defaultBudget, heapLimitBytes } from './budget.ts';
 import { BURST_SECONDS, takeToken } from './rate.ts';
 import { TlsWatcher, readTlsPair } from './tls.ts';
+import { DEFAULT_HOLE_HORIZON_MS, settleRange, type RecoveredRange } from '../core/recovery.ts';
 
 export interface RelayOptions {
   config: Config['relay'];
@@ -91,14 +92,16 @@ export interface RelayOptions {
    * oldest candle.
    */
   replay?: ReplayFetch;
+  /** CONNECTOR_HOLE_HORIZON_MS: a replay takes a range REST does not have as a hole by the same rule as gap recovery (core/recovery.ts settleRange). */
+  holeHorizonMs?: number;
 }
 
-export type ReplayFetch = (stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal: AbortSignal) => Promise<readonly Candle[]>;
+/** A REST answer for a replay range, in gap recovery's terms (with REST's frontier when the venue's client knows it). */
+export type ReplayFetch = (stream: StreamRef, fromOpenTime: number, toOpenTimeExclusive: number, signal: AbortSignal) => Promise<RecoveredRange | readonly Candle[]>;
 
 /** Most bytes one replay step writes at once (one buffer, one write), before yielding or waiting for drain. */
 const REPLAY_CHUNK_BYTES = 64 * 1024;
-/** REST answers in a row that bring nothing before the replay takes the range as a hole (REST lag: seconds). */
-const REPLAY_REST_MISSES = 5;
+/** A replay waits this long before asking REST again (after an error, or while REST lags the range). */
 const REPLAY_REST_RETRY_MS = 1000;
 /** Most candles one REST step of a replay asks for: writing starts after a page, and gap recovery can cut in between steps. */
 const REPLAY_REST_PAGE = 1000;
@@ -214,6 +217,7 @@ export class RelayServer implements CandleSink {
   /** Recent closed candles per stream, for `since` (history.ts). */
   readonly #history: History;
   readonly #replayFetch: ReplayFetch | undefined;
+  readonly #holeHorizonMs: number;
   #seq = 0;
   #accepting = true;
   #listening = false;
@@ -243,6 +247,7 @@ export class RelayServer implements CandleSink {
     this.#resolve = options.resolve;
     this.#history = new History(options.config.historyCandles);
     this.#replayFetch = options.replay;
+    this.#holeHorizonMs = options.holeHorizonMs ?? DEFAULT_HOLE_HORIZON_MS;
     this.#token = options.config.token === undefined ? undefined : digest(options.config.token);
 
     // `closeTimeout` (ws ≥ 8.18) is missing from @types/ws: ws's own backstop after close(), matching ours.
@@ -703,7 +708,7 @@ export class RelayServer implements CandleSink {
     const now = this.#clock.now();
     for (const ref of refs) {
       if (since > openTimeAt(ref.interval, now) || s.replays.has(ref)) continue;
-      s.replays.set(ref, { cursor: firstOpenTime(ref.interval, since), startSeq: this.#history.seq(ref.id), restMisses: 0 });
+      s.replays.set(ref, { cursor: firstOpenTime(ref.interval, since), startSeq: this.#history.seq(ref.id), });
     }
     if (s.replays.size > 0 && !s.pumping) void this.#pump(s);
   }
@@ -738,7 +743,7 @@ export class RelayServer implements CandleSink {
         const oldest = this.#history.oldest(ref.id);
         const current = openTimeAt(ref.interval, this.#clock.now());
         const restEnd = oldest ?? current;
-        if (task.cursor < restEnd && this.#replayFetch !== undefined && task.restMisses < REPLAY_REST_MISSES) {
+        if (task.cursor < restEnd && this.#replayFetch !== undefined) {
           await this.#replayRest(s, ref, task, restEnd);
           continue;
         }
@@ -780,25 +785,28 @@ export class RelayServer implements CandleSink {
     const fetch = this.#replayFetch;
     if (fetch === undefined) return;
     end = Math.min(end, task.cursor + REPLAY_REST_PAGE * nominalMs(ref.interval));
-    let candles: readonly Candle[];
+    let answer: RecoveredRange | readonly Candle[];
     try {
-      candles = await fetch(ref, task.cursor, end, s.replayAbort.signal);
+      answer = await fetch(ref, task.cursor, end, s.replayAbort.signal);
     } catch (err) {
       if (s.state !== 'open') return;
       // An exchange error is a state: the replay waits and asks again (the gate and breaker pace it).
       this.#log.warn({ err: errorMessage(err), clientId: s.id, stream: ref.name }, 'relay replay: REST failed, retrying');
-      task.restMisses++;
       await sleep(REPLAY_REST_RETRY_MS, s.replayAbort.signal).catch(ignoreError);
       return;
     }
     if (!live(s, ref, task)) return;
-    const fresh = candles.filter((c) => c.closed && c.openTime >= task.cursor && c.openTime < end);
+    // The same hole rule as gap recovery: what REST has not got yet (it lags) is asked for again; a hole
+    // is skipped only once REST has moved past it or it is older than the horizon.
+    const from = task.cursor;
+    const settled = settleRange(ref.interval, from, end, answer, this.#clock.now(), this.#holeHorizonMs);
+    const fresh = settled.final;
+    if (settled.holes > 0) this.#log.info({ clientId: s.id, stream: ref.name, from, to: settled.reached, holes: settled.holes }, 'relay replay: holes REST does not have, skipped');
     if (fresh.length === 0) {
-      task.restMisses++;
-      if (task.restMisses < REPLAY_REST_MISSES) await sleep(REPLAY_REST_RETRY_MS, s.replayAbort.signal).catch(ignoreError);
+      task.cursor = settled.reached;
+      if (settled.reached < end) await sleep(REPLAY_REST_RETRY_MS, s.replayAbort.signal).catch(ignoreError);
       return;
     }
-    task.restMisses = 0;
     const now = this.#clock.now();
     const limit = Math.min(REPLAY_CHUNK_BYTES, Math.floor(this.#config.maxBufferedBytes / 4));
     let frames: Buffer[] = [];
@@ -822,6 +830,8 @@ export class RelayServer implements CandleSink {
       this.#writeReplay(s, frames);
       await this.#room(s);
     }
+    // Holes after the last candle REST had, up to where the range is settled, are skipped too.
+    if (live(s, ref, task) && settled.reached > task.cursor) task.cursor = settled.reached;
   }
 
   #frameFor(s: Session, ref: StreamRef, payload: Buffer): Buffer {

@@ -23,8 +23,6 @@ export interface ReplayTask {
   cursor: number;
   /** The history's sequence number when the replay began: entries from it on arrived live meanwhile. */
   readonly startSeq: number;
-  /** Consecutive REST answers that brought nothing (REST lags the stream at times). */
-  restMisses: number;
 }
 
 export class Session implements Bucket, Backlog {

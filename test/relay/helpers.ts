@@ -76,6 +76,8 @@ export interface StartOptions {
   readonly heapLimitBytes?: number;
   /** REST below the history, for resume tests. */
   readonly replay?: ReplayFetch;
+  /** CONNECTOR_HOLE_HORIZON_MS as the relay's replay should apply it. */
+  readonly holeHorizonMs?: number;
 }
 
 export async function startRelay(overrides: Partial<RelayConfig> = {}, options: StartOptions = {}): Promise<Harness> {
@@ -90,6 +92,7 @@ export async function startRelay(overrides: Partial<RelayConfig> = {}, options: 
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.heapLimitBytes === undefined ? {} : { heapLimitBytes: options.heapLimitBytes }),
     ...(options.replay === undefined ? {} : { replay: options.replay }),
+    ...(options.holeHorizonMs === undefined ? {} : { holeHorizonMs: options.holeHorizonMs }),
   });
   running.push(relay);
   const { port } = await relay.listen();

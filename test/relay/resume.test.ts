@@ -195,4 +195,46 @@ describe('relay resume (since)', () => {
     expect(calls).toEqual([[ts[0], ts[80]]]);
     expect(h.relay.stats().replayedFromRest).toBe(80);
   });
+
+  it('waits for a REST that lags the range instead of skipping it (the hole rule of gap recovery), then replays every candle once', async () => {
+    const clock = new ManualClock();
+    let calls = 0;
+    // Six answers with nothing yet (REST's newest row is before the range: it lags), then everything.
+    // The replay used to give up after five empty answers and skip the whole range.
+    const replay: ReplayFetch = (stream, from, to) => {
+      calls++;
+      if (calls <= 6) return Promise.resolve({ candles: [], frontier: from - MIN });
+      const candles: Candle[] = [];
+      for (let t = from; t < to; t += MIN) candles.push(restCandle(stream, t));
+      return Promise.resolve({ candles, frontier: to });
+    };
+    // The range closed minutes ago, inside an hour's horizon: REST may still get there.
+    const h = await startRelay({ historyCandles: 20 }, { clock, replay, holeHorizonMs: 3_600_000 });
+    const ts = openTimes(clock, 30);
+    for (const t of ts.slice(20)) h.relay.deliver([wsCandle(BTC, { openTime: t })]);
+    const c = await TestClient.open(`${h.url}/ws/btcusdt@kline_1m?since=${ts[0] ?? 0}`);
+    const got = await collect(c, 30, 15_000);
+    expectContiguous(
+      got.map((k) => k.t),
+      ts[0] ?? 0,
+      30,
+    );
+    expect(calls).toBe(7);
+  }, 20_000);
+
+  it('skips only what REST has moved past (a real hole) and replays the rest in order', async () => {
+    const clock = new ManualClock();
+    const replay: ReplayFetch = (stream, from, to) => {
+      const candles: Candle[] = [];
+      // REST never had the 3rd and 4th candle of the range, and has later ones: a hole.
+      for (let t = from, i = 0; t < to; t += MIN, i++) if (i !== 2 && i !== 3) candles.push(restCandle(stream, t));
+      return Promise.resolve({ candles, frontier: to });
+    };
+    const h = await startRelay({ historyCandles: 20 }, { clock, replay, holeHorizonMs: 3_600_000 });
+    const ts = openTimes(clock, 30);
+    for (const t of ts.slice(20)) h.relay.deliver([wsCandle(BTC, { openTime: t })]);
+    const c = await TestClient.open(`${h.url}/ws/btcusdt@kline_1m?since=${ts[0] ?? 0}`);
+    const got = (await collect(c, 28)).map((k) => k.t);
+    expect(got).toEqual(ts.filter((_, i) => i !== 2 && i !== 3));
+  });
 });
