@@ -109,7 +109,9 @@ describe('resume end to end (since)', () => {
     );
     stops.push(stack.stop);
     await until(() => stack.connector.relay.stats().historyCandles >= 100, 'live candles on every stream');
-    const since = Math.floor(Date.now() / 1000) * 1000 - 1000_000;
+    // 300 candles back on each of 100 streams: far past what the 64 KiB cap lets an unread replay hold,
+    // and short enough that the comeback's replay (mostly from REST) stays quick on a busy 2-core CI.
+    const since = Math.floor(Date.now() / 1000) * 1000 - 300_000;
     const slow = new RecordingClient(`${stack.relayUrl}/stream?streams=${streams.join('/')}&since=${since}`);
     await slow.opened;
     const socket = (slow.ws as unknown as { _socket: Socket })._socket;
@@ -120,7 +122,7 @@ describe('resume end to end (since)', () => {
     expect(stack.connector.relay.stats().replays).toBe(0);
 
     const back = await resume(stack.relayUrl, lastClosed(slow.messages, streams, since - 1));
-    await until(() => streams.every((s) => (back.closedCandles(s).at(-1) ?? 0) >= Date.now() - 3000), 'caught up to live', 40_000);
+    await until(() => streams.every((s) => (back.closedCandles(s).at(-1) ?? 0) >= Date.now() - 3000), 'caught up to live', 60_000);
     expectClean([...slow.messages, ...back.messages], streams, 1000);
     for (const s of streams) expect([...slow.closedCandles(s), ...back.closedCandles(s)][0], s).toBe(since);
   }, 120_000);
