@@ -123,7 +123,7 @@ describe('resume end to end (since)', () => {
 
     const back = await resume(stack.relayUrl, lastClosed(slow.messages, streams, since - 1));
     await until(() => streams.every((s) => (back.closedCandles(s).at(-1) ?? 0) >= Date.now() - 3000), 'caught up to live', 60_000);
-    expectClean([...slow.messages, ...back.messages], streams, 1000);
+    expectClean([...slow.messages, ...back.messages], streams, 300);
     for (const s of streams) expect([...slow.closedCandles(s), ...back.closedCandles(s)][0], s).toBe(since);
   }, 120_000);
 
