@@ -56,6 +56,9 @@ describe.each(CASES)('shared faults on $profile', ({ profile, inbound, weightOfO
       const a = await connect(`${s.wsUrl}/ws`);
       s.faults.closeAll(1008, 'Too many requests');
       expect(await a.waitClosed()).toEqual({ code: 1008, reason: 'Too many requests' });
+      const b = await connect(`${s.wsUrl}/ws`);
+      s.faults.closeAll();
+      expect((await b.waitClosed()).code).toBe(1000);
     });
 
     it('stallSockets silences data and replies for the duration, then delivers the held replies and continues', async () => {
@@ -148,6 +151,15 @@ describe.each(CASES)('shared faults on $profile', ({ profile, inbound, weightOfO
       s.faults.garbage(8);
       await waitUntil(() => c.messages.length >= 8, 3000, 'garbage');
       expect(c.messages.some((m) => m === 'this is not json')).toBe(true);
+      const bad = c.messages.filter((m) => {
+        try {
+          JSON.parse(m);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      expect(bad.length).toBeGreaterThanOrEqual(3); // invalid JSON and truncated frames
       expect(c.messages.some((m) => m.includes('"e":"mysteryEvent"'))).toBe(true);
       expect(s.counters.framesSent - before).toBe(8);
       expect(await c.request({ method: 'LIST_SUBSCRIPTIONS', id: 1 })).toEqual({ result: [], id: 1 });
