@@ -158,7 +158,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   // all OpenLatest can ever hold, so no open update is evicted (superseded ones are still skipped).
   const pipelineConfig = config.pipeline.openQueueMax === 0 ? { ...config.pipeline, openQueueMax: Math.max(1, registry.size) } : config.pipeline;
   // CONNECTOR_NATS_URL unset: no JetStream sink, no runner, nothing on the hot path (contract §9).
-  const jetStream = config.nats === undefined ? undefined : new JetStreamSink({ config: config.nats, recover, now: () => clock.now() });
+  const jetStream = config.nats === undefined ? undefined : new JetStreamSink({ config: config.nats, recover, history: relay.recentCandles(), holeHorizonMs: config.pipeline.holeHorizonMs, now: () => clock.now() });
   const pipeline = new Pipeline({
     config: pipelineConfig,
     inline: [relay],

@@ -106,8 +106,14 @@ export interface SinkCounters {
   readonly duplicates: number;
   /** Publishes sent and not yet acknowledged. */
   readonly inflight: number;
-  /** Candles fetched from the venue to fill ranges the runner shed. */
+  /** Candles fetched from the venue (REST) to fill missing ranges (shed by the runner, or missed while the broker or the replica was down). */
   readonly recovered: number;
   /** Streams with a shed range not yet filled. */
   readonly gaps: number;
+  /** Publishes the broker refused because another writer (the HA partner) had stored on the subject since: each is a fresh look, never a duplicate. */
+  readonly conflicts: number;
+  /** Candles of filled ranges the venue does not have (the one hole rule, core/recovery.ts): left absent. */
+  readonly holes: number;
+  /** Seconds since the oldest closed candle the sink was given (or knows missing) and has not had stored closed; 0 when it is caught up. */
+  readonly lagSeconds: number;
 }

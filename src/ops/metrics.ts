@@ -529,9 +529,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
   // A broker sink's own figures (SinkCounters): only the sinks that count them have these series.
   sinkCounter('connector_sink_published_total', 'Candles a broker sink had acknowledged as stored.', (s) => s.counters?.published);
   sinkCounter('connector_sink_duplicates_total', 'Candles a broker sink had acknowledged as duplicates (msg-id window), not stored again.', (s) => s.counters?.duplicates);
-  sinkCounter('connector_sink_recovered_total', 'Candles a broker sink fetched from the venue to fill ranges its runner shed.', (s) => s.counters?.recovered);
+  sinkCounter('connector_sink_recovered_total', 'Candles a broker sink fetched from the venue to fill missing ranges (shed, or missed while the broker or the replica was down).', (s) => s.counters?.recovered);
   sinkGauge('connector_sink_inflight', 'Publishes a broker sink has sent and not yet had acknowledged.', (s) => s.counters?.inflight);
   sinkGauge('connector_sink_gap_streams', 'Streams with a shed range a broker sink has not yet filled.', (s) => s.counters?.gaps);
+  sinkCounter('connector_sink_conflicts_total', 'Publishes a broker sink had refused because the HA partner stored on the subject first (each resolved by looking again, never stored twice).', (s) => s.counters?.conflicts);
+  sinkCounter('connector_sink_holes_total', 'Candles of missing ranges a broker sink filled that the venue does not have (left absent).', (s) => s.counters?.holes);
+  sinkGauge('connector_sink_lag_seconds', 'Age of the oldest closed candle a broker sink was given and has not had stored (0: caught up).', (s) => s.counters?.lagSeconds);
 
   // ---- status stream -----------------------------------------------------------------------
   // Pre-initialise the per-venue transition series so rate() has a zero to start from.

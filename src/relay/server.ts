@@ -385,6 +385,27 @@ export class RelayServer implements CandleSink {
   }
 
   /**
+   * The recent closed candles it keeps for `since` (history.ts), for a broker sink's catch-up: what the
+   * relay sent, in order, so a range it still holds needs no REST weight. Entries are copies (a sink may
+   * hold one across awaits, past the ring's eviction).
+   */
+  recentCandles(): { oldest(ref: StreamRef): number | undefined; read(ref: StreamRef, from: number, toExclusive: number, max: number): { openTime: number; payload: Buffer }[] } {
+    const history = this.#history;
+    return {
+      oldest: (ref) => (history.enabled ? history.oldest(ref.id) : undefined),
+      read: (ref, from, toExclusive, max) => {
+        if (!history.enabled) return [];
+        const out: { openTime: number; payload: Buffer }[] = [];
+        for (const e of history.read(ref.id, from, max, Number.POSITIVE_INFINITY)) {
+          if (e.openTime >= toExclusive) break;
+          out.push({ openTime: e.openTime, payload: Buffer.from(e.payload) });
+        }
+        return out;
+      },
+    };
+  }
+
+  /**
    * `maxWaitMs` bounds the whole close (shutdown has a grace budget): clients that have not completed
    * their close handshake by then are terminated. Default: each client's closeTimeoutMs backstop.
    */

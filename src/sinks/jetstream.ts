@@ -1,27 +1,38 @@
 /**
- * The NATS JetStream sink (contract §9): every closed candle of every venue, acknowledged, once per
- * subject in open-time order. Venue-agnostic: it sees only `Candle`s and `StreamRef`s.
+ * The NATS JetStream sink (contract §9, §10): every closed candle of every venue, acknowledged, once per
+ * subject in open-time order, with no gaps — from one replica or from an HA pair (two replicas of the
+ * same shard, both publishing). Venue-agnostic: it sees only `Candle`s and `StreamRef`s.
  *
- *   SinkRunner ──deliver(batch)──► per subject: skip what is already acked ─► fill a shed range (recover)
- *                                   └─► js.publish(subject, payload, msgID) one at a time per subject,
- *                                       at most `maxInflight` unacknowledged across subjects ──► PubAck
- *   any publish rejects ─► deliver rejects ─► the runner retries the same batch after back-off
+ *   SinkRunner ──deliver(batch)──► per subject: its position (the last candle the SERVER holds)
+ *                                   ├─ missing range before the batch ─► fill it: relay history, then REST
+ *                                   └─► js.publish(subject, payload, msgID, expect lastSubjectSequence)
+ *                                       one at a time per subject, ≤ `maxInflight` unacknowledged in all
+ *   a publish rejects ─► deliver rejects ─► the runner retries the same batch after back-off
  *
- * Why one publish in flight per subject: JetStream stores a connection's messages in the order it
- * receives them, but a connection that drops loses what was on the wire while the client's reconnect
- * buffer replays what came after; two in flight for one subject could then be stored out of order.
- * With one at a time, the next candle of a subject is sent only once the previous one is acked, so
- * each subject's stored sequence is always a prefix of its candles. Concurrency comes from the many
- * subjects (one per stream), bounded by `maxInflight`.
+ * The position is the server's, not ours. Per subject the sink knows the stream sequence and open time
+ * of the last message stored on it (looked up with a direct get `last_by_subj` on first use, and again
+ * whenever the server says it moved). Every publish carries `Nats-Expected-Last-Subject-Sequence`, so
+ * the server stores it only if nothing was stored on the subject since: with two replicas racing, the
+ * loser gets "wrong last sequence" (10071), looks the position up again, skips what the winner stored
+ * and goes on. That is what makes a pair safe beyond the duplicate window (a replica that comes back
+ * after an hour would otherwise store an hour of candles a second time, and a lagging one would store
+ * old candles after newer ones); `Nats-Msg-Id` still drops a republish inside the window (an ack lost
+ * to a broken connection). Per subject the stored sequence is therefore always a prefix of the
+ * stream's candles in open-time order, whoever wrote each.
  *
- * Why its own position per stream (`#acked`): a retried batch republishes nothing already acked, so
- * a retry after an outage longer than the server's duplicate window stores no duplicate; within the
- * window (ack lost, a daemon restart) `Nats-Msg-Id` makes the server drop it (PubAck.duplicate).
+ * Catch-up: a subject whose last stored candle is older than the first one a batch brings misses the
+ * range between (a broker outage, a shed range, a replica that was down with no partner up). The sink
+ * fills it before the batch: from the relay's history where that still holds the range (no REST
+ * weight), from the venue's REST before it (`recover`, settled by core/recovery.ts `settleRange`: a
+ * range REST has not got yet is asked again on the runner's next retry, a hole is left absent). The fill
+ * reaches back at most `CONNECTOR_NATS_MAX_AGE_HOURS` (the stream would not keep older candles) and
+ * never before the subject's first stored candle: a new subject starts with the first candle it is given.
  */
 import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, JetStreamApiError, StorageType, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, JetStreamApiError, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Candle, CandleSink, StreamRef } from '../core/candle.ts';
-import type { RecoveredRange } from '../core/recovery.ts';
+import { candlesBetween, nextOpenTime, openTimeAt } from '../core/intervals.ts';
+import { DEFAULT_HOLE_HORIZON_MS, settleRange, type RecoveredRange } from '../core/recovery.ts';
 import type { SinkCounters } from '../core/stats.ts';
 import { klinePayload } from '../relay/protocol.ts';
 
@@ -40,12 +51,30 @@ export interface JetStreamSinkConfig {
 /** Fetches the closed candles of [from, toExclusive) from the venue (app.ts passes the REST clients'). */
 export type JetStreamRecover = (stream: StreamRef, from: number, toExclusive: number, signal: AbortSignal) => Promise<RecoveredRange | readonly Candle[]>;
 
+/** One candle of the relay's history: its open time and its kline event JSON, as the relay sent it. */
+export interface HistoryCandle {
+  readonly openTime: number;
+  readonly payload: Uint8Array;
+}
+
+/** The relay's recent closed candles (relay/history.ts), read by the catch-up before it asks REST. */
+export interface JetStreamHistory {
+  /** Open time of the oldest candle held for the stream; undefined when none. */
+  oldest(stream: StreamRef): number | undefined;
+  /** The held candles with open time in [from, toExclusive), ascending (at most `max`). */
+  read(stream: StreamRef, from: number, toExclusive: number, max: number): readonly HistoryCandle[];
+}
+
 export interface JetStreamSinkOptions {
   readonly config: JetStreamSinkConfig;
-  /** Fills a range the runner shed (`onGap`); without it the range is recorded in `gaps()` only. */
+  /** Fills a missing range from the venue; without it a missing range older than the history stays missing (gaps()). */
   readonly recover?: JetStreamRecover;
-  /** Wall clock for the payload's `E` of REST-recovered candles. */
+  /** The relay's history, tried first for a missing range. */
+  readonly history?: JetStreamHistory;
+  /** Wall clock: the payload's `E` of REST-recovered candles, the catch-up's reach, the hole rule, lag. */
   readonly now?: () => number;
+  /** CONNECTOR_HOLE_HORIZON_MS for the catch-up's hole rule (core/recovery.ts). */
+  readonly holeHorizonMs?: number;
   /** PubAck wait per publish (the client's default is 5 s). */
   readonly ackTimeoutMs?: number;
   /** Delay between the client's reconnect attempts. */
@@ -56,6 +85,10 @@ export interface JetStreamSinkOptions {
 const DUPLICATE_WINDOW_NS = 2 * 60 * 1_000_000_000;
 /** JetStream's API error for "stream not found". */
 const STREAM_NOT_FOUND = 10059;
+/** "wrong last sequence": the subject's last stored message is not the one the publish expected. */
+const WRONG_LAST_SEQUENCE = 10071;
+/** Conflicts one publish rides out (each a fresh look at the subject) before the batch is retried after back-off. */
+const MAX_CONFLICT_RETRIES = 8;
 
 type Link =
   | { readonly kind: 'down' }
@@ -66,6 +99,7 @@ type Link =
 interface Connected {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
 }
 
 /** A token of a subject: no `.` (the separator), no whitespace or wildcards (they would not name one subject). */
@@ -80,8 +114,51 @@ export function subjectOf(prefix: string, stream: StreamRef): string {
 
 /** `Nats-Msg-Id` = `<venue>:<SYMBOL>:<interval>:<openTime>`: the candle's identity, so a republish is a duplicate. */
 export function msgIdOf(c: Candle): string {
-  return `${c.stream.venue}:${c.stream.symbol.toUpperCase()}:${c.stream.interval}:${c.openTime}`;
+  return msgIdFor(c.stream, c.openTime);
 }
+
+export function msgIdFor(stream: StreamRef, openTime: number): string {
+  return `${stream.venue}:${stream.symbol.toUpperCase()}:${stream.interval}:${openTime}`;
+}
+
+/** A stored candle's open time: the last field of its `Nats-Msg-Id`, or else its event's `k.t`. */
+export function storedOpenTime(msgId: string | undefined, data: Uint8Array): number {
+  const tail = msgId?.slice(msgId.lastIndexOf(':') + 1);
+  if (tail !== undefined && /^\d{1,16}$/.test(tail)) return Number(tail);
+  let event: unknown;
+  try {
+    event = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+  } catch {
+    event = undefined;
+  }
+  const k: unknown = typeof event === 'object' && event !== null && 'k' in event ? event.k : undefined;
+  const openTime: unknown = typeof k === 'object' && k !== null && 't' in k ? k.t : undefined;
+  if (typeof openTime !== 'number' || !Number.isSafeInteger(openTime)) throw new Error(`a message on a candle subject that is no candle (msg id ${String(msgId)}): the subject prefix is shared with something else`);
+  return openTime;
+}
+
+/** Where a subject stands on the server: its last stored message. `seq` 0: nothing stored yet. */
+interface Position {
+  readonly seq: number;
+  readonly openTime: number;
+}
+
+const EMPTY: Position = Object.freeze({ seq: 0, openTime: Number.NEGATIVE_INFINITY });
+
+/** What a lane publishes: a live or REST candle (serialized on publish), or a history entry (already serialized). */
+type Item = Candle | { readonly history: HistoryCandle };
+
+function openTimeOf(item: Item): number {
+  return 'history' in item ? item.history.openTime : item.openTime;
+}
+
+/** A missing range REST has not got yet (it lags the stream): the batch is retried later, not published past it. */
+export class CatchUpPending extends Error {
+  override readonly name = 'CatchUpPending';
+}
+
+/** Rows asked per history read in one catch-up (a 1m stream's day). */
+const HISTORY_READ_MAX = 1440;
 
 export class JetStreamSink implements CandleSink {
   readonly name = 'jetstream';
@@ -89,11 +166,13 @@ export class JetStreamSink implements CandleSink {
 
   readonly #config: JetStreamSinkConfig;
   readonly #recover: JetStreamRecover | undefined;
+  readonly #history: JetStreamHistory | undefined;
   readonly #now: () => number;
+  readonly #holeHorizonMs: number;
   readonly #ackTimeoutMs: number;
   readonly #reconnectWaitMs: number;
-  /** Per stream id: open time of the newest candle the server acknowledged (stored or duplicate). */
-  readonly #acked: number[] = [];
+  /** Per stream id: the subject's last stored message, as last learned from the server; undefined: look it up. */
+  readonly #pos: (Position | undefined)[] = [];
   /** Per stream id: the first open time of a range the runner shed, until it is filled. */
   readonly #gaps = new Map<number, { readonly stream: StreamRef; readonly from: number }>();
   /** Per stream id: its subject, built once. */
@@ -105,19 +184,35 @@ export class JetStreamSink implements CandleSink {
   #published = 0;
   #duplicates = 0;
   #recovered = 0;
+  #conflicts = 0;
+  #holes = 0;
+  /** Close time of the oldest candle handed to the sink (or known missing) and not yet stored; undefined: none. */
+  #behindSince: number | undefined;
 
   constructor(options: JetStreamSinkOptions) {
     const c = options.config;
     if (!Number.isInteger(c.maxInflight) || c.maxInflight < 1) throw new RangeError(`jetstream sink: maxInflight must be a positive integer, got ${String(c.maxInflight)}`);
     this.#config = c;
     this.#recover = options.recover;
+    this.#history = options.history;
     this.#now = options.now ?? Date.now;
+    this.#holeHorizonMs = options.holeHorizonMs ?? DEFAULT_HOLE_HORIZON_MS;
     this.#ackTimeoutMs = options.ackTimeoutMs ?? 5000;
     this.#reconnectWaitMs = options.reconnectWaitMs ?? 1000;
   }
 
   counters(): SinkCounters {
-    return { published: this.#published, duplicates: this.#duplicates, inflight: this.#inflight, recovered: this.#recovered, gaps: this.#gaps.size };
+    const behind = this.#behindSince;
+    return {
+      published: this.#published,
+      duplicates: this.#duplicates,
+      inflight: this.#inflight,
+      recovered: this.#recovered,
+      gaps: this.#gaps.size,
+      conflicts: this.#conflicts,
+      holes: this.#holes,
+      lagSeconds: behind === undefined ? 0 : Math.max(0, (this.#now() - behind) / 1000),
+    };
   }
 
   /** The ranges shed and not yet filled: per stream, the open time from which the stream misses candles. */
@@ -131,31 +226,21 @@ export class JetStreamSink implements CandleSink {
   }
 
   async deliver(batch: readonly Candle[]): Promise<void> {
-    const { js } = await this.#connected();
     // Per subject, in batch order (the runner hands closed candles in open-time order per stream).
     const bySubject = new Map<number, Candle[]>();
+    let oldest = Number.POSITIVE_INFINITY;
     for (const c of batch) {
       if (!c.closed) continue;
+      if (c.openTime > (this.#pos[c.stream.id]?.openTime ?? Number.NEGATIVE_INFINITY) && c.closeTime < oldest) oldest = c.closeTime;
       const list = bySubject.get(c.stream.id);
       if (list === undefined) bySubject.set(c.stream.id, [c]);
       else list.push(c);
     }
-    const lanes: Candle[][] = [];
-    const filled: number[] = [];
-    for (const [id, list] of bySubject) {
-      const gap = this.#gaps.get(id);
-      const first = list[0];
-      if (gap === undefined || first === undefined || this.#recover === undefined) {
-        // Without `recover` a shed range stays recorded (gaps()), the position to resume from.
-        lanes.push(list);
-        continue;
-      }
-      lanes.push(await this.#fill(this.#recover, gap.stream, gap.from, first.openTime, list));
-      filled.push(id);
-    }
-    await this.#publishLanes(js, lanes);
-    // Only once every lane is acked: a failed batch is retried, and its range fetched again.
-    for (const id of filled) this.#gaps.delete(id);
+    for (const g of this.#gaps.values()) oldest = Math.min(oldest, nextOpenTime(g.stream.interval, g.from) - 1);
+    if (oldest !== Number.POSITIVE_INFINITY) this.#behindSince = Math.min(this.#behindSince ?? oldest, oldest);
+    const conn = await this.#connected();
+    await this.#forEachLane(conn, [...bySubject.values()]);
+    this.#behindSince = undefined;
   }
 
   /** Stops reconnecting and closes the connection after what was sent is flushed. Idempotent. */
@@ -167,57 +252,121 @@ export class JetStreamSink implements CandleSink {
     else if (link.kind === 'connecting') await link.ready.then((c) => c.nc.close(), () => undefined);
   }
 
-  /** The shed range [from, before) from the venue, ahead of `live`: one ascending run for the subject. */
-  async #fill(recover: JetStreamRecover, stream: StreamRef, from: number, before: number, live: readonly Candle[]): Promise<Candle[]> {
-    const got = await recover(stream, from, before, this.#abort.signal);
-    const candles = 'candles' in got ? got.candles : got;
-    const fill = candles.filter((c) => c.closed && c.openTime >= from && c.openTime < before);
-    this.#recovered += fill.length;
-    return [...fill, ...live];
-  }
-
-  /** One lane per subject, each published in order, at most `maxInflight` unacknowledged in all. */
-  async #publishLanes(js: JetStreamClient, lanes: readonly (readonly Candle[])[]): Promise<void> {
-    const max = this.#config.maxInflight;
+  /** `maxInflight` workers, each taking the next lane: one publish in flight per subject, and a failed lane stops where it failed. */
+  async #forEachLane(conn: Connected, lanes: readonly (readonly Candle[])[]): Promise<void> {
     let next = 0;
     let failure: { readonly err: unknown } | undefined;
-    // `maxInflight` workers, each taking the next lane and publishing it candle by candle: one publish
-    // in flight per subject, at most `maxInflight` in all, and a failed lane stops where it failed.
     const worker = async (): Promise<void> => {
       while (failure === undefined) {
         const lane = lanes[next++];
         if (lane === undefined) return;
         try {
-          for (const c of lane) await this.#publish(js, c);
+          await this.#lane(conn, lane);
         } catch (err) {
           failure ??= { err };
         }
       }
     };
     const workers: Promise<void>[] = [];
-    for (let i = 0; i < Math.min(max, lanes.length); i++) workers.push(worker());
+    for (let i = 0; i < Math.min(this.#config.maxInflight, lanes.length); i++) workers.push(worker());
     await Promise.all(workers);
     if (failure !== undefined) throw failure.err;
   }
 
-  async #publish(js: JetStreamClient, c: Candle): Promise<void> {
-    const id = c.stream.id;
-    if (c.openTime <= (this.#acked[id] ?? -Infinity)) return; // acked before (a retried batch): not again
-    let subject = this.#subjects[id];
-    if (subject === undefined) this.#subjects[id] = subject = subjectOf(this.#config.subjectPrefix, c.stream);
-    this.#inflight++;
-    try {
-      const ack = await js.publish(subject, klinePayload(c, this.#now()), {
-        msgID: msgIdOf(c),
-        expect: { streamName: this.#config.stream },
-        timeout: this.#ackTimeoutMs,
-      });
-      this.#acked[id] = c.openTime;
-      if (ack.duplicate) this.#duplicates++;
-      else this.#published++;
-    } finally {
-      this.#inflight--;
+  /** One subject's candles (ascending): the missing range before them filled first, then each one not stored yet. */
+  async #lane(conn: Connected, live: readonly Candle[]): Promise<void> {
+    const first = live[0];
+    if (first === undefined) return;
+    const stream = first.stream;
+    const pos = this.#pos[stream.id] ?? (await this.#lookup(conn, stream));
+    const gap = this.#gaps.get(stream.id);
+    // Where the subject should go on from: after its last stored candle; for a subject with nothing
+    // stored, the start of a shed range, or else the first candle it is given.
+    let from = pos.seq === 0 ? (gap?.from ?? first.openTime) : nextOpenTime(stream.interval, pos.openTime);
+    from = Math.max(from, openTimeAt(stream.interval, this.#now() - this.#config.maxAgeHours * 3_600_000));
+    if (from < first.openTime) await this.#fill(conn, stream, from, first.openTime);
+    for (const c of live) await this.#publish(conn, stream, c);
+    // Filled (or nothing was missing). Without REST a shed range can never be filled: it stays recorded.
+    if (this.#recover !== undefined) this.#gaps.delete(stream.id);
+  }
+
+  /**
+   * [from, before) onto the subject: the relay's history where it still holds the range, REST before
+   * that. Throws CatchUpPending when REST has not got all of it yet (published up to where it has).
+   * Without REST to fill it from, the range before the history stays recorded in gaps().
+   */
+  async #fill(conn: Connected, stream: StreamRef, from: number, before: number): Promise<void> {
+    const oldest = this.#history?.oldest(stream);
+    const restTo = oldest === undefined ? before : Math.min(before, Math.max(from, oldest));
+    if (from < restTo && this.#recover === undefined) {
+      // Nothing to fill it from: the range stays recorded (gaps()) and the subject goes on past it.
+      if (!this.#gaps.has(stream.id)) this.#gaps.set(stream.id, { stream, from });
+    } else if (from < restTo && this.#recover !== undefined) {
+      const answer = await this.#recover(stream, from, restTo, this.#abort.signal);
+      const settled = settleRange(stream.interval, from, restTo, answer, this.#now(), this.#holeHorizonMs);
+      this.#recovered += settled.final.length;
+      for (const c of settled.final) await this.#publish(conn, stream, c);
+      if (settled.reached < restTo) {
+        throw new CatchUpPending(`${stream.name}: REST has not got the candles from ${settled.reached} yet (${candlesBetween(stream.interval, settled.reached, restTo)} to go)`);
+      }
+      this.#holes += settled.holes;
     }
+    if (this.#history === undefined || restTo >= before) return;
+    for (let at = restTo; at < before; ) {
+      const entries = this.#history.read(stream, at, before, HISTORY_READ_MAX);
+      const last = entries[entries.length - 1];
+      if (last === undefined) break;
+      for (const h of entries) await this.#publish(conn, stream, { history: h });
+      at = nextOpenTime(stream.interval, last.openTime);
+    }
+  }
+
+  /** One candle, unless the server holds it or a later one: expected to follow the subject's last stored message. */
+  async #publish(conn: Connected, stream: StreamRef, item: Item): Promise<void> {
+    const id = stream.id;
+    const openTime = openTimeOf(item);
+    for (let attempt = 0; ; attempt++) {
+      const pos = this.#pos[id] ?? (await this.#lookup(conn, stream));
+      if (openTime <= pos.openTime) return; // stored already (by us before, or by the other replica of the pair)
+      let subject = this.#subjects[id];
+      if (subject === undefined) this.#subjects[id] = subject = subjectOf(this.#config.subjectPrefix, stream);
+      const payload = 'history' in item ? item.history.payload : klinePayload(item, this.#now());
+      this.#inflight++;
+      try {
+        const ack = await conn.js.publish(subject, payload, {
+          msgID: msgIdFor(stream, openTime),
+          expect: { streamName: this.#config.stream, lastSubjectSequence: pos.seq },
+          timeout: this.#ackTimeoutMs,
+        });
+        if (ack.duplicate) {
+          // Stored before under this id (an ack lost to a broken connection, or the partner): where the
+          // subject now stands is the server's to say.
+          this.#duplicates++;
+          this.#pos[id] = undefined;
+        } else {
+          this.#published++;
+          this.#pos[id] = { seq: ack.seq, openTime };
+        }
+        return;
+      } catch (err) {
+        // Someone (the other replica of the pair) stored on the subject since we looked: look again.
+        if (!(err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) || attempt >= MAX_CONFLICT_RETRIES) throw err;
+        this.#conflicts++;
+        this.#pos[id] = undefined;
+      } finally {
+        this.#inflight--;
+      }
+    }
+  }
+
+  /** The subject's last stored message, from the server (a direct get, one per subject on first use and after a conflict). */
+  async #lookup(conn: Connected, stream: StreamRef): Promise<Position> {
+    let subject = this.#subjects[stream.id];
+    if (subject === undefined) this.#subjects[stream.id] = subject = subjectOf(this.#config.subjectPrefix, stream);
+    const msg = await conn.jsm.streams.getMessage(this.#config.stream, { last_by_subj: subject });
+    const pos = msg === null ? EMPTY : { seq: msg.seq, openTime: storedOpenTime(msg.header.get('Nats-Msg-Id'), msg.data) };
+    this.#pos[stream.id] = pos;
+    return pos;
   }
 
   /** The connection, made on first use and after the client gave up; the stream ensured once per connection. */
@@ -262,18 +411,18 @@ export class JetStreamSink implements CandleSink {
     };
     const nc = await connect(options);
     try {
-      await this.#ensureStream(nc);
+      const jsm = await jetstreamManager(nc, { timeout: this.#ackTimeoutMs });
+      await this.#ensureStream(jsm);
+      return { nc, js: jetstream(nc, { timeout: this.#ackTimeoutMs }), jsm };
     } catch (err) {
       await nc.close();
       throw err;
     }
-    return { nc, js: jetstream(nc, { timeout: this.#ackTimeoutMs }) };
   }
 
   /** Created when missing (contract §9); an existing stream is used as it is, whatever its settings. */
-  async #ensureStream(nc: NatsConnection): Promise<void> {
+  async #ensureStream(jsm: JetStreamManager): Promise<void> {
     const c = this.#config;
-    const jsm = await jetstreamManager(nc, { timeout: this.#ackTimeoutMs });
     try {
       await jsm.streams.info(c.stream);
       return;
