@@ -25,6 +25,7 @@ import type { Candle, StreamRef } from './core/candle.ts';
 import type { RecoveredRange } from './core/recovery.ts';
 import { RestGate } from './core/rest-gate.ts';
 import { StreamRegistry } from './core/streams.ts';
+import { shardLabel } from './core/shards.ts';
 import { UpstreamPool } from './upstream/pool.ts';
 import { RestClient } from './upstream/rest.ts';
 import { registerVenueStreams, type VenueAdapter, type VenueConfig } from './upstream/venue.ts';
@@ -93,13 +94,22 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   status.emit({
     type: 'lifecycle',
     phase: 'starting',
-    detail: venueConfigs.map((v) => `${v.id}: ${v.symbols.length} symbols x ${v.intervals.length} intervals`).join('; '),
+    detail:
+      venueConfigs.map((v) => `${v.id}: ${v.symbols.length} symbols x ${v.intervals.length} intervals`).join('; ') +
+      (config.shard.count === 1 ? '' : `; ${shardLabel(config.shard.index, config.shard.count)} (from ${config.shard.from})`),
   });
 
   const registry = new StreamRegistry();
   // One RestGate per REST origin: two venues on the same origin (one IP budget) share it.
   const gates = new Map<string, RestGate>();
-  const parts = venueConfigs.map((vc) => {
+  // Sharded (contract §10): the relay names of the streams other shards own, to point clients there.
+  const elsewhere = new Map<string, string>();
+  for (const vc of venueConfigs) {
+    const adapter = requireVenue(vc.id);
+    for (const { symbol, shard } of vc.elsewhere ?? []) for (const spec of adapter.streams([symbol], vc.intervals)) elsewhere.set(spec.name, shardLabel(shard, config.shard.count));
+  }
+  // A venue none of whose symbols is on this shard gets no pool and no REST client.
+  const parts = venueConfigs.filter((vc) => vc.symbols.length > 0).map((vc) => {
     const adapter = requireVenue(vc.id);
     const streams = registerVenueStreams(registry, adapter, vc.symbols, vc.intervals);
     const origin = new URL(vc.restUrl).origin;
@@ -147,6 +157,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     log,
     clock,
     resolve: (name) => registry.byName(name),
+    ...(elsewhere.size === 0 ? {} : { elsewhere: (name: string) => elsewhere.get(name), shardLabel: shardLabel(config.shard.index, config.shard.count) }),
     heapLimitBytes: oldGenerationLimit(),
     replay,
     holeHorizonMs: config.pipeline.holeHorizonMs,

@@ -61,6 +61,11 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     origin.set(k, 'environment');
   }
 
+  // The pod's name for CONNECTOR_SHARD_COUNT's ordinal: Kubernetes sets HOSTNAME to it.
+  if (input.CONNECTOR_POD_NAME === undefined && env.HOSTNAME !== undefined && env.HOSTNAME !== '') {
+    input.CONNECTOR_POD_NAME = env.HOSTNAME;
+    origin.set('CONNECTOR_POD_NAME', 'HOSTNAME');
+  }
   const result = EnvSchema.safeParse(input);
   if (!result.success) {
     const byVar = new Map<string, string[]>();

@@ -11,6 +11,7 @@ import * as z from 'zod';
 import { CANONICAL_INTERVALS, type CanonicalInterval } from '../core/intervals.ts';
 import type { VenueAdapter, VenueConfig } from '../upstream/venue.ts';
 import { VENUES } from '../venues/index.ts';
+import { parseShard, podOrdinal, shardLabel, shardOf, type ShardConfig } from '../core/shards.ts';
 
 /**
  * An integer from a JSON number or a non-empty decimal string (never `Number('') === 0`). Seed-era
@@ -221,6 +222,16 @@ export const envShape = {
   CONNECTOR_NATS_MAX_AGE_HOURS: int(1, 24 * 365 * 10).default(168),
   CONNECTOR_NATS_MAX_INFLIGHT: int(1, 65_536).default(256),
 
+  /**
+   * Shards (contract §10): `i/n` owns shard i of n; or CONNECTOR_SHARD_COUNT=n with i = the pod
+   * ordinal (CONNECTOR_POD_NAME, else HOSTNAME, ending in -<ordinal>) mod n, so a StatefulSet of
+   * 2n replicas runs n HA pairs. Unset: one shard, every stream.
+   */
+  CONNECTOR_SHARD: z.string().trim().min(1).optional(),
+  CONNECTOR_SHARD_COUNT: int(1, 1024).optional(),
+  /** The pod's name, for the ordinal (the manifests set it from metadata.name; the loader falls back to HOSTNAME). */
+  CONNECTOR_POD_NAME: z.string().trim().min(1).optional(),
+
   CONNECTOR_SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   CONNECTOR_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 } as const;
@@ -264,6 +275,9 @@ const AcrossSchema = z.object({
   CONNECTOR_REQUIRE_TLS: envShape.CONNECTOR_REQUIRE_TLS,
   CONNECTOR_MAX_CONNECTIONS: envShape.CONNECTOR_MAX_CONNECTIONS,
   CONNECTOR_MAX_STREAMS_PER_CONNECTION: envShape.CONNECTOR_MAX_STREAMS_PER_CONNECTION,
+  CONNECTOR_SHARD: envShape.CONNECTOR_SHARD,
+  CONNECTOR_SHARD_COUNT: envShape.CONNECTOR_SHARD_COUNT,
+  CONNECTOR_POD_NAME: envShape.CONNECTOR_POD_NAME,
 });
 
 /**
@@ -285,9 +299,10 @@ export const EnvSchema = z.looseObject({}).transform((input, ctx) => {
   // The checks across venues need only these; they run even when another shared variable is bad, so
   // every bad variable is reported at once.
   const across = AcrossSchema.safeParse(input);
-  const venues = across.success ? venueConfigs(across.data, perVenue, ctx) : undefined;
-  if (!shared.success || venues === undefined) return z.NEVER;
-  return toConfig(shared.data, venues);
+  const shard = across.success ? shardConfig(across.data, ctx) : undefined;
+  const venues = across.success && shard !== undefined ? venueConfigs(across.data, perVenue, shard, ctx) : undefined;
+  if (!shared.success || venues === undefined || shard === undefined) return z.NEVER;
+  return toConfig(shared.data, venues, shard);
 });
 
 
@@ -298,20 +313,37 @@ function varOf(vars: VenueAdapter['env']['vars'], key: PropertyKey | undefined):
 }
 
 /** The listed venues' configuration, defaults applied; undefined (with issues) when one is incomplete. */
-function venueConfigs(v: z.output<typeof AcrossSchema>, perVenue: ReadonlyMap<string, z.output<(typeof VENUE_SHAPES)[number]['schema']>>, ctx: z.RefinementCtx): VenueConfig[] | undefined {
+function venueConfigs(
+  v: z.output<typeof AcrossSchema>,
+  perVenue: ReadonlyMap<string, z.output<(typeof VENUE_SHAPES)[number]['schema']>>,
+  shard: ShardConfig,
+  ctx: z.RefinementCtx,
+): VenueConfig[] | undefined {
   const out: VenueConfig[] = [];
   let ok = true;
+  let owned = 0;
+  let total = 0;
   for (const id of v.CONNECTOR_VENUES) {
     const venue = VENUES.find((x) => x.id === id);
     const given = perVenue.get(id);
     if (venue === undefined || given === undefined) continue; // CONNECTOR_VENUES admits registered ids only
     const { vars, defaults } = venue.env;
-    const symbols = given.symbols ?? defaults.symbols;
-    if (symbols === undefined) {
+    const configured = given.symbols ?? defaults.symbols;
+    if (configured === undefined) {
       ok = false;
       ctx.addIssue({ code: 'custom', path: [vars.symbols], message: `required: ${id} is listed in CONNECTOR_VENUES (comma list of symbols, ${venue.env.symbolForm})` });
       continue;
     }
+    // This shard's symbols (all of them with one shard); the others' are kept to name their shard.
+    const symbols: string[] = [];
+    const elsewhere: { symbol: string; shard: number }[] = [];
+    for (const symbol of configured) {
+      const at = shardOf(id, symbol, shard.count);
+      if (at === shard.index) symbols.push(symbol);
+      else elsewhere.push({ symbol, shard: at });
+    }
+    owned += symbols.length;
+    total += configured.length;
     const intervals = given.intervals ?? defaults.intervals;
     const wsUrl = given.wsUrl ?? defaults.wsUrl;
     const restUrl = given.restUrl ?? defaults.restUrl;
@@ -335,9 +367,46 @@ function venueConfigs(v: z.output<typeof AcrossSchema>, perVenue: ReadonlyMap<st
         ctx.addIssue({ code: 'custom', path: [vars.restUrl], message: 'must be https:// when CONNECTOR_REQUIRE_TLS=true' });
       }
     }
-    out.push({ id, symbols, intervals, wsUrl, restUrl });
+    out.push({ id, symbols, intervals, wsUrl, restUrl, ...(elsewhere.length === 0 ? {} : { elsewhere }) });
+  }
+  if (ok && owned === 0) {
+    ok = false;
+    ctx.addIssue({
+      code: 'custom',
+      path: [shard.from === 'CONNECTOR_SHARD' ? 'CONNECTOR_SHARD' : 'CONNECTOR_SHARD_COUNT'],
+      message: `${shardLabel(shard.index, shard.count)} owns none of the ${total} configured symbols: use fewer shards (the hash is in ARCHITECTURE.md §10)`,
+    });
   }
   return ok ? out : undefined;
+}
+
+/** CONNECTOR_SHARD, or CONNECTOR_SHARD_COUNT with the pod's ordinal; one shard when neither is set. */
+function shardConfig(v: z.output<typeof AcrossSchema>, ctx: z.RefinementCtx): ShardConfig | undefined {
+  const count = v.CONNECTOR_SHARD_COUNT;
+  if (v.CONNECTOR_SHARD !== undefined) {
+    const parsed = parseShard(v.CONNECTOR_SHARD);
+    if (typeof parsed === 'string') {
+      ctx.addIssue({ code: 'custom', path: ['CONNECTOR_SHARD'], message: parsed });
+      return undefined;
+    }
+    if (count !== undefined && count !== parsed.count) {
+      ctx.addIssue({ code: 'custom', path: ['CONNECTOR_SHARD_COUNT'], message: `contradicts CONNECTOR_SHARD=${v.CONNECTOR_SHARD} (${parsed.count} shards): set one of them` });
+      return undefined;
+    }
+    return { ...parsed, from: 'CONNECTOR_SHARD' };
+  }
+  if (count === undefined) return { index: 0, count: 1, from: 'default' };
+  const pod = v.CONNECTOR_POD_NAME;
+  const ordinal = pod === undefined ? undefined : podOrdinal(pod);
+  if (ordinal === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['CONNECTOR_SHARD_COUNT'],
+      message: `needs the pod's ordinal: CONNECTOR_POD_NAME (or HOSTNAME) ending in -<ordinal>, as a StatefulSet names its pods; got ${pod === undefined ? 'neither' : JSON.stringify(pod)} (or set CONNECTOR_SHARD=<index>/<count>)`,
+    });
+    return undefined;
+  }
+  return { index: ordinal % count, count, from: `pod ${pod ?? ''} (ordinal ${ordinal} mod ${count})` };
 }
 
 /**
@@ -391,11 +460,16 @@ function checkNats(v: Env, ctx: z.RefinementCtx): void {
   }
 }
 
-function toConfig(v: Env, venues: VenueConfig[]) {
+function toConfig(v: Env, venues: VenueConfig[], shard: ShardConfig) {
   return {
     env: v.CONNECTOR_ENV,
-    /** The venues to ingest, in CONNECTOR_VENUES order, each with its symbols, intervals and URLs. */
+    /**
+     * The venues to ingest, in CONNECTOR_VENUES order, each with this shard's symbols (all of them
+     * with one shard), its intervals and URLs, and the symbols other shards own.
+     */
     venues,
+    /** Which shard this replica is (contract §10); `{ index: 0, count: 1 }` when unsharded. */
+    shard,
     requireTls: v.CONNECTOR_REQUIRE_TLS,
     logLevel: v.CONNECTOR_LOG_LEVEL,
     pool: {

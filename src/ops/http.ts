@@ -21,7 +21,7 @@ import { evaluateReadiness } from './readiness.ts';
 import type { OpsSources } from './sources.ts';
 
 export interface HttpServerOptions {
-  readonly config: Pick<Config, 'health'>;
+  readonly config: Pick<Config, 'health'> & Partial<Pick<Config, 'shard'>>;
   readonly sources: OpsSources;
   readonly registry: Registry;
   readonly log: Logger;

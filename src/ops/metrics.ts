@@ -30,7 +30,7 @@ declare module 'prom-client' {
 export interface MetricsOptions {
   readonly status: StatusStream;
   readonly sources: OpsSources;
-  readonly config: Pick<Config, 'health'>;
+  readonly config: Pick<Config, 'health'> & Partial<Pick<Config, 'shard'>>;
   /** Node process metrics (process_*, nodejs_*). Default true. */
   readonly collectDefault?: boolean;
   /** For connector_build_info; default: the version in package.json. */
@@ -176,6 +176,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['version', 'node'] as const,
     registers,
   }).set({ version: options.version ?? packageVersion(), node: process.version }, 1);
+
+  // Which shard this replica is (contract §10): `sum by (shard) (connector_shard_info)` counts each shard's replicas (2 per HA pair).
+  new Gauge({
+    name: 'connector_shard_info',
+    help: "This replica's shard (CONNECTOR_SHARD / CONNECTOR_SHARD_COUNT); always 1.",
+    labelNames: ['shard', 'shards'] as const,
+    registers,
+  }).set({ shard: String(config.shard?.index ?? 0), shards: String(config.shard?.count ?? 1) }, 1);
 
   // The container's memory limit as configured (CONNECTOR_MAX_MEMORY_MB, set per overlay to the
   // Deployment's limit), so "memory near limit" is one self-contained ratio with process_resident_memory_bytes.

@@ -77,6 +77,8 @@ export interface ReadyBody {
   /** Human-readable causes of not-ready or degraded, most important first. Empty when ok. */
   readonly reasons: readonly string[];
   readonly thresholds: { readonly readyMinLiveRatio: number; readonly degradedRatio: number; readonly criticalRatio: number };
+  /** This replica's shard (contract §10): `{ index: 0, count: 1 }` when unsharded. */
+  readonly shard: { readonly index: number; readonly count: number };
   /** One entry per configured venue, in CONNECTOR_VENUES order. */
   readonly exchanges: readonly VenueReadiness[];
   readonly queues: {
@@ -104,7 +106,7 @@ export interface Readiness {
   readonly body: ReadyBody;
 }
 
-type HealthConfig = Pick<Config, 'health'>;
+type HealthConfig = Pick<Config, 'health'> & Partial<Pick<Config, 'shard'>>;
 
 const ZERO_STATS: UpstreamStats = {
   messages: 0,
@@ -180,6 +182,7 @@ export function evaluateReadiness(sources: OpsSources, config: HealthConfig, now
       draining,
       reasons,
       thresholds: { readyMinLiveRatio, degradedRatio, criticalRatio },
+      shard: { index: config.shard?.index ?? 0, count: config.shard?.count ?? 1 },
       exchanges,
       queues: {
         closed: { depth: pipeline.closedDepth, capacity: pipeline.closedCapacity },

@@ -84,6 +84,13 @@ export interface RelayOptions {
   clock?: Clock;
   /** Which stream names this relay serves (e.g. 'btcusdt@kline_1m' → StreamRef); unknown names → SUBSCRIBE error code 2 naming the stream. */
   resolve: (name: string) => StreamRef | undefined;
+  /**
+   * Sharded (contract §10): for a configured stream another shard serves, that shard's label
+   * (`shard 2/3`), so its SUBSCRIBE error names where to go; undefined for names nobody serves.
+   */
+  elsewhere?: (name: string) => string | undefined;
+  /** This replica's shard label, in that error. */
+  shardLabel?: string;
   /** V8's heap limit, which the default relay-wide budget derives from. Default: this process's. */
   heapLimitBytes?: number;
   /**
@@ -193,6 +200,8 @@ export class RelayServer implements CandleSink {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #resolve: (name: string) => StreamRef | undefined;
+  readonly #elsewhere: ((name: string) => string | undefined) | undefined;
+  readonly #shardLabel: string | undefined;
   readonly #token: Buffer | undefined;
   readonly #http: Server | TlsServer;
   readonly #tls: TlsWatcher | undefined;
@@ -245,6 +254,8 @@ export class RelayServer implements CandleSink {
     this.#log = options.log;
     this.#clock = options.clock ?? systemClock;
     this.#resolve = options.resolve;
+    this.#elsewhere = options.elsewhere;
+    this.#shardLabel = options.shardLabel;
     this.#history = new History(options.config.historyCandles);
     this.#replayFetch = options.replay;
     this.#holeHorizonMs = options.holeHorizonMs ?? DEFAULT_HOLE_HORIZON_MS;
@@ -596,9 +607,11 @@ export class RelayServer implements CandleSink {
         for (const name of req.params) {
           const ref = this.#resolve(name);
           if (ref === undefined) {
+            const other = this.#elsewhere?.(name);
+            const where = other === undefined ? '' : `; it is served by ${other} (this relay is ${this.#shardLabel ?? 'another shard'})`;
             this.#replyError(session, {
               // Clipped, and quoted without escaping: errorReply's JSON encoding escapes it once.
-              error: { code: ERR_INVALID_REQUEST, msg: `Invalid request: stream "${clip(name, ECHO_MAX_CHARS)}" is not served by this relay` },
+              error: { code: ERR_INVALID_REQUEST, msg: `Invalid request: stream "${clip(name, ECHO_MAX_CHARS)}" is not served by this relay${where}` },
               id: req.id,
             });
             return;

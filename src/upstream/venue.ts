@@ -209,7 +209,10 @@ export interface VenueEnv {
 /** One venue's configuration, as the schema produced it. */
 export interface VenueConfig {
   readonly id: string;
+  /** This shard's symbols (every configured one when unsharded, contract §10). */
   readonly symbols: readonly string[];
+  /** The configured symbols other shards own, with their shard (their relay names get code 2 naming it). */
+  readonly elsewhere?: readonly { readonly symbol: string; readonly shard: number }[];
   readonly intervals: readonly CanonicalInterval[];
   readonly wsUrl: string;
   readonly restUrl: string;
