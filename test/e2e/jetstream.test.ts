@@ -5,8 +5,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { NATS_SERVER_MISSING, NatsServer } from '../helpers/nats-server.ts';
+import { auditStream, readAll } from '../helpers/jetstream.ts';
 import { RecordingClient, startStack, until } from './harness.ts';
 import { value } from '../helpers/prometheus.ts';
 
@@ -19,52 +20,6 @@ afterEach(async () => {
   for (const c of cleanups.reverse()) await c();
   cleanups = [];
 });
-
-interface Stored {
-  readonly subject: string;
-  readonly msgId: string | undefined;
-  readonly t: number;
-  readonly x: boolean;
-  readonly s: string;
-}
-
-/** Every message of `stream`, in stream order, through an ordered consumer (what a downstream reader does). */
-async function readAll(url: string, stream = 'CANDLES'): Promise<Stored[]> {
-  const nc = await connect({ servers: url });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const total = (await jsm.streams.info(stream)).state.messages;
-    const consumer = await jetstream(nc).consumers.get(stream);
-    const out: Stored[] = [];
-    while (out.length < total) {
-      const batch = await consumer.fetch({ max_messages: Math.min(1000, total - out.length), expires: 2000 });
-      for await (const m of batch) {
-        const event = m.json<{ s: string; k: { t: number; x: boolean } }>();
-        out.push({ subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id'), t: event.k.t, x: event.k.x, s: event.s });
-      }
-    }
-    return out;
-  } finally {
-    await nc.close();
-  }
-}
-
-/** Per subject: the open times stored, and whether they are exactly once, ascending and without a gap. */
-function auditStream(stored: readonly Stored[], stepMs: number): Map<string, { times: number[]; duplicated: number; outOfOrder: number; missing: number }> {
-  const out = new Map<string, { times: number[]; duplicated: number; outOfOrder: number; missing: number }>();
-  for (const m of stored) {
-    let a = out.get(m.subject);
-    if (a === undefined) out.set(m.subject, (a = { times: [], duplicated: 0, outOfOrder: 0, missing: 0 }));
-    const prev = a.times[a.times.length - 1];
-    if (prev !== undefined) {
-      if (m.t === prev) a.duplicated++;
-      else if (m.t < prev) a.outOfOrder++;
-      else a.missing += (m.t - prev) / stepMs - 1;
-    }
-    a.times.push(m.t);
-  }
-  return out;
-}
 
 async function startBroker(): Promise<NatsServer> {
   const broker = await NatsServer.start();

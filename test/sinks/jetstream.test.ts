@@ -4,13 +4,14 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { Candle, StreamRef } from '../../src/core/candle.ts';
 import { JetStreamSink, msgIdOf, subjectOf, type JetStreamSinkConfig } from '../../src/sinks/jetstream.ts';
 import { StreamRegistry } from '../../src/core/streams.ts';
 import { EnvSchema } from '../../src/config/schema.ts';
 import { candle, streams } from '../helpers/candles.ts';
 import { NATS_SERVER_MISSING, NatsServer } from '../helpers/nats-server.ts';
+import { readAll } from '../helpers/jetstream.ts';
 import { History } from '../../src/relay/history.ts';
 import { klinePayload } from '../../src/relay/protocol.ts';
 
@@ -37,25 +38,9 @@ const run = (stream: StreamRef, from: number, n: number): Candle[] => Array.from
 
 /** Open times per subject, in stream order, read with an ordered consumer. */
 async function stored(config: JetStreamSinkConfig): Promise<Map<string, number[]>> {
-  const nc = await connect({ servers: config.url });
-  try {
-    const total = (await (await jetstreamManager(nc)).streams.info(config.stream)).state.messages;
-    const consumer = await jetstream(nc).consumers.get(config.stream);
-    const out = new Map<string, number[]>();
-    let seen = 0;
-    while (seen < total) {
-      for await (const m of await consumer.fetch({ max_messages: total - seen, expires: 2000 })) {
-        seen++;
-        const t = m.json<{ k: { t: number } }>().k.t;
-        const list = out.get(m.subject);
-        if (list === undefined) out.set(m.subject, [t]);
-        else list.push(t);
-      }
-    }
-    return out;
-  } finally {
-    await nc.close();
-  }
+  const out = new Map<string, number[]>();
+  for (const m of await readAll(config.url, config.stream)) out.set(m.subject, [...(out.get(m.subject) ?? []), m.t]);
+  return out;
 }
 
 describe('subject and message id (contract §9)', () => {
