@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { Deployment } from 'kubernetes-models/apps/v1';
+import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Service } from 'kubernetes-models/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
@@ -309,6 +309,137 @@ describe.each(OVERLAYS)('k8s overlay %s', (env) => {
     const sm = get(env, 'ServiceMonitor').spec as { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string; path: string }> };
     expect(sm.endpoints.map((e) => [e.port, e.path])).toEqual([['metrics', '/metrics']]);
     expect(get(env, 'Service').metadata.labels).toMatchObject(sm.selector.matchLabels);
+  });
+});
+
+describe('k8s overlay sharded (contract §10: n shards x 2 on NATS JetStream)', () => {
+  const dir = path.join(ROOT, 'k8s/overlays/sharded');
+  const resources = render(dir);
+  const find = (kind: string, name: string): Resource => {
+    const r = resources.find((x) => x.kind === kind && x.metadata.name === name);
+    if (r === undefined) throw new Error(`sharded: no ${kind} ${name}`);
+    return r;
+  };
+  const sts = find('StatefulSet', 'kline-connector');
+  const stsSpec = sts.spec as { replicas: number; serviceName: string; podManagementPolicy: string; selector: Obj; template: { metadata: { labels: Record<string, string> }; spec: Obj } };
+  const cm = resources.find((r) => r.kind === 'ConfigMap' && r.metadata.name.startsWith('kline-connector-config-'))!;
+  const data = cm.data as Record<string, string>;
+  const c = (stsSpec.template.spec.containers as Container[])[0]!;
+
+  it('renders the same manifests as kubectl kustomize (when kubectl is installed)', (ctx) => {
+    if (!kubectlAvailable()) {
+      ctx.skip('kubectl not installed: relying on the test-side renderer only');
+      return;
+    }
+    const theirs = parseAllDocuments(execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' })).map((d) => d.toJS() as Resource);
+    const key = (r: Resource): string => `${r.kind}/${r.metadata.name}`;
+    expect([...resources].map(key).sort()).toEqual(theirs.map(key).sort());
+  });
+
+  it('replaces the Deployment with a StatefulSet and a NATS server, and validates every core resource against the Kubernetes schemas', () => {
+    expect(resources.some((r) => r.kind === 'Deployment')).toBe(false);
+    expect(resources.map((r) => `${r.kind}/${r.metadata.name.replace(/-[a-z0-9]{10}$/, '')}`).sort()).toEqual(
+      [
+        'ConfigMap/kline-connector-config',
+        'ConfigMap/nats-config',
+        'NetworkPolicy/kline-connector',
+        'NetworkPolicy/kline-connector-default-deny',
+        'NetworkPolicy/kline-connector-to-nats',
+        'NetworkPolicy/nats',
+        'PodDisruptionBudget/kline-connector',
+        'PrometheusRule/kline-connector',
+        'Service/kline-connector',
+        'Service/kline-connector-peers',
+        'Service/nats',
+        'ServiceMonitor/kline-connector',
+        'StatefulSet/kline-connector',
+        'StatefulSet/nats',
+      ].sort(),
+    );
+    for (const r of resources) {
+      const { apiVersion: _a, kind: _k, ...rest } = r;
+      if (r.kind === 'StatefulSet') new StatefulSet(rest).validate();
+      else if (r.kind === 'Service') new Service(rest).validate();
+      else if (r.kind === 'ConfigMap') new ConfigMap(rest).validate();
+      else if (r.kind === 'NetworkPolicy') new NetworkPolicy(rest).validate();
+      else if (r.kind === 'PodDisruptionBudget') new PodDisruptionBudget(rest).validate();
+      else expect(r.apiVersion).toBe('monitoring.coreos.com/v1');
+      expect(r.metadata.namespace).toBe('kline-connector');
+    }
+  });
+
+  it('runs 2 x CONNECTOR_SHARD_COUNT pods, and each pod gets its shard from its name: ordinals i and i+n are one pair, every shard has two', () => {
+    const n = Number(data.CONNECTOR_SHARD_COUNT);
+    expect(n).toBeGreaterThan(1);
+    expect(stsSpec.replicas).toBe(2 * n);
+    expect(stsSpec.serviceName).toBe('kline-connector-peers');
+    expect(stsSpec.podManagementPolicy).toBe('Parallel');
+    expect(c.env?.find((e) => e.name === 'CONNECTOR_POD_NAME')?.valueFrom).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
+    const shards = new Map<number, number>();
+    const owned = new Map<number, readonly string[]>();
+    for (let ordinal = 0; ordinal < stsSpec.replicas; ordinal++) {
+      // What the pod starts with: the ConfigMap, its name from the downward API, the token from the Secret.
+      const { config, warnings } = loadConfig({ env: { ...data, CONNECTOR_POD_NAME: `kline-connector-${ordinal}`, CONNECTOR_RELAY_TOKEN: 'from-the-secret' }, dotenvPath: null });
+      expect(warnings).toEqual([]);
+      expect(config.nats?.url).toBe('nats://nats:4222');
+      shards.set(config.shard.index, (shards.get(config.shard.index) ?? 0) + 1);
+      const symbols = config.venues.flatMap((v) => v.symbols);
+      const pairOf = owned.get(config.shard.index);
+      if (pairOf === undefined) owned.set(config.shard.index, symbols);
+      else expect(symbols).toEqual(pairOf);
+    }
+    expect([...shards.entries()].sort()).toEqual(Array.from({ length: n }, (_, i) => [i, 2]));
+    // Together the shards cover every configured symbol exactly once.
+    const all = [...owned.values()].flat();
+    expect(all.sort()).toEqual(data.CONNECTOR_SYMBOLS?.split(',').sort());
+  });
+
+  it("keeps the base Deployment's pod template: only the documented fields differ (pod name, relay token, memory, revision label)", () => {
+    const base = render(path.join(ROOT, 'k8s/base')).find((r) => r.kind === 'Deployment')!;
+    const basePod = structuredClone(podSpecOf(base)) as Obj & { containers: Container[]; topologySpreadConstraints: Array<{ matchLabelKeys: string[] }> };
+    const pod = structuredClone(stsSpec.template.spec) as Obj & { containers: Container[]; topologySpreadConstraints: Array<{ matchLabelKeys: string[] }> };
+    for (const t of basePod.topologySpreadConstraints) expect(t.matchLabelKeys).toEqual(['pod-template-hash']);
+    for (const t of pod.topologySpreadConstraints) expect(t.matchLabelKeys).toEqual(['controller-revision-hash']);
+    for (const p of [basePod, pod]) {
+      for (const t of p.topologySpreadConstraints) t.matchLabelKeys = [];
+      const ctr = p.containers[0]!;
+      delete ctr.env;
+      delete (ctr as Partial<Container>).resources;
+      delete ctr.image; // the overlay's images transformer
+      delete ctr.envFrom; // the generated ConfigMap's name (hash)
+    }
+    expect(pod).toEqual(basePod);
+    expect(c.env?.map((e) => e.name).sort()).toEqual(['CONNECTOR_POD_NAME', 'CONNECTOR_RELAY_TOKEN', 'NODE_OPTIONS']);
+    expect(c.env?.find((e) => e.name === 'CONNECTOR_RELAY_TOKEN')?.valueFrom).toEqual({ secretKeyRef: { name: 'kline-connector-relay', key: 'token', optional: false } });
+    expect(Number(data.CONNECTOR_MAX_MEMORY_MB)).toBe(mebibytes(c.resources.limits?.memory ?? '0Mi'));
+    expect(c.envFrom).toEqual([{ configMapRef: { name: cm.metadata.name } }]);
+  });
+
+  it('gives NATS JetStream a volume and a restricted pod, and lets only the connector and labelled consumers reach it', () => {
+    const nats = find('StatefulSet', 'nats').spec as { volumeClaimTemplates: Array<{ metadata: { name: string } }>; template: { spec: Obj & { containers: Container[]; securityContext: Obj } } };
+    expect(nats.volumeClaimTemplates.map((v) => v.metadata.name)).toEqual(['data']);
+    const conf = (find('ConfigMap', 'nats-config').data as Record<string, string>)['nats.conf'] ?? '';
+    expect(conf).toMatch(/jetstream \{[^}]*store_dir: \/data/);
+    expect(conf).toMatch(/port: 4222/);
+    const n = nats.template.spec.containers[0]!;
+    expect(n.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true });
+    expect(nats.template.spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    const svc = find('Service', 'nats').spec as { ports: Array<{ name: string; port: number }> };
+    expect(svc.ports.find((p) => p.name === 'client')?.port).toBe(Number(new URL(data.CONNECTOR_NATS_URL ?? '').port));
+    // The base denies everything: the connector's egress to NATS and NATS's ingress are allowed explicitly.
+    const toNats = find('NetworkPolicy', 'kline-connector-to-nats').spec as { egress: Array<{ to: Obj[]; ports: Array<{ port: number }> }> };
+    expect(toNats.egress[0]?.ports).toEqual([{ port: 4222, protocol: 'TCP' }]);
+    const natsPolicy = find('NetworkPolicy', 'nats').spec as { ingress: Array<{ from: Obj[]; ports: Array<{ port: string }> }>; egress: unknown[] };
+    expect(natsPolicy.ingress.find((r) => r.ports.some((p) => p.port === 'client'))?.from).toContainEqual({ podSelector: { matchLabels: { [CLIENT_LABEL]: 'true' } } });
+    expect(natsPolicy.egress).toEqual([]);
+  });
+
+  it('scrapes each connector pod once: the ServiceMonitor selects the base Service, not the peers Service', () => {
+    const sm = find('ServiceMonitor', 'kline-connector').spec as { selector: { matchLabels: Record<string, string> } };
+    expect(find('Service', 'kline-connector').metadata.labels).toMatchObject(sm.selector.matchLabels);
+    const peers = find('Service', 'kline-connector-peers');
+    expect(Object.entries(sm.selector.matchLabels).every(([k, v]) => peers.metadata.labels?.[k] === v)).toBe(false);
+    expect((peers.spec as { clusterIP: string }).clusterIP).toBe('None');
   });
 });
 

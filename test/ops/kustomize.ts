@@ -6,7 +6,7 @@
  * Supported: resources (files, directories with a kustomization), namespace, labels (pairs,
  * includeSelectors: false, includeTemplates), configMapGenerator (literals; behavior create/merge;
  * content-hash name suffix with name references rewritten), images (newName/newTag), patches
- * (strategic-merge patch files, targeted by kind + name). Anything else in a kustomization fails
+ * (strategic-merge patch files, targeted by kind + name; `$patch: delete` at a patch's top). Anything else in a kustomization fails
  * loudly instead of rendering something kustomize would not.
  */
 import { createHash } from 'node:crypto';
@@ -98,6 +98,12 @@ function build(dir: string): Resource[] {
     for (const patch of readYamlDocs(path.join(dir, p.path))) {
       const target = out.find((r) => r.kind === patch.kind && r.metadata.name === patch.metadata.name);
       if (target === undefined) throw new Error(`${dir}: patch ${p.path} matches no resource`);
+      // `$patch: delete` at the top of a patch removes the resource (kustomize's strategic-merge directive).
+      if (patch.$patch === 'delete') {
+        if (Object.keys(patch).some((key) => !['$patch', 'apiVersion', 'kind', 'metadata'].includes(key))) throw new Error(`${dir}: a $patch: delete patch names its target only`);
+        out = out.filter((r) => r !== target);
+        continue;
+      }
       const merged = strategicMerge(target, patch) as Resource;
       out = out.map((r) => (r === target ? withGenerated(target, merged) : r));
     }
