@@ -8,6 +8,11 @@
  * `--usdm` also starts a USD-M futures simulator (its own port, its own candles) and runs the daemon
  * with both venues (CONNECTOR_VENUES=binance,binance-usdm; USD-M has no 1s candles, so 1m): the
  * consumer prints both venues' candles from one relay connection.
+ *
+ * `--nats` starts a local `nats-server -js` (it must be on PATH: Debian/Ubuntu `apt-get install
+ * nats-server`, or the NATS release binary) on a free loopback port with a temporary store, runs the
+ * daemon with CONNECTOR_NATS_URL pointing at it, and prints what a JetStream reader
+ * (src/demo/nats-consumer.ts) gets from the stream. The server is stopped by its pid at the end.
  */
 import { BinanceSimulator } from '../venues/binance/simulator/server.ts';
 import { loadConfig } from '../config/load.ts';
@@ -15,6 +20,53 @@ import { ConfigError } from '../core/errors.ts';
 import { createLogger } from '../ops/logger.ts';
 import { startConnector } from '../app.ts';
 import { runConsumer } from './consumer.ts';
+import { readCandles } from './nats-consumer.ts';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/** A local `nats-server -js` for `--nats`, on a free port; resolves once it says it is ready. */
+async function startNats(): Promise<{ url: string; proc: ChildProcess; stop: () => void }> {
+  const port = await new Promise<number>((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => {
+        resolve(typeof addr === 'object' && addr !== null ? addr.port : 0);
+      });
+    });
+  });
+  const store = mkdtempSync(path.join(tmpdir(), 'demo-nats-'));
+  const proc = spawn('nats-server', ['-js', '-sd', store, '-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stop = (): void => {
+    if (proc.pid !== undefined && proc.exitCode === null) process.kill(proc.pid, 'SIGTERM');
+    rmSync(store, { recursive: true, force: true });
+  };
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`nats-server did not start within 10 s: ${out}`));
+    }, 10_000);
+    const onData = (d: Buffer): void => {
+      out += d.toString('utf8');
+      if (out.includes('Server is ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`--nats needs nats-server on PATH (apt-get install nats-server): ${err.message}`));
+    });
+  });
+  return { url: `nats://127.0.0.1:${port}`, proc, stop };
+}
 
 const sim = await BinanceSimulator.start({ host: '127.0.0.1', port: 0 });
 process.stdout.write(`demo: Binance simulator on ${sim.wsUrl} (REST ${sim.restUrl})\n`);
@@ -24,8 +76,11 @@ if (usdm !== undefined) {
     `demo: Binance USD-M simulator on ${usdm.wsUrl} (REST ${usdm.restUrl}${usdm.paths.klines}); ingesting both venues\n`,
   );
 }
+const nats = process.argv.includes('--nats') ? await startNats() : undefined;
+if (nats !== undefined) process.stdout.write(`demo: nats-server -js on ${nats.url}; every closed candle goes to JetStream stream CANDLES\n`);
 async function closeSimulators(): Promise<void> {
   await Promise.all([sim.close(), usdm?.close()]);
+  nats?.stop();
 }
 
 let loaded: ReturnType<typeof loadConfig>;
@@ -41,6 +96,7 @@ try {
       CONNECTOR_ENV: 'development',
       CONNECTOR_BINANCE_WS_URL: sim.wsUrl,
       CONNECTOR_BINANCE_REST_URL: sim.restUrl,
+      ...(nats === undefined ? {} : { CONNECTOR_NATS_URL: nats.url }),
       ...(usdm === undefined
         ? {}
         : {
@@ -73,6 +129,17 @@ process.stdout.write(
 
 const streams = connector.registry.all().map((s) => s.name);
 const stopConsumer = runConsumer({ url: relayUrl, streams, ...(config.relay.token === undefined ? {} : { token: config.relay.token }) });
+const stopReader =
+  nats === undefined
+    ? undefined
+    : await readCandles({
+        url: nats.url,
+        subject: 'candles.>',
+        since: new Date(),
+        onCandle: (subject, e) => {
+          process.stdout.write(`nats: ${subject} ${new Date(e.k.t).toISOString()} c=${e.k.c}\n`);
+        },
+      });
 
 let stopping = false;
 async function stop(signal: string): Promise<void> {
@@ -80,6 +147,7 @@ async function stop(signal: string): Promise<void> {
   stopping = true;
   process.stdout.write(`demo: ${signal}, shutting down\n`);
   stopConsumer();
+  await stopReader?.();
   const { drained } = await connector.shutdown(signal);
   await closeSimulators();
   process.stdout.write(`demo: stopped (${drained ? 'drained' : 'grace exceeded'})\n`);
