@@ -27,6 +27,7 @@ import { RestGate } from './core/rest-gate.ts';
 import { StreamRegistry } from './core/streams.ts';
 import { UpstreamPool } from './upstream/pool.ts';
 import { RestClient } from './upstream/rest.ts';
+import { NextOpenFinalizer } from './upstream/finalizer.ts';
 import { registerVenueStreams, type VenueAdapter, type VenueConfig } from './upstream/venue.ts';
 import { requireVenue } from './venues/index.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
@@ -183,6 +184,10 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       pipeline.resync(stream);
     },
   };
+  // A venue without a closed flag closes a candle when the next one starts, with REST's final row (finalizer.ts).
+  const opened = (stream: StreamRef, openTime: number): void => {
+    pipeline.opened(stream, openTime);
+  };
   const venues: VenueRuntime[] = parts.map((p) => ({
     ...p,
     pool: new UpstreamPool({
@@ -194,7 +199,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       status,
       log,
       clock,
-      handlers,
+      handlers: p.adapter.ws.closes === 'next-open' ? new NextOpenFinalizer(handlers, opened) : handlers,
       ...(deps.wsFactory === undefined ? {} : { wsFactory: deps.wsFactory }),
     }),
   }));
