@@ -199,7 +199,7 @@ export class BingxFrameParser implements FrameParser {
 /** Spot's and swap's REST rows as candles (`closed: true`, `source: 'rest'`), or what is wrong with the body. */
 const SpotRow = z.tuple([z.int(), decimal, decimal, decimal, decimal, decimal, z.int(), decimal]).rest(z.unknown());
 const SwapRow = z.object({ open: decimal, close: decimal, high: decimal, low: decimal, volume: decimal, time: z.int() });
-const Envelope = z.object({ code: z.int(), msg: z.string().optional(), data: z.unknown() });
+const Envelope = z.object({ code: z.int(), msg: z.string().optional(), data: z.unknown().optional() });
 
 export function parseRestBody(market: 'spot' | 'swap', path: string, body: unknown, stream: StreamRef, nowWall: number, nowMono: number): readonly Candle[] | string {
   const env = Envelope.safeParse(body);
