@@ -296,9 +296,18 @@ export class RestClient {
       this.#weightMinute = Math.floor(this.#clock.now() / 60_000);
       this.#stats.usedWeight1m = used;
     }
-    const status = res.statusCode;
-    if (status === 200) return res.body.json();
-    const text = await res.body.text().catch(() => '');
+    let status = res.statusCode;
+    let text: string;
+    if (status === 200) {
+      const body: unknown = await res.body.json();
+      // A refusal dressed as a 200 (BingX: code 100410 "frequency limit") is handled as the status it stands for.
+      const as = this.#proto.bodyStatus?.(body);
+      if (as === undefined) return body;
+      status = as;
+      text = JSON.stringify(body);
+    } else {
+      text = await res.body.text().catch(() => '');
+    }
     const defaultWaitMs = this.#proto.gateStatuses[status];
     if (defaultWaitMs !== undefined) {
       this.#stats.rateLimited++;

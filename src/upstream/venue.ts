@@ -199,6 +199,12 @@ export interface RestProtocol {
   /** Of those, the ones reported as a ban (`bannedUntil`); the others are a back-off. */
   readonly banStatuses: readonly number[];
   /**
+   * For venues that refuse with HTTP 200 and a code in the body: the status such a body stands for
+   * (BingX: code 100410 "frequency limit" → 429, closing the gate like a real 429); undefined for an
+   * ordinary answer. Unset: every 200 is an ordinary answer.
+   */
+  readonly bodyStatus?: (body: unknown) => number | undefined;
+  /**
    * A cap on requests per rolling window per IP, counted over every request that leaves through the
    * IP's RestGate (BingX: 500 per 10 s shared by all market data, spot and swap alike). Unset: none.
    */

@@ -43,6 +43,18 @@ export const RATE_LIMIT_WAIT_MS = 5 * 60_000;
 /** After a 1008 close or a refused upgrade without Retry-After. */
 const WS_PENALTY_MS = 60_000;
 
+/**
+ * BingX answers some refusals with HTTP 200 and a business code (the spot doc's error list; ccxt maps
+ * 100410 to DDoSProtection): 100410 FREQUENCY_LIMIT is a rate limit (a 429: the IP's gate closes),
+ * 100500 INTERNAL_SERVER_ERROR and 100503 SERVER_BUSY are the venue's trouble (retried like a 5xx).
+ */
+const BODY_STATUSES: Readonly<Record<number, number>> = { 100410: 429, 100500: 500, 100503: 503 };
+
+function bodyStatusOf(body: unknown): number | undefined {
+  if (typeof body !== 'object' || body === null || !('code' in body) || typeof body.code !== 'number') return undefined;
+  return BODY_STATUSES[body.code];
+}
+
 export interface BingxMarket {
   readonly id: string;
   readonly title: string;
@@ -101,6 +113,7 @@ export function bingxMarket(m: BingxMarket): VenueAdapter {
       weightLimitPerMinute: 3000,
       gateStatuses: { 429: RATE_LIMIT_WAIT_MS, 418: RATE_LIMIT_WAIT_MS },
       banStatuses: [418],
+      bodyStatus: bodyStatusOf,
       requestWindow: { requests: REQUESTS_PER_WINDOW, windowMs: REQUEST_WINDOW_MS },
     },
   };
