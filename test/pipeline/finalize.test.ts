@@ -55,15 +55,36 @@ function setup() {
     onUnblocked: () => undefined,
     gapRetryDelaysMs: [20, 40],
   });
-  const finalizer = new NextOpenFinalizer({ candle: (c) => { pipeline.ingest(c); }, resync: (s) => { pipeline.resync(s); } }, (s, t) => { pipeline.opened(s, t); });
   const btc = streams([['btc-usdt', '1m']]).refs[0]!;
+  let wall = Date.now();
+  const finalizer = new NextOpenFinalizer({
+    inner: {
+      candle: (c) => {
+        pipeline.ingest(c);
+      },
+      resync: (s) => {
+        pipeline.resync(s);
+      },
+    },
+    opened: (s, t) => {
+      pipeline.opened(s, t);
+    },
+    clock: { now: () => wall, monotonic: () => performance.now() },
+    streams: [btc],
+    graceMs: 2000,
+  });
   // A recent minute, inside the hole horizon: nothing is a hole by age.
   const T0 = openTimeAt('1m', Date.now()) - 3 * MIN;
   let seq = 0;
   /** A WebSocket update of the candle opening at t, with its close price as that update says. */
-  const ws = (t: number, close: string): void => { finalizer.candle({ ...candle(btc, t, false, T0 + ++seq), close }); };
+  const ws = (t: number, close: string): void => {
+    finalizer.candle({ ...candle(btc, t, false, T0 + ++seq), close });
+  };
   const closed = (): Candle[] => out.filter((c) => c.closed);
-  return { rest, events, out, pipeline, ws, closed, T0 };
+  const setWall = (t: number): void => {
+    wall = t;
+  };
+  return { rest, events, out, pipeline, ws, closed, T0, finalizer, setWall };
 }
 
 describe('closed by the next open, with REST’s final row', () => {
@@ -126,5 +147,24 @@ describe('closed by the next open, with REST’s final row', () => {
     expect(closed().map((c) => [c.openTime - T0, c.close])).toEqual([[MIN, 'final-1']]);
     expect(pipeline.gapStats.holes).toBe(1);
     expect(eventsOf(events, 'backfill').map((e) => [e.outcome, e.holes])).toEqual([['partial', 1]]);
+  });
+
+  it('closes a quiet stream’s candle by the clock, a grace after its end, when no later update comes', async () => {
+    const { rest, ws, closed, T0, finalizer, setWall } = setup();
+    rest.rows.set(T0, 'final-0').set(T0 + MIN, 'final-1');
+    setWall(T0 + 30_000);
+    ws(T0, 'ws-0');
+    finalizer.tick();
+    setWall(T0 + MIN + 1999); // the next candle started, but within the grace: not yet
+    finalizer.tick();
+    expect(rest.asked).toEqual([]);
+    setWall(T0 + MIN + 2000);
+    finalizer.tick();
+    await waitFor('the quiet candle closed', () => closed().length === 1);
+    expect(closed()[0]).toMatchObject({ openTime: T0, close: 'final-0' });
+    // Its successor's first update changes nothing (already known to have started).
+    ws(T0 + MIN, 'ws-1');
+    finalizer.tick();
+    expect(rest.asked).toEqual([[T0, T0 + MIN]]);
   });
 });
