@@ -19,7 +19,9 @@
  *   31103871611289); the swap v2 doc's older "20 per second" is the same order. We keep to 400 per
  *   10 s, counted over spot and swap together (they share the origin, so the RestGate); every request
  *   costs 1. Pages of at most 1000 rows (spot's cap is 1440, swap's unconfirmed; BingX.Net pages by
- *   1000 on both). Row order is undocumented: pages are walked oldest first and sorted anyway.
+ *   1000 on both). Row order is undocumented: pages are walked oldest first and sorted anyway; with a
+ *   startTime BingX serves the rows from it on ("return the data in the case of startTime + limit", swap v2
+ *   doc), so a full page is followed by the next one.
  * - 429 (rate limit) and 418 (IP banned after more requests past a 429; swap v2 doc "Error Codes")
  *   close the IP's gate for Retry-After; without one, 5 minutes, the recovery time a secondary summary
  *   of BingX's base-info gives (docs.atwallets.com/rcxt/bingx), rather than a shorter guess.
