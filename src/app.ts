@@ -188,7 +188,10 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   const finalizers: NextOpenFinalizer[] = [];
   const handlersFor = (adapter: VenueAdapter, streams: readonly StreamRef[]): SourceHandlers => {
     if (adapter.ws.closes !== 'next-open') return handlers;
-    const f = new NextOpenFinalizer({ inner: handlers, opened: (stream, openTime) => { pipeline.opened(stream, openTime); }, clock, streams });
+    const opened = (stream: StreamRef, openTime: number): void => {
+      pipeline.opened(stream, openTime);
+    };
+    const f = new NextOpenFinalizer({ inner: handlers, opened, clock, streams });
     finalizers.push(f);
     return f;
   };
