@@ -20,7 +20,7 @@ import type { Config } from './config/schema.ts';
 import type { CandleSink } from './core/candle.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import { StatusStream } from './core/status.ts';
-import { restBreakerName } from './core/source.ts';
+import { restBreakerName, type SourceHandlers } from './core/source.ts';
 import type { Candle, StreamRef } from './core/candle.ts';
 import type { RecoveredRange } from './core/recovery.ts';
 import { RestGate } from './core/rest-gate.ts';
@@ -28,6 +28,7 @@ import { StreamRegistry } from './core/streams.ts';
 import { shardLabel } from './core/shards.ts';
 import { UpstreamPool } from './upstream/pool.ts';
 import { RestClient } from './upstream/rest.ts';
+import { NextOpenFinalizer } from './upstream/finalizer.ts';
 import { registerVenueStreams, type VenueAdapter, type VenueConfig } from './upstream/venue.ts';
 import { requireVenue } from './venues/index.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
@@ -194,6 +195,17 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       pipeline.resync(stream);
     },
   };
+  // A venue without a closed flag closes a candle when the next one starts, with REST's final row (finalizer.ts).
+  const finalizers: NextOpenFinalizer[] = [];
+  const handlersFor = (adapter: VenueAdapter, streams: readonly StreamRef[]): SourceHandlers => {
+    if (adapter.ws.closes !== 'next-open') return handlers;
+    const opened = (stream: StreamRef, openTime: number): void => {
+      pipeline.opened(stream, openTime);
+    };
+    const f = new NextOpenFinalizer({ inner: handlers, opened, clock, streams });
+    finalizers.push(f);
+    return f;
+  };
   const venues: VenueRuntime[] = parts.map((p) => ({
     ...p,
     pool: new UpstreamPool({
@@ -205,7 +217,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       status,
       log,
       clock,
-      handlers,
+      handlers: handlersFor(p.adapter, p.streams),
       ...(deps.wsFactory === undefined ? {} : { wsFactory: deps.wsFactory }),
     }),
   }));
@@ -273,6 +285,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
     httpAddress = { host: config.http.host, port: typeof addr === 'object' && addr !== null ? addr.port : config.http.port };
   }
   for (const v of venues) await v.pool.start();
+  for (const f of finalizers) f.start();
   status.emit({ type: 'lifecycle', phase: 'started', detail: `relay :${relayAddress.port}, http ${httpAddress === undefined ? 'disabled' : `:${httpAddress.port}`}` });
 
   let stopping: Promise<{ drained: boolean }> | undefined;
@@ -283,6 +296,7 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
       status.emit({ type: 'lifecycle', phase: 'draining', detail: reason });
       relay.stopAccepting();
       await Promise.all(venues.map((v) => v.pool.close()));
+      for (const f of finalizers) f.close();
       const started = clock.monotonic();
       // REST stays open while draining: a recovery in flight completes, so the live candles it holds go out.
       // The relay has every candle once the pipeline's queues are empty; the queued sinks get what is left

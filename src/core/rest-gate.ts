@@ -13,6 +13,10 @@
  *        open ──close(ms, cause)──► closed(until, cause) ──until passed──► open
  *                                        │ close(longer)
  *                                        └──► closed(later until)   (a shorter window never shortens it)
+ *
+ * Request windows (BingX: 500 requests per 10 s per IP over all market data): the gate also keeps the
+ * send times of the requests that passed it once a client asked `windowWaitMs`, so every client of
+ * the origin counts against one window. Only as many times as the largest window asked for are kept.
  */
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
@@ -25,6 +29,12 @@ const OPEN: RestGateState = { kind: 'open' };
 export class RestGate {
   readonly #clock: Clock;
   #state: RestGateState = OPEN;
+  /** Monotonic send times of the requests that passed, ascending (only while some client counts a window). */
+  #sent: number[] = [];
+  /** The longest window a client counts; 0: no send times are kept. */
+  #keepMs = 0;
+  /** The most requests a client's window allows: more send times than this are never needed. */
+  #keepCount = 0;
 
   constructor(clock: Clock = systemClock) {
     this.#clock = clock;
@@ -58,6 +68,30 @@ export class RestGate {
   }
 
   /**
+   * How long until a request fits a window of at most `requests` per trailing `windowMs` (0: now),
+   * counting every request that passed this gate from the first call on.
+   */
+  windowWaitMs(requests: number, windowMs: number): number {
+    this.#keepMs = Math.max(this.#keepMs, windowMs);
+    this.#keepCount = Math.max(this.#keepCount, requests);
+    const now = this.#clock.monotonic();
+    this.#trim(now);
+    const sent = this.#sent;
+    let inWindow = 0;
+    for (let i = sent.length - 1; i >= 0 && (sent[i] ?? 0) > now - windowMs; i--) inWindow++;
+    if (inWindow < requests) return 0;
+    // The oldest of the last `requests` sends must leave the window first.
+    return (sent[sent.length - requests] ?? now) + windowMs - now + 1;
+  }
+
+  #trim(now: number): void {
+    const sent = this.#sent;
+    let drop = Math.max(0, sent.length - this.#keepCount);
+    while (drop < sent.length && (sent[drop] ?? 0) <= now - this.#keepMs) drop++;
+    if (drop > 0) sent.splice(0, drop);
+  }
+
+  /**
    * Wait until the gate is open and `hold()` (the caller's own budget, e.g. request weight left this
    * minute; 0 = go) lets the request out, then call `send`, in the same synchronous run as that last
    * check: nothing can close the gate between the check and the request leaving. Rejects with the
@@ -67,7 +101,14 @@ export class RestGate {
     for (;;) {
       signal.throwIfAborted();
       const wait = Math.max(this.remainingMs(), hold?.() ?? 0);
-      if (wait <= 0) return send();
+      if (wait <= 0) {
+        if (this.#keepMs > 0) {
+          const now = this.#clock.monotonic();
+          this.#sent.push(now);
+          this.#trim(now);
+        }
+        return send();
+      }
       await sleep(wait, signal);
     }
   }

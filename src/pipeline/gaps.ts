@@ -34,6 +34,13 @@
  * many asks it took; each failed attempt is reported as it happens (outcome `failed`, a retry follows).
  * The holding area is bounded: on overflow the held candles are forgotten and the recovery target
  * widened to cover them (they are recoverable from REST), so memory stays bounded and nothing is lost.
+ *
+ * Venues without a closed flag (venue.ts CloseSignal `next-open`, BingX): `opened(stream, t)` says a
+ * candle opening at t has started, so every candle before it is closed and its final values are
+ * REST's. That is a recovery of [next, t) like any other (same fetch through the venue's REST gate,
+ * same hole rule and lag re-asks, batched with whatever else the stream is missing), counted as
+ * `finalized` rather than as a gap: it is how such a venue closes every candle, not a loss. It turns
+ * into a gap (a `backfill`) only if it has holes or a resync joins it.
  */
 import type { Candle, StreamRef } from '../core/candle.ts';
 import type { Clock } from '../core/clock.ts';
@@ -65,6 +72,8 @@ interface GapEpisode {
   readonly from: number;
   recovered: number;
   holes: number;
+  /** Only candles a later one superseded on a venue without a closed flag (opened()): no gap, no event. */
+  finalizing: boolean;
 }
 
 interface StreamGapState {
@@ -80,6 +89,8 @@ interface StreamGapState {
   attempt: number;
   /** Answers in a row that left part of the range to a lagging REST (lag back-off). */
   lagAsks: number;
+  /** The recovery target comes from opened() alone (no resync, no held live candle since the last gap closed). */
+  finalizing: boolean;
   gap: GapEpisode | undefined;
   timer: NodeJS.Timeout | undefined;
 }
@@ -92,6 +103,8 @@ export interface GapStats {
   candlesRecovered: number;
   holes: number;
   duplicates: number;
+  /** Candles closed by their successor's start and delivered as REST's final row (venues without a closed flag). */
+  finalized: number;
 }
 
 export class GapTracker {
@@ -102,7 +115,7 @@ export class GapTracker {
   readonly #horizonMs: number;
   #closed = false;
   #idleWaiters: Array<() => void> = [];
-  readonly stats: GapStats = { backfills: 0, backfillsFailed: 0, candlesRecovered: 0, holes: 0, duplicates: 0 };
+  readonly stats: GapStats = { backfills: 0, backfillsFailed: 0, candlesRecovered: 0, holes: 0, duplicates: 0, finalized: 0 };
 
   constructor(options: GapTrackerOptions) {
     this.#o = options;
@@ -149,14 +162,38 @@ export class GapTracker {
     }
     this.#hold(st, candle);
     if (candle.openTime > st.target) st.target = candle.openTime;
+    this.#notFinalizing(st);
     this.#startRecovery(st, 0);
     return false;
+  }
+
+  /**
+   * A venue without a closed flag saw the stream's candle opening at `openTime` start: every candle
+   * before it is closed, and is delivered as REST's row. The first one seen starts the stream there.
+   */
+  opened(stream: StreamRef, openTime: number): void {
+    const st = this.#state(stream);
+    if (this.#closed) return;
+    if (st.next === undefined) {
+      st.next = openTime;
+      return;
+    }
+    if (openTime <= st.target || openTime <= st.next) return;
+    if (!this.#busy(st)) st.finalizing = true;
+    st.target = openTime;
+    this.#startRecovery(st, 0);
+  }
+
+  #notFinalizing(st: StreamGapState): void {
+    st.finalizing = false;
+    if (st.gap !== undefined) st.gap.finalizing = false;
   }
 
   /** The source lost data for this stream (reconnect, stale, breaker): recover up to the current candle. */
   resync(stream: StreamRef): void {
     const st = this.#state(stream);
     if (st.next === undefined || this.#closed) return;
+    this.#notFinalizing(st);
     const current = openTimeAt(stream.interval, this.#o.clock.now());
     if (current > st.target) st.target = current;
     if (st.target > st.next) this.#startRecovery(st, 0);
@@ -193,7 +230,7 @@ export class GapTracker {
   #state(stream: StreamRef): StreamGapState {
     let st = this.#states[stream.id];
     if (st === undefined) {
-      st = { stream, next: undefined, held: [], target: 0, recovering: false, attempt: 0, lagAsks: 0, gap: undefined, timer: undefined };
+      st = { stream, next: undefined, held: [], target: 0, recovering: false, attempt: 0, lagAsks: 0, finalizing: false, gap: undefined, timer: undefined };
       this.#states[stream.id] = st;
     }
     return st;
@@ -250,7 +287,7 @@ export class GapTracker {
       return;
     }
     st.recovering = true;
-    const gap = (st.gap ??= { from, recovered: 0, holes: 0 });
+    const gap = (st.gap ??= { from, recovered: 0, holes: 0, finalizing: st.finalizing });
     try {
       const answer = await this.#o.fetch(stream, from, to, this.#abort.signal);
       if (this.#isClosed()) return;
@@ -266,7 +303,11 @@ export class GapTracker {
       if (expect > from) st.next = expect;
       gap.recovered += recovered;
       gap.holes += holes;
-      this.stats.candlesRecovered += recovered;
+      if (gap.finalizing && holes === 0) this.stats.finalized += recovered;
+      else {
+        gap.finalizing = false;
+        this.stats.candlesRecovered += recovered;
+      }
       this.stats.holes += holes;
       st.attempt = 0;
       st.recovering = false;
@@ -307,6 +348,8 @@ export class GapTracker {
     st.gap = undefined;
     st.lagAsks = 0;
     if (gap === undefined || st.next === undefined) return;
+    // Closing the candles a later one superseded is how a venue without a closed flag closes them: not a gap.
+    if (gap.finalizing) return;
     const missing = candlesBetween(st.stream.interval, gap.from, st.next);
     if (missing === 0) return;
     this.stats.backfills++;

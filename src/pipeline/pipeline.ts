@@ -131,6 +131,14 @@ export class Pipeline {
     this.#schedule();
   }
 
+  /**
+   * A venue without a closed flag saw the stream's candle opening at `openTime` start (finalizer.ts):
+   * every candle before it is closed and goes out as REST's final row, in order, before any later one.
+   */
+  opened(stream: StreamRef, openTime: number): void {
+    if (!this.#stopped) this.#gaps.opened(stream, openTime);
+  }
+
   /** A source reports an interruption on this stream: recover what it may have missed. */
   resync(stream: StreamRef): void {
     if (!this.#stopped) this.#gaps.resync(stream);

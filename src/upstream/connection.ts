@@ -43,6 +43,7 @@ import { parseRetryAfter } from '../core/retry-after.ts';
 import type { ConnectionSnapshot, SourceHandlers } from '../core/source.ts';
 import type { ConnState, QualityGrade, StatusStream } from '../core/status.ts';
 import type { Config } from '../config/schema.ts';
+import { frameDecoder, type FrameDecoder } from './decode.ts';
 import { CONTROL_ERROR, PARSE_ERROR, SERVER_SHUTDOWN, type FrameParser, type HeartbeatKind, type VenueAdapter } from './venue.ts';
 
 export type WebSocketFactory = (url: string, options: ClientOptions) => WebSocket;
@@ -53,6 +54,8 @@ export const CLOSE_BACKSTOP_MS = 5000;
 const ERROR_WINDOW_MS = 5 * 60_000;
 /** A stream still silent after replacements waits staleStreamMs · 2^strikes (strikes capped here) before the next one. */
 const MAX_STALE_STRIKES = 5;
+/** Undecodable frames are reported (a `parse.error` event) at most this often per socket; every one is counted. */
+const DECODE_REPORT_INTERVAL_MS = 10_000;
 
 /** A failed connection attempt, with the HTTP status of a refused upgrade when there was one. */
 export class UpstreamConnectError extends ConnectorError {
@@ -90,6 +93,8 @@ export interface UpstreamCounters {
   reconnections: number;
   rotations: number;
   staleEvents: number;
+  /** Frames dropped because they could not be decoded (corrupt, or inflating past the message cap); reported as parse errors. */
+  decodeErrors: number;
 }
 
 export function newCounters(): UpstreamCounters {
@@ -102,6 +107,7 @@ export function newCounters(): UpstreamCounters {
     reconnections: 0,
     rotations: 0,
     staleEvents: 0,
+    decodeErrors: 0,
   };
 }
 
@@ -178,6 +184,10 @@ export class UpstreamConnection {
   readonly #wsUrl: string;
   readonly #heartbeat: HeartbeatKind;
   readonly #hbFrames: HeartbeatFrames | undefined;
+  /** The venue's frame encoding undone before anything reads a frame; undefined for plain frames. */
+  readonly #decoder: FrameDecoder | undefined;
+  #decodeReportAt = Number.NEGATIVE_INFINITY;
+  #decodeSuppressed = 0;
   readonly #controlBudget: number;
   readonly #parser: FrameParser;
   readonly #handlers: SourceHandlers;
@@ -242,6 +252,7 @@ export class UpstreamConnection {
     this.#wsUrl = options.wsUrl;
     this.#heartbeat = options.venue.ws.heartbeat;
     this.#hbFrames = heartbeatFrames(this.#heartbeat);
+    this.#decoder = frameDecoder(options.venue.ws.encoding, options.config.pool.maxMessageBytes);
     this.#controlBudget = options.venue.ws.controlBudgetPerSecond;
     this.#parser = options.parser;
     this.#handlers = options.handlers;
@@ -539,7 +550,16 @@ export class UpstreamConnection {
       now = this.#chunkNow = this.#clock.monotonic();
       queueMicrotask(this.#endChunk);
     }
-    const frame = rawToBuffer(data);
+    let frame = rawToBuffer(data);
+    if (this.#decoder !== undefined) {
+      // Heartbeats are encoded too (BingX gzips its pings): decode first, then look at the frame.
+      const decoded = this.#decoder.decode(frame);
+      if (typeof decoded === 'string') {
+        this.#undecodable(decoded, frame, now);
+        return;
+      }
+      frame = decoded;
+    }
     const hb = this.#hbFrames;
     if (hb !== undefined && frame.length <= hb.maxBytes && this.#heartbeatFrame(hb, frame, now)) return;
     this.#lastFrameAt = now;
@@ -554,6 +574,25 @@ export class UpstreamConnection {
       return;
     }
     this.#deliver(out, now);
+  }
+
+  /** A frame that could not be decoded: it proves the socket is alive, and is counted and dropped. */
+  #undecodable(why: 'too-large' | 'corrupt', frame: Buffer, now: number): void {
+    this.#frameSeen(now);
+    this.#hasFrame = true;
+    this.#counters.messages++;
+    this.#counters.bytes += frame.length;
+    this.#counters.decodeErrors++;
+    this.#noteError();
+    if (now - this.#decodeReportAt < DECODE_REPORT_INTERVAL_MS) {
+      this.#decodeSuppressed++;
+      return;
+    }
+    const more = this.#decodeSuppressed > 0 ? ` (+${this.#decodeSuppressed} more since the last report)` : '';
+    this.#decodeReportAt = now;
+    this.#decodeSuppressed = 0;
+    const reason = why === 'too-large' ? `frame inflates past ${this.#config.pool.maxMessageBytes} bytes` : 'frame is not valid compressed data';
+    this.#status.emit({ type: 'parse.error', venue: this.#venue.id, reason: reason + more, sample: frame.subarray(0, 32).toString('hex') });
   }
 
   /**

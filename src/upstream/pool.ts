@@ -682,7 +682,8 @@ export class UpstreamPool implements UpstreamSource, ConnectionOwner {
       messages: c.messages,
       bytes: c.bytes,
       candles: c.candles,
-      parseErrors: this.#parser.parseErrors,
+      // Frames that could not even be decoded (venue.ts FrameEncoding) are parse errors too.
+      parseErrors: this.#parser.parseErrors + c.decodeErrors,
       unknownStreamFrames: this.#parser.unknownStreams,
       connectionAttempts: c.connectionAttempts,
       connectionErrors: c.connectionErrors,

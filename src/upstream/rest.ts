@@ -12,7 +12,8 @@
  * - Request weight: the venue's usage header (Binance X-MBX-USED-WEIGHT-1M) is authoritative; we stay
  *   under `maxWeightPerMinute`, clamped to the venue's own limit (default 3000: half of Binance spot's
  *   6000 so other clients on the same IP keep room; USD-M's limit is 2400) by waiting for the next
- *   minute when the next request would cross it.
+ *   minute when the next request would cross it. A venue with a request cap per rolling window (BingX:
+ *   500 per 10 s per IP) has it counted by the IP's RestGate over every client of the origin.
  * - The gate statuses (Binance: 429 with Retry-After, 418 = IP auto-banned for Retry-After, 403 = WAF,
  *   5 min): the window is the IP's, not the request's. Every request leaves through one RestGate
  *   (core/rest-gate.ts), checked just before it is dispatched, so once any answer closes it no request
@@ -242,7 +243,7 @@ export class RestClient {
 
   /** One page: its rows ascending and unique by open time, and whether it was full (there may be more). */
   async #klines(stream: StreamRef, startTime: number, endTime: number, signal?: AbortSignal): Promise<{ rows: readonly Candle[]; full: boolean }> {
-    const page = this.#proto.page(stream, startTime, endTime, candlesBetween(stream.interval, startTime, endTime) + 1);
+    const page = this.#proto.page(stream, startTime, endTime, candlesBetween(stream.interval, startTime, endTime) + 1, this.#clock.now());
     const path = `${this.#basePath}${page.path}`;
     const signals = signal === undefined ? this.#abort.signal : AbortSignal.any([signal, this.#abort.signal]);
     const backoffFactory = new ExponentialBackoff({ initialDelay: this.#o.retryBaseMs ?? 500, maxDelay: 30_000 });
@@ -295,9 +296,18 @@ export class RestClient {
       this.#weightMinute = Math.floor(this.#clock.now() / 60_000);
       this.#stats.usedWeight1m = used;
     }
-    const status = res.statusCode;
-    if (status === 200) return res.body.json();
-    const text = await res.body.text().catch(() => '');
+    let status = res.statusCode;
+    let text: string;
+    if (status === 200) {
+      const body: unknown = await res.body.json();
+      // A refusal dressed as a 200 (BingX: code 100410 "frequency limit") is handled as the status it stands for.
+      const as = this.#proto.bodyStatus?.(body);
+      if (as === undefined) return body;
+      status = as;
+      text = JSON.stringify(body);
+    } else {
+      text = await res.body.text().catch(() => '');
+    }
     const defaultWaitMs = this.#proto.gateStatuses[status];
     if (defaultWaitMs !== undefined) {
       this.#stats.rateLimited++;
@@ -320,8 +330,11 @@ export class RestClient {
     this.#stats.usedWeight1m += weight;
   }
 
-  /** How long a request of `weight` must wait for this minute's weight budget (0: it may go now). */
+  /** How long a request of `weight` must wait for this minute's weight budget and the venue's request window (0: it may go now). */
   #weightWaitMs(weight: number): number {
+    const w = this.#proto.requestWindow;
+    const windowWait = w === undefined ? 0 : this.#gate.windowWaitMs(w.requests, w.windowMs);
+    if (windowWait > 0) return windowWait;
     const now = this.#clock.now();
     const minute = Math.floor(now / 60_000);
     if (minute === this.#weightMinute && this.#stats.usedWeight1m + weight > this.#weightBudget) {

@@ -99,6 +99,26 @@ export type HeartbeatKind =
   | { readonly kind: 'server-json'; readonly pingPrefix: string; readonly answer: (frame: Buffer) => string; readonly maxFrameBytes: number };
 
 // ---------------------------------------------------------------------------------------------
+// Frame encodings and closes
+
+/**
+ * How the venue encodes every frame it sends (heartbeats included), undone before anything looks at
+ * the frame (decode.ts): `none` (the default: JSON text), `gzip` (BingX: every frame is a GZIP member
+ * in a binary message, exchanges.md §3). Decoding is bounded: a frame that would inflate past
+ * CONNECTOR_MAX_MESSAGE_BYTES is dropped and counted as a parse error, never buffered whole.
+ */
+export type FrameEncoding = 'none' | 'gzip';
+
+/**
+ * How a venue's frames say that a candle is closed: `flag` (the default: Binance `k.x`, Bybit
+ * `confirm`), or `next-open` (BingX: no closed flag at all; a candle is closed once a later candle of
+ * its stream has started, and its final values come from REST, contract §3). For `next-open` venues
+ * the parser emits every candle as an open update and the finalizer (finalizer.ts) asks the pipeline
+ * to deliver the REST row of each candle a later one has superseded.
+ */
+export type CloseSignal = 'flag' | 'next-open';
+
+// ---------------------------------------------------------------------------------------------
 // WebSocket protocol
 
 export interface RateLimitSignals {
@@ -124,6 +144,10 @@ export interface WsProtocol {
   readonly subscribeSpacingMs: number;
   readonly heartbeat: HeartbeatKind;
   readonly rateLimit: RateLimitSignals;
+  /** Default `none`. */
+  readonly encoding?: FrameEncoding;
+  /** Default `flag`. */
+  readonly closes?: CloseSignal;
   /**
    * The URL of a socket for `topics` (upstream stream names, in order): how many of the first ones the
    * URL itself carries (the rest are subscribed once it is open). Empty `topics`: a spare socket.
@@ -154,8 +178,9 @@ export interface RestProtocol {
   /**
    * The request for `stream`'s rows with open time in [startTime, endTime] (both inclusive), when
    * `wanted` rows would cover the range (the venue may ask for more, never for more than its page cap).
+   * `nowWall` (the REST client always passes it) is for venues that want a request timestamp (BingX `timestamp`).
    */
-  page(stream: StreamRef, startTime: number, endTime: number, wanted: number): RestPage;
+  page(stream: StreamRef, startTime: number, endTime: number, wanted: number, nowWall?: number): RestPage;
   /**
    * A 200 answer's rows as candles with `source: 'rest'`, `closed: true` (the loop keeps only those whose
    * close time has passed) and `raw: undefined`; what the venue does not publish is left out, never
@@ -173,6 +198,17 @@ export interface RestProtocol {
   readonly gateStatuses: Readonly<Record<number, number>>;
   /** Of those, the ones reported as a ban (`bannedUntil`); the others are a back-off. */
   readonly banStatuses: readonly number[];
+  /**
+   * For venues that refuse with HTTP 200 and a code in the body: the status such a body stands for
+   * (BingX: code 100410 "frequency limit" → 429, closing the gate like a real 429); undefined for an
+   * ordinary answer. Unset: every 200 is an ordinary answer.
+   */
+  readonly bodyStatus?: (body: unknown) => number | undefined;
+  /**
+   * A cap on requests per rolling window per IP, counted over every request that leaves through the
+   * IP's RestGate (BingX: 500 per 10 s shared by all market data, spot and swap alike). Unset: none.
+   */
+  readonly requestWindow?: { readonly requests: number; readonly windowMs: number };
 }
 
 // ---------------------------------------------------------------------------------------------

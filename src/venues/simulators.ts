@@ -5,10 +5,13 @@
  */
 import type { SimulatorVenue } from '../simulator/dialect.ts';
 import { binanceSpotSimulator, binanceUsdmSimulator } from './binance/simulator/index.ts';
+import { bingxSpotSimulator, bingxSwapSimulator } from './bingx/simulator/index.ts';
 
 export const SIMULATORS: readonly SimulatorVenue[] = [
   binanceSpotSimulator,
   binanceUsdmSimulator,
+  bingxSpotSimulator,
+  bingxSwapSimulator,
 ];
 
 export function simulatorFor(id: string): SimulatorVenue | undefined {

@@ -13,6 +13,8 @@ const FAULTS = 110;
 const SEEDS = [20250101, 7] as const;
 /** Side by side: 20 streams per venue, ~70 faults (~35 per venue) keep the file under ~3 min on 2 cores. */
 const BOTH = { seed: 20260401, faults: 70, streams: 20 } as const;
+/** BingX spot and swap side by side (no closed flag, gzip frames): 10 streams each, 60 faults, ~35 s on 2 cores. */
+const BINGX = { seed: 17, faults: 60, streams: 10 } as const;
 
 /** Everything that must be zero or under its venue's limit, spelled out per venue (violations() is what the CLI uses). */
 function expectClean(report: ChaosReport): void {
@@ -118,5 +120,26 @@ describe('seeded chaos: simulator faults against the real daemon, audited agains
       expect(report.daemon.reconnections).toBeGreaterThan(0);
     },
     180_000,
+  );
+
+  it(
+    `delivers every closed candle of BingX spot and swap (closed by the next candle's start, final values from REST) to both relay clients exactly once, in order, with each venue's values and holes left absent, through ${BINGX.faults} faults (seed ${BINGX.seed}), inside each venue's limits`,
+    async () => {
+      const report = await runChaos({ ...BINGX, venues: ['bingx-spot', 'bingx-swap'] });
+      console.log(summaryLine(report));
+      expectClean(report);
+      expect(report.venues.map((v) => [v.venue, v.interval, v.streams])).toEqual([
+        ['bingx-spot', '1m', BINGX.streams],
+        ['bingx-swap', '1m', BINGX.streams],
+      ]);
+      for (const c of report.clients) expect(c.candles, `${c.client}/${c.venue}`).toBeGreaterThan(BINGX.streams * 15);
+      for (const v of report.venues) {
+        expect(v.faults, v.venue).toBeGreaterThan(0);
+        expect(v.sim.restRequests, v.venue).toBeGreaterThan(0);
+      }
+      expect(report.holesInjected).toBeGreaterThan(0);
+      expect(report.daemon.reconnections).toBeGreaterThan(0);
+    },
+    120_000,
   );
 });
