@@ -23,6 +23,9 @@
  *   recovery; half-open, it lets `CONNECTOR_CIRCUIT_BREAKER_HALF_OPEN_CALLS` trial requests through (the
  *   others wait for their verdict), and closes once they all succeed.
  * - Concurrency: a cockatiel bulkhead of `rest.concurrency` requests in flight.
+ * - Finer windows: a page may name the venue's own request-rate window (OKX: 40 requests per 2 s on
+ *   `/market/candles`); its requests wait at the gate until that sliding window has room. A 200 body the
+ *   venue's `refusal` reads as a rate-limit answer (OKX: code 50011) closes the gate like a 429.
  */
 import { Pool, type Dispatcher } from 'undici';
 import {
@@ -38,7 +41,8 @@ import {
   type BulkheadPolicy,
 } from 'cockatiel';
 import type { Candle, StreamRef } from '../core/candle.ts';
-import type { RestProtocol, VenueAdapter } from './venue.ts';
+import type { RestPage, RestProtocol, VenueAdapter } from './venue.ts';
+import { AttemptBudget } from './backoff.ts';
 import type { RecoveredRange } from '../core/recovery.ts';
 import { restBreakerName } from '../core/source.ts';
 import type { Clock } from '../core/clock.ts';
@@ -52,6 +56,9 @@ import { parseRetryAfter } from '../core/retry-after.ts';
 import { RestGate } from '../core/rest-gate.ts';
 import type { Logger } from '../ops/logger.ts';
 import { sleep } from '../core/sleep.ts';
+
+/** A 200 whose body the venue reads as a rate-limit refusal: the gate is closed, the request retried behind it. */
+const REFUSED = 'CONNECTOR_ERR_REST_REFUSED';
 
 export class RestError extends ConnectorError {
   readonly status: number;
@@ -108,6 +115,8 @@ export class RestClient {
   readonly #abort = new AbortController();
   #breakerState: BreakerState = 'closed';
   #weightMinute = -1;
+  /** One sliding window per RestPage.window key, created on first use. */
+  readonly #windows = new Map<string, AttemptBudget>();
   #closed = false;
   readonly #stats: RestStats = { requests: 0, rateLimited: 0, errors: 0, usedWeight1m: 0, bannedUntil: undefined, breaker: 'closed' };
 
@@ -242,7 +251,7 @@ export class RestClient {
 
   /** One page: its rows ascending and unique by open time, and whether it was full (there may be more). */
   async #klines(stream: StreamRef, startTime: number, endTime: number, signal?: AbortSignal): Promise<{ rows: readonly Candle[]; full: boolean }> {
-    const page = this.#proto.page(stream, startTime, endTime, candlesBetween(stream.interval, startTime, endTime) + 1);
+    const page = this.#proto.page(stream, startTime, endTime, candlesBetween(stream.interval, startTime, endTime) + 1, this.#clock.now());
     const path = `${this.#basePath}${page.path}`;
     const signals = signal === undefined ? this.#abort.signal : AbortSignal.any([signal, this.#abort.signal]);
     const backoffFactory = new ExponentialBackoff({ initialDelay: this.#o.retryBaseMs ?? 500, maxDelay: 30_000 });
@@ -251,13 +260,13 @@ export class RestClient {
     for (let attempt = 1; ; attempt++) {
       signals.throwIfAborted();
       try {
-        const body = await this.#bulkhead.execute(() => this.#breaker.execute(() => this.#get(path, page.weight, signals)));
+        const body = await this.#bulkhead.execute(() => this.#breaker.execute(() => this.#get(path, page, signals)));
         const rows = this.#proto.parse(body, stream, this.#clock.now(), this.#clock.monotonic());
         if (typeof rows === 'string') throw new RestError('CONNECTOR_ERR_REST_BODY', rows, 200, true);
         return { rows: ascending(rows), full: rows.length >= page.limit };
       } catch (err) {
         // The gate is closed now: the next attempt waits at it with every other request.
-        if (err instanceof RestError && this.#proto.gateStatuses[err.status] !== undefined) continue;
+        if (err instanceof RestError && (this.#proto.gateStatuses[err.status] !== undefined || err.code === REFUSED)) continue;
         if (err instanceof BulkheadRejectedError) throw new RestError('CONNECTOR_ERR_REST_BUSY', 'REST bulkhead queue full', 0, true, { cause: err });
         if (err instanceof BrokenCircuitError) throw new RestError('CONNECTOR_ERR_REST_BREAKER_OPEN', `${this.#title} REST circuit breaker is open`, 0, true, { cause: err });
         if (err instanceof RestError && err.retryable && attempt < maxAttempts) {
@@ -270,8 +279,10 @@ export class RestClient {
     }
   }
 
-  async #get(path: string, weight: number, signal: AbortSignal): Promise<unknown> {
+  async #get(path: string, page: RestPage, signal: AbortSignal): Promise<unknown> {
     let res: Dispatcher.ResponseData;
+    const weight = page.weight;
+    const window = this.#window(page);
     try {
       // Only through the gate, and inside the bulkhead slot: a request queued before a 429 arrived
       // must not leave on the strength of a check it passed before the window was announced.
@@ -279,10 +290,11 @@ export class RestClient {
         () => {
           this.#stats.requests++;
           this.#bumpLocalWeight(weight);
+          window?.take(this.#clock.monotonic());
           return this.#dispatcher.request({ origin: this.#origin, path, method: 'GET', signal, headers: { accept: 'application/json' } });
         },
         signal,
-        () => this.#weightWaitMs(weight),
+        () => Math.max(this.#weightWaitMs(weight), window === undefined ? 0 : windowWaitMs(window, this.#clock.monotonic())),
       );
     } catch (err) {
       if (signal.aborted) throw err; // closing, or the caller gave up (perhaps while waiting at the gate): not an error of REST
@@ -296,7 +308,15 @@ export class RestClient {
       this.#stats.usedWeight1m = used;
     }
     const status = res.statusCode;
-    if (status === 200) return res.body.json();
+    if (status === 200) {
+      const body = await res.body.json();
+      const refused = this.#proto.refusal?.(body);
+      if (refused === undefined) return body;
+      this.#stats.rateLimited++;
+      this.#gate.close(refused.waitMs, refused.cause);
+      this.#o.status.emit({ type: 'ratelimit', venue: this.venue, scope: 'rest', kind: refused.cause, retryAfterMs: refused.waitMs });
+      throw new RestError(REFUSED, `${this.#title} REST refused (${refused.cause})`, status, false);
+    }
     const text = await res.body.text().catch(() => '');
     const defaultWaitMs = this.#proto.gateStatuses[status];
     if (defaultWaitMs !== undefined) {
@@ -309,6 +329,17 @@ export class RestClient {
     this.#stats.errors++;
     const retryable = status >= 500;
     throw new RestError('CONNECTOR_ERR_REST_STATUS', `${this.#title} REST ${status}: ${text.slice(0, 200)}`, status, retryable);
+  }
+
+  #window(page: RestPage): AttemptBudget | undefined {
+    const w = page.window;
+    if (w === undefined) return undefined;
+    let budget = this.#windows.get(w.key);
+    if (budget === undefined) {
+      budget = new AttemptBudget(w.limit, w.windowMs);
+      this.#windows.set(w.key, budget);
+    }
+    return budget;
   }
 
   #bumpLocalWeight(weight: number): void {
@@ -329,6 +360,12 @@ export class RestClient {
     }
     return 0;
   }
+}
+
+/** How long until `window` has room (0: now); +1 so the oldest entry has left when the wait ends. */
+function windowWaitMs(window: AttemptBudget, now: number): number {
+  const at = window.nextAt(now);
+  return at <= now ? 0 : at - now + 1;
 }
 
 /** Rows in ascending open time, one per open time (venues send either order; "always sort, then dedup"). */

@@ -101,6 +101,12 @@ export type HeartbeatKind =
 // ---------------------------------------------------------------------------------------------
 // WebSocket protocol
 
+/** At most `limit` events in any sliding `windowMs`. */
+export interface RateWindow {
+  readonly limit: number;
+  readonly windowMs: number;
+}
+
 export interface RateLimitSignals {
   /** Close codes the venue uses for "too many requests" (Binance: 1008). */
   readonly closeCodes: readonly number[];
@@ -125,6 +131,17 @@ export interface WsProtocol {
   readonly heartbeat: HeartbeatKind;
   readonly rateLimit: RateLimitSignals;
   /**
+   * A per-IP cap on connection attempts in a short window, beside the pool's 5-minute budget (OKX: 3
+   * per second per IP). Every attempt of the pool passes both. Absent: the 5-minute budget only.
+   */
+  readonly connectRate?: RateWindow;
+  /**
+   * A cap on subscribe frames per socket in a sliding window (OKX: 480 subscribe/unsubscribe/login
+   * requests per connection per hour). A socket whose window is full waits before its next one; a new
+   * socket starts an empty window. Absent: paced by `subscribeSpacingMs` and the control budget only.
+   */
+  readonly subscribeRate?: RateWindow;
+  /**
    * The URL of a socket for `topics` (upstream stream names, in order): how many of the first ones the
    * URL itself carries (the rest are subscribed once it is open). Empty `topics`: a spare socket.
    */
@@ -146,6 +163,20 @@ export interface RestPage {
   readonly limit: number;
   /** The request's weight in the venue's budget (Binance: `/api/v3/klines` 2). */
   readonly weight: number;
+  /**
+   * The venue's own request-rate window this request counts against, when it has one finer than the
+   * minute's weight (OKX: `/market/candles` 40 per 2 s per IP, `/market/history-candles` 20 per 2 s):
+   * requests of the same `key` wait until their window has room.
+   */
+  readonly window?: RateWindow & { readonly key: string };
+}
+
+/** A 200 answer whose body says the request was refused for its rate (OKX: code 50011 in a 200). */
+export interface BodyRefusal {
+  /** Reported as the gate's cause and the ratelimit event's kind (e.g. `50011`). */
+  readonly cause: string;
+  /** How long no request may leave. */
+  readonly waitMs: number;
 }
 
 export interface RestProtocol {
@@ -154,14 +185,22 @@ export interface RestProtocol {
   /**
    * The request for `stream`'s rows with open time in [startTime, endTime] (both inclusive), when
    * `wanted` rows would cover the range (the venue may ask for more, never for more than its page cap).
+   * `nowWall` is the wall clock (the REST client always passes it): a venue whose endpoints depend on
+   * the range's age picks one by it (OKX: `/market/candles` holds only the latest 1,440 bars,
+   * `/market/history-candles` the older ones). Without it, a page that serves any age.
    */
-  page(stream: StreamRef, startTime: number, endTime: number, wanted: number): RestPage;
+  page(stream: StreamRef, startTime: number, endTime: number, wanted: number, nowWall?: number): RestPage;
   /**
    * A 200 answer's rows as candles with `source: 'rest'`, `closed: true` (the loop keeps only those whose
    * close time has passed) and `raw: undefined`; what the venue does not publish is left out, never
    * invented. A string says what is wrong with the body.
    */
   parse(body: unknown, stream: StreamRef, nowWall: number, nowMono: number): readonly Candle[] | string;
+  /**
+   * A 200 body that is a rate-limit refusal rather than rows (OKX answers code 50011 with HTTP 200 or
+   * 429): it closes the IP-wide gate like a gate status. Absent: only statuses close the gate.
+   */
+  refusal?(body: unknown): BodyRefusal | undefined;
   /** Response header carrying the IP's used weight this minute (Binance `x-mbx-used-weight-1m`), lower case. */
   readonly usedWeightHeader: string | undefined;
   /** The venue's weight limit per minute per IP; CONNECTOR_REST_MAX_WEIGHT_PER_MINUTE is clamped to it. */
