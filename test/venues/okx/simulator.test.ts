@@ -98,6 +98,27 @@ describe('OKX simulator', () => {
     expect(JSON.parse(biz.texts.find((t) => t.includes('64008')) ?? '{}')).toMatchObject({ event: 'notice', code: '64008' });
   });
 
+  it('counts OKX’s per-connection limits: over 64 KB is 60012, the 481st op in an hour is 60014, past 240 channels the socket is closed 4009', async () => {
+    sim = await startOkxSimulator();
+    const { ws, texts } = await open(sim.wsUrl);
+    const arg = (i: number) => `{"channel":"candle1m","instId":"C${i}-USDT"}`;
+    const big = `{"id":"big","op":"subscribe","args":[${Array.from({ length: 1600 }, (_, i) => arg(i)).join(',')}]}`;
+    expect(Buffer.byteLength(big)).toBeGreaterThan(64 * 1024);
+    ws.send(big);
+    await until(() => texts.some((t) => t.includes('"id":"big"')), 'the answer to the big request');
+    expect(JSON.parse(texts.find((t) => t.includes('"id":"big"')) ?? '{}')).toMatchObject({ event: 'error', code: '60012' });
+    // A refused request is no op: 480 accepted ones, then the 481st is refused.
+    for (let i = 0; i < 480; i++) ws.send(`{"id":"u${i}","op":"unsubscribe","args":[${arg(i)}]}`);
+    ws.send(`{"id":"last","op":"subscribe","args":[${arg(0)}]}`);
+    await until(() => texts.some((t) => t.includes('"id":"last"')), 'the answer to the 481st op');
+    expect(JSON.parse(texts.find((t) => t.includes('"id":"last"')) ?? '{}')).toMatchObject({ event: 'error', code: '60014' });
+
+    const second = await open(sim.wsUrl);
+    const closed = new Promise<number>((resolve) => second.ws.once('close', (code) => { resolve(code); }));
+    second.ws.send(`{"op":"subscribe","args":[${Array.from({ length: 241 }, (_, i) => arg(i)).join(',')}]}`);
+    expect(await closed).toBe(4009);
+  });
+
   it('refuses a fourth connection attempt within a second with HTTP 429', async () => {
     sim = await startOkxSimulator();
     const statuses = await Promise.all(
