@@ -173,7 +173,7 @@ describe('OKX end to end', () => {
     const c = await client(s, `streams=${SPOT}`);
     await withEvents(s, until(() => c.closedCandles(SPOT).length >= 2, 'two closed bars', 30_000));
     // Two bars a few seconds ahead never exist, on WS or REST.
-    const from = Math.floor(s.now() / MIN) * MIN + 3 * MIN;
+    const from = Math.floor(s.now() / MIN) * MIN + 5 * MIN;
     s.sim.faults.hole('BTC-USDT', '1m', from, from + 2 * MIN);
     s.sim.faults.garbage(5);
     await withEvents(s, until(() => c.closedCandles(SPOT).some((t) => t >= from + 4 * MIN), 'bars past the hole', 30_000));
@@ -197,6 +197,13 @@ describe('OKX end to end', () => {
     await withEvents(s, until(() => s.events.some((e) => e.includes('"connection.rotation"')), 'the rotation', 20_000));
     expect(s.events.some((e) => e.includes('"server.shutdown-notice"'))).toBe(true);
     expect(s.sim.counters.connectionsOpened).toBeGreaterThan(opened);
+    // Make-before-break: the new socket was connected before the old one closed.
+    const states = s.events.map((e) => JSON.parse(e) as { type: string; connId?: string; to?: string });
+    const rotated = states.find((e) => e.type === 'connection.rotation')?.connId;
+    const oldClosed = states.findIndex((e) => e.type === 'connection.state' && e.connId === rotated && e.to === 'closed');
+    const newConnected = states.findIndex((e) => e.type === 'connection.state' && e.connId !== rotated && e.to === 'connected');
+    expect(newConnected).toBeGreaterThanOrEqual(0);
+    expect(newConnected).toBeLessThan(oldClosed);
     const seen = c.closedCandles(SPOT).length;
     await withEvents(s, until(() => c.closedCandles(SPOT).length >= seen + 3 && c.closedCandles(SWAP).length >= seen + 3, 'bars after the rotation', 30_000));
     for (const stream of [SPOT, SWAP]) expect(clean(audit(c.messages, stream)), stream).toEqual(CLEAN);
