@@ -603,6 +603,9 @@ export interface SimulatorVenue {
   /** The series symbol of a native symbol (what `faults.hole` takes). */
   seriesSymbol(symbol: string): string;
   readonly auditLimits: AuditLimits;
-  /** REST statuses that are this venue's gate answers (Binance 429 and 418; Bybit 403; others 429). */
-  readonly gateStatuses: readonly number[];
+  /**
+   * REST statuses that are this venue's gate answers (Binance 429 and 418; Bybit 403; others 429): the
+   * chaos suite's `restErrors` faults inject these (and 500).
+   */
+  readonly gateStatuses: readonly InjectedStatus[];
 }
