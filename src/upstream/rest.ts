@@ -24,8 +24,9 @@
  *   others wait for their verdict), and closes once they all succeed.
  * - Concurrency: a cockatiel bulkhead of `rest.concurrency` requests in flight.
  * - Finer windows: a page may name the venue's own request-rate window (OKX: 40 requests per 2 s on
- *   `/market/candles`); its requests wait at the gate until that sliding window has room. A 200 body the
- *   venue's `refusal` reads as a rate-limit answer (OKX: code 50011) closes the gate like a 429.
+ *   `/market/candles`); its requests wait at the gate until that window has room, counted as the venue
+ *   counts them (RequestWindow). A 200 body the venue's `refusal` reads as a rate-limit answer (OKX:
+ *   code 50011) closes the gate like a 429.
  */
 import { Pool, type Dispatcher } from 'undici';
 import {
@@ -42,7 +43,6 @@ import {
 } from 'cockatiel';
 import type { Candle, StreamRef } from '../core/candle.ts';
 import type { RestPage, RestProtocol, VenueAdapter } from './venue.ts';
-import { AttemptBudget } from './backoff.ts';
 import type { RecoveredRange } from '../core/recovery.ts';
 import { restBreakerName } from '../core/source.ts';
 import type { Clock } from '../core/clock.ts';
@@ -116,7 +116,7 @@ export class RestClient {
   #breakerState: BreakerState = 'closed';
   #weightMinute = -1;
   /** One sliding window per RestPage.window key, created on first use. */
-  readonly #windows = new Map<string, AttemptBudget>();
+  readonly #windows = new Map<string, RequestWindow>();
   #closed = false;
   readonly #stats: RestStats = { requests: 0, rateLimited: 0, errors: 0, usedWeight1m: 0, bannedUntil: undefined, breaker: 'closed' };
 
@@ -283,6 +283,7 @@ export class RestClient {
     let res: Dispatcher.ResponseData;
     const weight = page.weight;
     const window = this.#window(page);
+    let slot: WindowSlot | undefined;
     try {
       // Only through the gate, and inside the bulkhead slot: a request queued before a 429 arrived
       // must not leave on the strength of a check it passed before the window was announced.
@@ -290,13 +291,15 @@ export class RestClient {
         () => {
           this.#stats.requests++;
           this.#bumpLocalWeight(weight);
-          window?.take(this.#clock.monotonic());
+          slot = window?.take(this.#clock.monotonic());
           return this.#dispatcher.request({ origin: this.#origin, path, method: 'GET', signal, headers: { accept: 'application/json' } });
         },
         signal,
-        () => Math.max(this.#weightWaitMs(weight), window === undefined ? 0 : windowWaitMs(window, this.#clock.monotonic())),
+        () => Math.max(this.#weightWaitMs(weight), window?.waitMs(this.#clock.monotonic()) ?? 0),
       );
+      if (slot !== undefined) slot.end = this.#clock.monotonic();
     } catch (err) {
+      if (slot !== undefined) slot.end = this.#clock.monotonic();
       if (signal.aborted) throw err; // closing, or the caller gave up (perhaps while waiting at the gate): not an error of REST
       this.#stats.errors++;
       throw new RestError('CONNECTOR_ERR_REST_NETWORK', `${this.#title} REST request failed: ${(err as Error).message}`, 0, true, { cause: err });
@@ -331,15 +334,15 @@ export class RestClient {
     throw new RestError('CONNECTOR_ERR_REST_STATUS', `${this.#title} REST ${status}: ${text.slice(0, 200)}`, status, retryable);
   }
 
-  #window(page: RestPage): AttemptBudget | undefined {
+  #window(page: RestPage): RequestWindow | undefined {
     const w = page.window;
     if (w === undefined) return undefined;
-    let budget = this.#windows.get(w.key);
-    if (budget === undefined) {
-      budget = new AttemptBudget(w.limit, w.windowMs);
-      this.#windows.set(w.key, budget);
+    let window = this.#windows.get(w.key);
+    if (window === undefined) {
+      window = new RequestWindow(w.limit, w.windowMs);
+      this.#windows.set(w.key, window);
     }
-    return budget;
+    return window;
   }
 
   #bumpLocalWeight(weight: number): void {
@@ -362,10 +365,50 @@ export class RestClient {
   }
 }
 
-/** How long until `window` has room (0: now); +1 so the oldest entry has left when the wait ends. */
-function windowWaitMs(window: AttemptBudget, now: number): number {
-  const at = window.nextAt(now);
-  return at <= now ? 0 : at - now + 1;
+/** One request counted in a RequestWindow: `end` is +Infinity while it is in flight, then the monotonic time of its answer. */
+interface WindowSlot {
+  end: number;
+}
+
+/** While every counted request is still in flight, look again this often. */
+const WINDOW_POLL_MS = 50;
+
+/**
+ * A venue's request window (RestPage.window) as the venue counts it: at each request's arrival, which
+ * we cannot see. A request handed to the HTTP pool may wait there for a connection and arrive much
+ * later, so stamping it when it was handed over undercounts a burst that arrives together. Instead a
+ * request counts from the moment it is handed over until `windowMs` after its answer: its arrival lies
+ * in between, so no window of the venue's ever holds more than `limit` of ours.
+ */
+class RequestWindow {
+  readonly #limit: number;
+  readonly #windowMs: number;
+  #slots: WindowSlot[] = [];
+
+  constructor(limit: number, windowMs: number) {
+    this.#limit = limit;
+    this.#windowMs = windowMs;
+  }
+
+  #expire(now: number): void {
+    if (this.#slots.some((s) => s.end <= now - this.#windowMs)) this.#slots = this.#slots.filter((s) => s.end > now - this.#windowMs);
+  }
+
+  /** How long until a request may go (0: now). */
+  waitMs(now: number): number {
+    this.#expire(now);
+    if (this.#slots.length < this.#limit) return 0;
+    let first = Number.POSITIVE_INFINITY;
+    for (const s of this.#slots) first = Math.min(first, s.end);
+    return first === Number.POSITIVE_INFINITY ? WINDOW_POLL_MS : first + this.#windowMs - now + 1;
+  }
+
+  take(now: number): WindowSlot {
+    this.#expire(now);
+    const slot: WindowSlot = { end: Number.POSITIVE_INFINITY };
+    this.#slots.push(slot);
+    return slot;
+  }
 }
 
 /** Rows in ascending open time, one per open time (venues send either order; "always sort, then dedup"). */

@@ -8,7 +8,7 @@
  * the peer saw.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { EnvSchema } from '../../src/config/schema.ts';
@@ -125,13 +125,24 @@ interface RestPeer {
   readonly times: number[];
   /** Answer the next `n` requests with HTTP 200 and this body instead of rows. */
   refuse: { n: number; body: string };
+  /** Answer every request this late. */
+  delayMs: number;
 }
 
 /** Newest-first 1m rows `[openTime]` for every minute in [start, end], at most `limit`. */
 async function restPeer(): Promise<RestPeer> {
-  const peer: RestPeer = { url: '', times: [], refuse: { n: 0, body: '' } };
+  const peer: RestPeer = { url: '', times: [], refuse: { n: 0, body: '' }, delayMs: 0 };
   const server: Server = createServer((req, res) => {
     peer.times.push(performance.now());
+    if (peer.delayMs > 0) {
+      setTimeout(() => {
+        answer(req, res);
+      }, peer.delayMs);
+      return;
+    }
+    answer(req, res);
+  });
+  const answer = (req: IncomingMessage, res: ServerResponse): void => {
     res.setHeader('content-type', 'application/json');
     if (peer.refuse.n > 0) {
       peer.refuse.n--;
@@ -145,7 +156,7 @@ async function restPeer(): Promise<RestPeer> {
     const rows: number[][] = [];
     for (let t = end - (end % MIN); t >= start && rows.length < limit; t -= MIN) rows.push([t]);
     res.end(JSON.stringify(rows));
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
@@ -187,6 +198,22 @@ describe('REST rate windows as data', () => {
     expect(got.candles.map((c) => c.openTime)).toEqual(Array.from({ length: 10 }, (_, i) => T0 + i * MIN));
     expect(peer.times.length).toBeGreaterThanOrEqual(5);
     expect(maxInWindow(peer.times, 650)).toBeLessThanOrEqual(2);
+  });
+
+  it('counts a request in its window until windowMs after its answer (one held in the HTTP pool may reach the venue late)', async () => {
+    const base = fakeVenue({ pageLimit: 2 });
+    const venue: VenueAdapter = {
+      ...base,
+      rest: { ...base.rest, page: (s, start, end, w, n) => ({ ...base.rest.page(s, start, end, w, n), window: { key: 'k', limit: 1, windowMs: 400 } }) },
+    };
+    const peer = await restPeer();
+    peer.delayMs = 500;
+    const { rest, stream } = restClient(venue, peer.url);
+    const got = await rest.fetchRange(stream, T0, T0 + 3 * MIN);
+    expect(got.candles).toHaveLength(3);
+    expect(peer.times).toHaveLength(2);
+    // The second leaves 400 ms after the first one's answer, not 400 ms after the first left.
+    expect((peer.times[1] ?? 0) - (peer.times[0] ?? 0)).toBeGreaterThanOrEqual(500 + 400 - 30);
   });
 
   it('reads a 200 body the venue calls a refusal as a rate-limit answer: the gate closes for its wait, then the same page is asked again', async () => {
