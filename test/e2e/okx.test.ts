@@ -145,7 +145,7 @@ describe('OKX end to end', () => {
     expect(value(text, 'connector_streams_live{venue="okx"}')).toBe(2);
     expect(value(text, 'connector_upstream_candles_total{venue="okx"}')).toBeGreaterThan(8);
     expect(value(text, 'connector_parse_errors_total{venue="okx"}')).toBe(0);
-    // The client pings OKX's way: the simulator heard `ping`s only after 20 s; nothing here relied on them.
+    // Inside OKX's 3 connection attempts per second.
     expect(s.sim.counters.maxConnectionAttemptsPerWindowSeen).toBeLessThanOrEqual(3);
   }, 60_000);
 

@@ -140,6 +140,10 @@ describe('OKX simulator', () => {
     expect(sim.counters.connectionsRefused).toBe(1);
   });
 
+  it('writes a perpetual’s base volume as exact 0.01-base contracts', () => {
+    expect(['12.345678', '12', '0.005', '0.00000001', '0', '1234.5'].map(toContracts)).toEqual(['1234.5678', '1200', '0.5', '0.000001', '0', '123450']);
+  });
+
   it('serves /candles newest first within the latest 1,440 bars only (exclusive after/before), /history-candles beyond', async () => {
     sim = await startOkxSimulator({ now: () => NOW });
     const forming = NOW - 30_000;
