@@ -38,7 +38,7 @@ const T0 = Date.UTC(2026, 0, 5, 12, 0, 0);
 
 describe('engine heartbeats', () => {
   it('client-ping: answers client pings and drops only the socket that stayed silent past the deadline', async () => {
-    const s = await toy({ heartbeat: { kind: 'client-ping', silenceMs: 400 } });
+    const s = await toy({ heartbeat: { kind: 'client-ping', silenceMs: 1000 } });
     const pinging = await client(s);
     const silent = await client(s);
     const timer = setInterval(() => {
@@ -195,6 +195,32 @@ describe('engine request limits', () => {
     expect(c.close).toBeUndefined();
     expect(s.counters.closedByRateLimit).toBe(0);
     expect(s.counters.maxInboundPerSecondSeen).toBeGreaterThan(3);
+  });
+
+  it('refuses an upgrade past the concurrent-connection cap with 429 and the dialect’s body, and accepts again once one closes', async () => {
+    const s = await toy({ limits: { maxConcurrentConnections: 2 } });
+    const a = await client(s);
+    await client(s);
+    const refused = await new Promise<{ status: number; body: string }>((resolve) => {
+      const ws = new WebSocket(s.wsUrl);
+      ws.on('error', () => {
+        // the refusal is read from 'unexpected-response'
+      });
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString('utf8')));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body });
+        });
+      });
+    });
+    expect(refused.status).toBe(429);
+    expect(JSON.parse(refused.body)).toMatchObject({ reason: 'too-many-connections' });
+    expect(s.counters.connectionsRefused).toBe(1);
+    a.ws.close();
+    await until(() => s.sockets().length === 1, 'the first socket to be gone');
+    await client(s);
+    expect(s.sockets()).toHaveLength(2);
   });
 
   it('a control reply may close the socket with the dialect’s code', async () => {
