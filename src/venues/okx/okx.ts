@@ -22,7 +22,9 @@
  * - Bars: the UTC-aligned `6Hutc/12Hutc/1Dutc/1Wutc/1Mutc` for the canonical 6h/12h/1d/1w/1M (the plain
  *   `6H/12H/1D/1W/1M` open at 00:00 UTC+8, exchanges.md §0.5). OKX has no 8h bar. `3Dutc` exists but
  *   OKX does not say where its 3-day bars start, and the canonical 3d is aligned to the epoch: left out
- *   (the stricter reading) rather than risk every bar failing the alignment check.
+ *   (the stricter reading) rather than risk every bar failing the alignment check. That `1Wutc` opens on
+ *   Monday 00:00 UTC (the canonical week) is likely but not stated either: should it not, every such
+ *   bar is a counted parse error (protocol.ts `misaligned`), never a candle at the wrong time.
  */
 import * as z from 'zod';
 import type { Candle, StreamRef } from '../../core/candle.ts';
