@@ -255,7 +255,8 @@ export class OkxFrameParser implements FrameParser {
     const cStart = spans[(count - 1) * 2] ?? 0;
     const confirmByte = b[cStart];
     if ((spans[(count - 1) * 2 + 1] ?? 0) - cStart !== 1 || (confirmByte !== 48 && confirmByte !== 49)) return undefined;
-    const openTime = Number(b.toString('latin1', tsStart, tsEnd));
+    let openTime = 0;
+    for (let i = tsStart; i < tsEnd; i++) openTime = openTime * 10 + ((b[i] ?? 48) - 48); // ≤ 15 digits: exact
     const wrong = misaligned(ref, openTime);
     if (wrong !== undefined) return this.#error(wrong, b.toString('latin1', 0, 200));
     const fields: string[] = [];
