@@ -14,9 +14,9 @@
  *                                        │ close(longer)
  *                                        └──► closed(later until)   (a shorter window never shortens it)
  *
- * Request windows (BingX: 500 requests per 10 s per IP over all market data): the gate also keeps the
- * send times of the requests that passed it once a client asked `windowWaitMs`, so every client of
- * the origin counts against one window. Only as many times as the largest window asked for are kept.
+ * Request windows (RestPage.window: OKX 40 per 2 s on /market/candles, BingX 500 per 10 s over all
+ * market data) are kept here, keyed, so every client of the origin (BingX spot and swap) counts
+ * against one window. A request holds its slot from when it leaves until `windowMs` after its answer.
  */
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
@@ -30,11 +30,7 @@ export class RestGate {
   readonly #clock: Clock;
   #state: RestGateState = OPEN;
   /** Monotonic send times of the requests that passed, ascending (only while some client counts a window). */
-  #sent: number[] = [];
-  /** The longest window a client counts; 0: no send times are kept. */
-  #keepMs = 0;
-  /** The most requests a client's window allows: more send times than this are never needed. */
-  #keepCount = 0;
+  readonly #windows = new Map<string, RequestWindow>();
 
   constructor(clock: Clock = systemClock) {
     this.#clock = clock;
@@ -67,28 +63,11 @@ export class RestGate {
     return left > 0 ? Math.round(this.#clock.now() + left) : undefined;
   }
 
-  /**
-   * How long until a request fits a window of at most `requests` per trailing `windowMs` (0: now),
-   * counting every request that passed this gate from the first call on.
-   */
-  windowWaitMs(requests: number, windowMs: number): number {
-    this.#keepMs = Math.max(this.#keepMs, windowMs);
-    this.#keepCount = Math.max(this.#keepCount, requests);
-    const now = this.#clock.monotonic();
-    this.#trim(now);
-    const sent = this.#sent;
-    let inWindow = 0;
-    for (let i = sent.length - 1; i >= 0 && (sent[i] ?? 0) > now - windowMs; i--) inWindow++;
-    if (inWindow < requests) return 0;
-    // The oldest of the last `requests` sends must leave the window first.
-    return (sent[sent.length - requests] ?? now) + windowMs - now + 1;
-  }
-
-  #trim(now: number): void {
-    const sent = this.#sent;
-    let drop = Math.max(0, sent.length - this.#keepCount);
-    while (drop < sent.length && (sent[drop] ?? 0) <= now - this.#keepMs) drop++;
-    if (drop > 0) sent.splice(0, drop);
+  /** The window of `key` on this origin, made on first use with its limit (one per key: the first page's figures hold). */
+  window(key: string, limit: number, windowMs: number): RequestWindow {
+    let w = this.#windows.get(key);
+    if (w === undefined) this.#windows.set(key, (w = new RequestWindow(limit, windowMs)));
+    return w;
   }
 
   /**
@@ -101,15 +80,49 @@ export class RestGate {
     for (;;) {
       signal.throwIfAborted();
       const wait = Math.max(this.remainingMs(), hold?.() ?? 0);
-      if (wait <= 0) {
-        if (this.#keepMs > 0) {
-          const now = this.#clock.monotonic();
-          this.#sent.push(now);
-          this.#trim(now);
-        }
-        return send();
-      }
+      if (wait <= 0) return send();
       await sleep(wait, signal);
     }
+  }
+}
+
+/** A request's place in a window: held until `end` (monotonic ms of its answer) + the window; Infinity while in flight. */
+export interface WindowSlot {
+  end: number;
+}
+
+/** While a full window has only requests in flight (no end yet), how often to look again. */
+const WINDOW_POLL_MS = 50;
+
+/** At most `limit` requests in any `windowMs`, each counted from when it leaves until `windowMs` after its answer. */
+export class RequestWindow {
+  readonly #limit: number;
+  readonly #windowMs: number;
+  #slots: WindowSlot[] = [];
+
+  constructor(limit: number, windowMs: number) {
+    this.#limit = limit;
+    this.#windowMs = windowMs;
+  }
+
+  #expire(now: number): void {
+    if (this.#slots.some((s) => s.end <= now - this.#windowMs)) this.#slots = this.#slots.filter((s) => s.end > now - this.#windowMs);
+  }
+
+  /** How long until a request may go (0: now). */
+  waitMs(now: number): number {
+    this.#expire(now);
+    if (this.#slots.length < this.#limit) return 0;
+    let first = Number.POSITIVE_INFINITY;
+    for (const s of this.#slots) first = Math.min(first, s.end);
+    return first === Number.POSITIVE_INFINITY ? WINDOW_POLL_MS : first + this.#windowMs - now + 1;
+  }
+
+  /** A request leaves now: its slot, whose `end` the caller sets when the answer (or the failure) is in. */
+  take(now: number): WindowSlot {
+    this.#expire(now);
+    const slot: WindowSlot = { end: Number.POSITIVE_INFINITY };
+    this.#slots.push(slot);
+    return slot;
   }
 }

@@ -44,6 +44,7 @@ import type { ConnectionSnapshot, SourceHandlers } from '../core/source.ts';
 import type { ConnState, QualityGrade, StatusStream } from '../core/status.ts';
 import type { Config } from '../config/schema.ts';
 import { frameDecoder, type FrameDecoder } from './decode.ts';
+import { AttemptBudget } from './backoff.ts';
 import { CONTROL_ERROR, PARSE_ERROR, SERVER_SHUTDOWN, type FrameParser, type HeartbeatKind, type VenueAdapter } from './venue.ts';
 
 export type WebSocketFactory = (url: string, options: ClientOptions) => WebSocket;
@@ -224,6 +225,8 @@ export class UpstreamConnection {
   #controlTimes: number[] = [];
   #subscribeQueue: string[][] = [];
   #subscribeTimer: NodeJS.Timeout | undefined;
+  /** This socket's subscribe frames in the venue's window (ws.subscribeRate); a new socket starts empty. */
+  #subscribeWindow: AttemptBudget | undefined;
   #nextRequestId = 1;
   #paused = false;
   #pausedAt = 0;
@@ -487,6 +490,8 @@ export class UpstreamConnection {
     this.#missedPongs = 0;
     this.#lastClientPingAt = now;
     this.#controlTimes = [];
+    const subscribeRate = this.#venue.ws.subscribeRate;
+    this.#subscribeWindow = subscribeRate === undefined ? undefined : new AttemptBudget(subscribeRate.limit, subscribeRate.windowMs);
     this.#notifiedAllSeen = false;
     this.#unseen = 0;
     const pending = new Set(overflow);
@@ -698,7 +703,10 @@ export class UpstreamConnection {
     // Leave one slot of the per-second budget for a pong.
     const spacing = this.#venue.ws.subscribeSpacingMs;
     const room = this.#controlTimes.length < this.#controlBudget - 1;
-    const wait = room ? Math.max(0, last + spacing - now) : (this.#controlTimes[0] ?? now) + 1000 - now + 1;
+    let wait = room ? Math.max(0, last + spacing - now) : (this.#controlTimes[0] ?? now) + 1000 - now + 1;
+    // The venue's per-socket subscribe window (OKX: 480 an hour): a full one holds the queue until it has room.
+    const windowAt = this.#subscribeWindow?.nextAt(now) ?? now;
+    if (windowAt > now) wait = Math.max(wait, windowAt - now + 1);
     if (wait > 0) {
       this.#subscribeTimer = setTimeout(() => {
         this.#subscribeTimer = undefined;
@@ -708,6 +716,7 @@ export class UpstreamConnection {
       return;
     }
     this.#subscribeQueue.shift();
+    this.#subscribeWindow?.take(now);
     const id = this.#nextRequestId++;
     ws.send(this.#venue.ws.subscribeFrame(batch, id));
     this.#recordControl(now);

@@ -13,7 +13,8 @@
  *   venue's rate-limit signals (Binance: ≥ 2 min after a 1008 close, Retry-After of a 429 / 418 at
  *   upgrade), the circuit breaker (cockatiel; while open, sockets are `suspended`; half-open lets
  *   `halfOpenCalls` trials through), and a sliding 5-minute attempt budget
- *   (maxConnectionAttemptsPer5Min, far under the venues' per-IP limits) that holds in any storm;
+ *   (maxConnectionAttemptsPer5Min, far under the venues' per-IP limits) that holds in any storm, and
+ *   the venue's own short window where it has one (`ws.connectRate`, OKX: 3 attempts per second per IP);
  * - reconnect scheduling with jittered exponential backoff (backoff.ts), `failed` after maxRetries;
  * - make-before-break rotation (max age, serverShutdown, stale streams): the old socket closes once the
  *   new one has delivered every stream, or after a bounded timeout (then the streams not yet seen are
@@ -95,6 +96,9 @@ interface Slot {
   everOpen: boolean;
 }
 
+/** Slack added to ws.connectRate's window (see the constructor). */
+const CONNECT_RATE_MARGIN_MS = 50;
+
 export class UpstreamPool implements UpstreamSource, ConnectionOwner {
   readonly venue: string;
   readonly #config: Config;
@@ -113,6 +117,8 @@ export class UpstreamPool implements UpstreamSource, ConnectionOwner {
   readonly #parser: FrameParser;
   readonly #counters: UpstreamCounters = newCounters();
   readonly #budget: AttemptBudget;
+  /** The venue's short per-IP attempt window (ws.connectRate), if it has one. */
+  readonly #rate: AttemptBudget | undefined;
   readonly #breaker: CircuitBreakerPolicy;
   readonly #breakerSchedule: readonly number[];
   readonly #disposables: IDisposable[] = [];
@@ -156,6 +162,10 @@ export class UpstreamPool implements UpstreamSource, ConnectionOwner {
     this.#random = options.random ?? Math.random;
     this.#parser = options.venue.ws.createParser({ venue: options.venue.id, registry: options.registry, status: options.status, clock: this.#clock });
     this.#budget = new AttemptBudget(this.#config.pool.maxConnectionAttemptsPer5Min, ATTEMPT_WINDOW_MS);
+    const rate = options.venue.ws.connectRate;
+    // Counted a little longer than the venue's window: our stamp precedes the socket's creation and its
+    // arrival by a few ms, and two attempts a window apart by our clock must be a window apart by theirs.
+    this.#rate = rate === undefined ? undefined : new AttemptBudget(rate.limit, rate.windowMs + CONNECT_RATE_MARGIN_MS);
     const b = this.#config.breaker;
     this.#breakerSchedule = breakerRecoverySchedule(b.recoveryTimeoutMs, b.recoveryMaxMs);
     this.#breaker = circuitBreaker(handleAll, {
@@ -339,6 +349,12 @@ export class UpstreamPool implements UpstreamSource, ConnectionOwner {
         this.#armGate(this.#penaltyUntil);
         return;
       }
+      // The short window first (nothing taken yet), so a refusal there does not spend the 5-minute budget.
+      const rateAt = this.#rate?.nextAt(now) ?? now;
+      if (rateAt > now) {
+        this.#armGate(rateAt);
+        return;
+      }
       if (!this.#budget.take(now)) {
         const at = this.#budget.nextAt(now);
         if (!this.#budgetReported) {
@@ -349,6 +365,7 @@ export class UpstreamPool implements UpstreamSource, ConnectionOwner {
         return;
       }
       this.#budgetReported = false;
+      this.#rate?.take(now);
       this.#queue.shift();
       this.#run(conn, trial);
     }

@@ -121,6 +121,12 @@ export type CloseSignal = 'flag' | 'next-open';
 // ---------------------------------------------------------------------------------------------
 // WebSocket protocol
 
+/** At most `limit` events in any sliding `windowMs`. */
+export interface RateWindow {
+  readonly limit: number;
+  readonly windowMs: number;
+}
+
 export interface RateLimitSignals {
   /** Close codes the venue uses for "too many requests" (Binance: 1008). */
   readonly closeCodes: readonly number[];
@@ -149,6 +155,17 @@ export interface WsProtocol {
   /** Default `flag`. */
   readonly closes?: CloseSignal;
   /**
+   * A per-IP cap on connection attempts in a short window, beside the pool's 5-minute budget (OKX: 3
+   * per second per IP). Every attempt of the pool passes both. Absent: the 5-minute budget only.
+   */
+  readonly connectRate?: RateWindow;
+  /**
+   * A cap on subscribe frames per socket in a sliding window (OKX: 480 subscribe/unsubscribe/login
+   * requests per connection per hour). A socket whose window is full waits before its next one; a new
+   * socket starts an empty window. Absent: paced by `subscribeSpacingMs` and the control budget only.
+   */
+  readonly subscribeRate?: RateWindow;
+  /**
    * The URL of a socket for `topics` (upstream stream names, in order): how many of the first ones the
    * URL itself carries (the rest are subscribed once it is open). Empty `topics`: a spare socket.
    */
@@ -170,6 +187,15 @@ export interface RestPage {
   readonly limit: number;
   /** The request's weight in the venue's budget (Binance: `/api/v3/klines` 2). */
   readonly weight: number;
+  /**
+   * The venue's own request-rate window this request counts against, when it has one finer than the
+   * minute's weight (OKX: `/market/candles` 40 per 2 s per IP, `/market/history-candles` 20 per 2 s;
+   * BingX: 500 per 10 s over all market data): requests of the same `key` through the same RestGate
+   * (one per REST origin, so per IP: BingX spot and swap share theirs) wait until it has room. A
+   * request counts from when it leaves until `windowMs` after its answer (the venue may count it on
+   * arrival, and requests queued in the HTTP pool arrive together).
+   */
+  readonly window?: RateWindow & { readonly key: string };
 }
 
 export interface RestProtocol {
@@ -178,7 +204,10 @@ export interface RestProtocol {
   /**
    * The request for `stream`'s rows with open time in [startTime, endTime] (both inclusive), when
    * `wanted` rows would cover the range (the venue may ask for more, never for more than its page cap).
-   * `nowWall` (the REST client always passes it) is for venues that want a request timestamp (BingX `timestamp`).
+   * `nowWall` is the wall clock (the REST client always passes it): a venue whose endpoints depend on
+   * the range's age picks one by it (OKX: `/market/candles` holds only the latest 1,440 bars,
+   * `/market/history-candles` the older ones), one that wants a request timestamp writes it (BingX
+   * `timestamp`). Without it, a page that serves any age.
    */
   page(stream: StreamRef, startTime: number, endTime: number, wanted: number, nowWall?: number): RestPage;
   /**
@@ -200,15 +229,10 @@ export interface RestProtocol {
   readonly banStatuses: readonly number[];
   /**
    * For venues that refuse with HTTP 200 and a code in the body: the status such a body stands for
-   * (BingX: code 100410 "frequency limit" → 429, closing the gate like a real 429); undefined for an
-   * ordinary answer. Unset: every 200 is an ordinary answer.
+   * (BingX: code 100410 "frequency limit" → 429; OKX: code 50011, sent with HTTP 200 or 429 → 429),
+   * closing the gate like a real one; undefined for an ordinary answer. Unset: every 200 is one.
    */
   readonly bodyStatus?: (body: unknown) => number | undefined;
-  /**
-   * A cap on requests per rolling window per IP, counted over every request that leaves through the
-   * IP's RestGate (BingX: 500 per 10 s shared by all market data, spot and swap alike). Unset: none.
-   */
-  readonly requestWindow?: { readonly requests: number; readonly windowMs: number };
 }
 
 // ---------------------------------------------------------------------------------------------

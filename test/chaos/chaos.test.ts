@@ -3,7 +3,7 @@
  * `npm run chaos -- --venues … --seed N --faults N`), each run against fresh simulators and a fresh
  * daemon: 2 × 110 faults on Binance spot alone (1s candles, real time), then Binance spot and USD-M
  * side by side in one daemon (1m candles, both simulators and the daemon on one 60× wall clock; see
- * runner.ts) with the faults drawn over both venues.
+ * runner.ts) with the faults drawn over both venues, then OKX alone (1s bars, real time).
  * Longer attacks: `npm run chaos -- --faults 1000 --seed 42 [--venues binance,binance-usdm]`.
  */
 import { describe, expect, it } from 'vitest';
@@ -15,6 +15,8 @@ const SEEDS = [20250101, 7] as const;
 const BOTH = { seed: 20260401, faults: 70, streams: 20 } as const;
 /** BingX spot and swap side by side (no closed flag, gzip frames): 10 streams each, 60 faults, ~35 s on 2 cores. */
 const BINGX = { seed: 17, faults: 60, streams: 10 } as const;
+/** OKX alone (it has 1s bars: real time, 1s candles): 20 streams, 60 faults, ~40 s on 2 cores. */
+const OKX = { seed: 20261201, faults: 60, streams: 20 } as const;
 
 /** Everything that must be zero or under its venue's limit, spelled out per venue (violations() is what the CLI uses). */
 function expectClean(report: ChaosReport): void {
@@ -137,6 +139,21 @@ describe('seeded chaos: simulator faults against the real daemon, audited agains
         expect(v.faults, v.venue).toBeGreaterThan(0);
         expect(v.sim.restRequests, v.venue).toBeGreaterThan(0);
       }
+      expect(report.holesInjected).toBeGreaterThan(0);
+      expect(report.daemon.reconnections).toBeGreaterThan(0);
+    },
+    120_000,
+  );
+
+  it(
+    `delivers every closed OKX candle (spot and perpetuals) to both relay clients exactly once, in order, with OKX's values and its holes left absent, through ${OKX.faults} faults (seed ${OKX.seed}), inside OKX's limits`,
+    async () => {
+      const report = await runChaos({ ...OKX, venues: ['okx'] });
+      console.log(summaryLine(report));
+      expectClean(report);
+      expect(report.venues.map((v) => [v.venue, v.interval, v.streams])).toEqual([['okx', '1s', OKX.streams]]);
+      expect(report.candles).toBeGreaterThan(2 * OKX.streams * 15);
+      expect(report.daemon.recovered).toBeGreaterThan(0);
       expect(report.holesInjected).toBeGreaterThan(0);
       expect(report.daemon.reconnections).toBeGreaterThan(0);
     },

@@ -1,7 +1,7 @@
 /**
- * A venue's request cap per rolling window (RestProtocol.requestWindow; BingX: 500 requests per 10 s
- * per IP over all market data), counted by the IP's RestGate over every client that shares it. Time is
- * the subject: fake timers.
+ * A venue's request cap per rolling window (RestPage.window; OKX 40 per 2 s on /market/candles, BingX
+ * 500 per 10 s per IP over all market data), kept by the IP's RestGate for every client that shares it.
+ * Time is the subject: fake timers.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Clock } from '../../src/core/clock.ts';
@@ -21,13 +21,20 @@ describe('request windows', () => {
     const gate = new RestGate(clock);
     const sentAt: number[] = [];
     const signal = new AbortController().signal;
-    const request = (): Promise<number> =>
-      gate.pass(
-        () => Promise.resolve(sentAt.push(Date.now())),
+    // Two clients (spot and swap) asking at once, 12 requests each, through the window of one key.
+    const request = async (): Promise<void> => {
+      const window = gate.window('market-data', 5, 1000);
+      await gate.pass(
+        () => {
+          const slot = window.take(Date.now());
+          sentAt.push(Date.now());
+          slot.end = Date.now(); // answered at once
+          return Promise.resolve();
+        },
         signal,
-        () => gate.windowWaitMs(5, 1000),
+        () => window.waitMs(Date.now()),
       );
-    // Two clients (spot and swap) asking at once, 12 requests each.
+    };
     const all = Promise.all(Array.from({ length: 24 }, () => request()));
     await vi.advanceTimersByTimeAsync(10_000);
     await all;
@@ -37,14 +44,25 @@ describe('request windows', () => {
     expect((sentAt.at(-1) ?? 0) - (sentAt[0] ?? 0)).toBeLessThan(5000);
   });
 
-  it('keeps no send times for a gate nobody counts a window on, and only as many as the largest window needs', async () => {
+  it('is one window per key on a gate, and counts a request until a window after its answer, not after it left', async () => {
     const gate = new RestGate(clock);
-    const signal = new AbortController().signal;
-    for (let i = 0; i < 50; i++) await gate.pass(() => Promise.resolve(i), signal);
-    expect(gate.windowWaitMs(3, 1000)).toBe(0); // the 50 before anyone counted are not counted
-    for (let i = 0; i < 3; i++) await gate.pass(() => Promise.resolve(i), signal);
-    expect(gate.windowWaitMs(3, 1000)).toBe(1001);
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(gate.windowWaitMs(3, 1000)).toBe(0);
+    expect(gate.window('a', 2, 1000)).toBe(gate.window('a', 2, 1000));
+    expect(gate.window('a', 2, 1000)).not.toBe(gate.window('b', 2, 1000));
+    const w = gate.window('a', 2, 1000);
+    const first = w.take(Date.now());
+    w.take(Date.now()).end = Date.now();
+    // Full: the answered one frees its slot a window after its answer.
+    expect(w.waitMs(Date.now())).toBe(1001);
+    const solo = gate.window('c', 1, 1000);
+    solo.take(Date.now());
+    // Full with only a request in flight: look again soon.
+    expect(solo.waitMs(Date.now())).toBe(50);
+    await vi.advanceTimersByTimeAsync(500);
+    first.end = Date.now(); // answered after 500 ms
+    await vi.advanceTimersByTimeAsync(600);
+    // The second (answered at 0) has left the window; the first counts until 1500.
+    expect(w.waitMs(Date.now())).toBe(0);
+    w.take(Date.now());
+    expect(w.waitMs(Date.now())).toBe(1500 - 1100 + 1);
   });
 });

@@ -37,9 +37,8 @@ import { BingxFrameParser, parseRestBody } from './protocol.ts';
 
 /** Rows per REST page (see above). */
 export const PAGE_ROWS = 1000;
-/** Our share of BingX's 500 market-data requests per 10 s per IP. */
-export const REQUESTS_PER_WINDOW = 400;
-export const REQUEST_WINDOW_MS = 10_000;
+/** Our share of BingX's 500 market-data requests per 10 s per IP, shared by spot and swap (one origin, one RestGate). */
+export const MARKET_DATA_WINDOW = { key: 'bingx:market-data', limit: 400, windowMs: 10_000 } as const;
 /** A 429 / 418 without Retry-After: BingX restricts an over-limit IP for 5 minutes (see above). */
 export const RATE_LIMIT_WAIT_MS = 5 * 60_000;
 /** After a 1008 close or a refused upgrade without Retry-After. */
@@ -107,7 +106,7 @@ export function bingxMarket(m: BingxMarket): VenueAdapter {
         const interval = m.restIntervals[stream.interval] ?? stream.interval;
         let query = `symbol=${encodeURIComponent(stream.symbol)}&interval=${encodeURIComponent(interval)}&startTime=${startTime}&endTime=${endTime}&limit=${limit}`;
         if (nowWall !== undefined) query += `&timestamp=${Math.round(nowWall)}`;
-        return { path: `${m.klinesPath}?${query}`, limit, weight: 1 };
+        return { path: `${m.klinesPath}?${query}`, limit, weight: 1, window: MARKET_DATA_WINDOW };
       },
       parse: (body, stream, nowWall, nowMono) => parseRestBody(m.market, m.klinesPath, body, stream, nowWall, nowMono),
       usedWeightHeader: undefined,
@@ -116,7 +115,6 @@ export function bingxMarket(m: BingxMarket): VenueAdapter {
       gateStatuses: { 429: RATE_LIMIT_WAIT_MS, 418: RATE_LIMIT_WAIT_MS },
       banStatuses: [418],
       bodyStatus: bodyStatusOf,
-      requestWindow: { requests: REQUESTS_PER_WINDOW, windowMs: REQUEST_WINDOW_MS },
     },
   };
 }

@@ -130,9 +130,12 @@ describe('BingX adapters', () => {
       path: `/openApi/spot/v2/quote/klines?symbol=BTC-USDT&interval=5m&startTime=0&endTime=600000&limit=3&timestamp=${NOW}`,
       limit: 3,
       weight: 1,
+      window: { key: 'bingx:market-data', limit: 400, windowMs: 10_000 },
     });
     expect(bingxSwap.rest.page(swapRef!, 0, 3_600_000, 5000, NOW).path).toBe(`/openApi/swap/v3/quote/klines?symbol=ETH-USDT&interval=1h&startTime=0&endTime=3600000&limit=1000&timestamp=${NOW}`);
-    expect(bingxSpot.rest.requestWindow).toEqual({ requests: 400, windowMs: 10_000 });
+    // One window shared by spot and swap (same key, same origin's gate): 400 of BingX's 500 per 10 s.
+    expect(bingxSpot.rest.page(spotRef!, 0, 600_000, 3, NOW).window).toEqual({ key: 'bingx:market-data', limit: 400, windowMs: 10_000 });
+    expect(bingxSwap.rest.page(swapRef!, 0, 600_000, 3, NOW).window).toEqual(bingxSpot.rest.page(spotRef!, 0, 600_000, 3, NOW).window);
     expect(bingxSpot.rest.gateStatuses).toEqual({ 429: 300_000, 418: 300_000 });
   });
 
