@@ -12,7 +12,8 @@
  * - Request weight: the venue's usage header (Binance X-MBX-USED-WEIGHT-1M) is authoritative; we stay
  *   under `maxWeightPerMinute`, clamped to the venue's own limit (default 3000: half of Binance spot's
  *   6000 so other clients on the same IP keep room; USD-M's limit is 2400) by waiting for the next
- *   minute when the next request would cross it.
+ *   minute when the next request would cross it. A venue that also counts a shorter window (Bybit:
+ *   600 requests per 5 s per IP) names it (`burstLimit`), and requests wait for room in it too.
  * - The gate statuses (Binance: 429 with Retry-After, 418 = IP auto-banned for Retry-After, 403 = WAF,
  *   5 min): the window is the IP's, not the request's. Every request leaves through one RestGate
  *   (core/rest-gate.ts), checked just before it is dispatched, so once any answer closes it no request
@@ -108,6 +109,10 @@ export class RestClient {
   readonly #abort = new AbortController();
   #breakerState: BreakerState = 'closed';
   #weightMinute = -1;
+  /** The venue's short window (RestProtocol.burstLimit): monotonic send times and weights of the requests in it, oldest first. */
+  readonly #burstTimes: number[] = [];
+  readonly #burstWeights: number[] = [];
+  #burstWeight = 0;
   #closed = false;
   readonly #stats: RestStats = { requests: 0, rateLimited: 0, errors: 0, usedWeight1m: 0, bannedUntil: undefined, breaker: 'closed' };
 
@@ -312,6 +317,11 @@ export class RestClient {
   }
 
   #bumpLocalWeight(weight: number): void {
+    if (this.#proto.burstLimit !== undefined) {
+      this.#burstTimes.push(this.#clock.monotonic());
+      this.#burstWeights.push(weight);
+      this.#burstWeight += weight;
+    }
     const minute = Math.floor(this.#clock.now() / 60_000);
     if (minute !== this.#weightMinute) {
       this.#weightMinute = minute;
@@ -320,14 +330,35 @@ export class RestClient {
     this.#stats.usedWeight1m += weight;
   }
 
-  /** How long a request of `weight` must wait for this minute's weight budget (0: it may go now). */
+  /** How long a request of `weight` must wait for this minute's weight budget and the venue's short window (0: it may go now). */
   #weightWaitMs(weight: number): number {
     const now = this.#clock.now();
     const minute = Math.floor(now / 60_000);
     if (minute === this.#weightMinute && this.#stats.usedWeight1m + weight > this.#weightBudget) {
       return (minute + 1) * 60_000 - now + 50;
     }
-    return 0;
+    return this.#burstWaitMs(weight);
+  }
+
+  /** Until enough of the trailing window's weight has left it for `weight` more (0: now). */
+  #burstWaitMs(weight: number): number {
+    const burst = this.#proto.burstLimit;
+    if (burst === undefined) return 0;
+    const now = this.#clock.monotonic();
+    const times = this.#burstTimes;
+    const weights = this.#burstWeights;
+    while (times.length > 0 && (times[0] ?? 0) <= now - burst.windowMs) {
+      times.shift();
+      this.#burstWeight -= weights.shift() ?? 0;
+    }
+    let excess = this.#burstWeight + weight - burst.maxWeight;
+    if (excess <= 0) return 0;
+    // The request may go once the oldest entries carrying `excess` weight have left the window.
+    for (let i = 0; i < times.length; i++) {
+      excess -= weights[i] ?? 0;
+      if (excess <= 0) return (times[i] ?? now) + burst.windowMs - now + 1;
+    }
+    return burst.windowMs;
   }
 }
 

@@ -55,6 +55,12 @@ export interface FrameParser {
    * decodes. A candle may keep a view of `frame`.
    */
   parse(frame: Buffer, receivedAt: number): FrameOutcome;
+  /**
+   * For venues whose frames can carry several candles (Bybit's `data` array): after `parse` returned a
+   * frame's first candle, its further ones, one per call, in order, then undefined. Absent: one candle
+   * per frame. The connection drains it right after delivering the first, before the next frame.
+   */
+  more?(): Candle | undefined;
   /** Monotonic counters; metrics read them. */
   readonly parseErrors: number;
   readonly unknownStreams: number;
@@ -125,6 +131,12 @@ export interface WsProtocol {
   readonly heartbeat: HeartbeatKind;
   readonly rateLimit: RateLimitSignals;
   /**
+   * The venue's own cap on connection attempts per 5 minutes for this venue's pool, where it is lower
+   * than what CONNECTOR_MAX_CONNECTION_ATTEMPTS_PER_5MIN allows (Bybit: 500 per 5 min per domain, shared
+   * by its spot and linear venues); the pool's attempt budget is clamped to it. Absent: no clamp.
+   */
+  readonly maxConnectionAttemptsPer5Min?: number;
+  /**
    * The URL of a socket for `topics` (upstream stream names, in order): how many of the first ones the
    * URL itself carries (the rest are subscribed once it is open). Empty `topics`: a spare socket.
    */
@@ -166,6 +178,11 @@ export interface RestProtocol {
   readonly usedWeightHeader: string | undefined;
   /** The venue's weight limit per minute per IP; CONNECTOR_REST_MAX_WEIGHT_PER_MINUTE is clamped to it. */
   readonly weightLimitPerMinute: number;
+  /**
+   * A shorter sliding window the venue also counts (Bybit: 600 requests per 5 s per IP): no request
+   * leaves while this venue's weight sent in the trailing `windowMs` would pass `maxWeight`. Absent: none.
+   */
+  readonly burstLimit?: { readonly windowMs: number; readonly maxWeight: number };
   /**
    * HTTP statuses that close the IP-wide gate, with their wait when there is no Retry-After
    * (Binance: 429 back-off, 418 ban, 403 WAF block).
