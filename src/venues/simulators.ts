@@ -5,10 +5,13 @@
  */
 import type { SimulatorVenue } from '../simulator/dialect.ts';
 import { binanceSpotSimulator, binanceUsdmSimulator } from './binance/simulator/index.ts';
+import { bybitLinearSimulator, bybitSpotSimulator } from './bybit/simulator/index.ts';
 
 export const SIMULATORS: readonly SimulatorVenue[] = [
   binanceSpotSimulator,
   binanceUsdmSimulator,
+  bybitSpotSimulator,
+  bybitLinearSimulator,
 ];
 
 export function simulatorFor(id: string): SimulatorVenue | undefined {
