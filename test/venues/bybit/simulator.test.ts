@@ -157,11 +157,18 @@ describe('Bybit simulator: WebSocket', () => {
     }
     expect(parser.parseErrors).toBe(0);
     expect(candles.every((x) => x.stream === ref)).toBe(true);
+    const orders = new Set<string>();
     for (const t of closing) {
       const data = (JSON.parse(t) as { data: Array<{ start: number; confirm: boolean }> }).data;
-      expect(data.map((d) => d.confirm)).toEqual([true, false]);
-      expect((data[1]?.start ?? 0) - (data[0]?.start ?? 0)).toBe(MIN);
+      const [closed, opening] = data[0]?.confirm === true ? [data[0], data[1]] : [data[1], data[0]];
+      expect([data.length, closed?.confirm, opening?.confirm]).toEqual([2, true, false]);
+      expect((opening?.start ?? 0) - (closed?.start ?? 0)).toBe(MIN);
+      orders.add(data[0]?.confirm === true ? 'closed first' : 'opening first');
     }
+    // Both orders occur (a client may rely on neither).
+    expect([...orders].sort()).toEqual(['closed first', 'opening first']);
+    // Whatever the order on the wire, the parser hands out the closed candle ahead of the next one.
+    for (let i = 1; i < candles.length; i++) expect(candles[i]?.openTime ?? 0).toBeGreaterThanOrEqual(candles[i - 1]?.openTime ?? 0);
     for (const x of candles.filter((k) => k.closed)) {
       const truth = bybitTruth('spot', 'BTCUSDT', '1m', x.openTime);
       expect({ o: x.open, h: x.high, l: x.low, c: x.close, v: x.volume, q: x.quoteVolume, T: x.closeTime }).toEqual({ o: truth.o, h: truth.h, l: truth.l, c: truth.c, v: truth.v, q: truth.q, T: truth.T });

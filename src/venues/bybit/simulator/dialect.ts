@@ -7,7 +7,7 @@
  * Where the docs show no example (the wording of a refusal), the shape follows the documented replies
  * and is marked "assumed".
  */
-import { nextOpenTime, type CanonicalInterval } from '../../../core/intervals.ts';
+import { nextOpenTime, nominalMs, type CanonicalInterval } from '../../../core/intervals.ts';
 import type {
   ControlOp,
   GateContext,
@@ -172,14 +172,19 @@ function parseControl(category: BybitCategoryId, text: string, session: SessionV
 }
 
 /**
- * The final update of a candle, in one message with the next candle's opening state (`data` holds
- * both, the closed one first). The issue behind this venue (and exchanges.md §1) says a kline message
- * can carry several candles in `data`; the docs' example shows one. The simulator always sends the pair
- * at a boundary, so the daemon's handling of several candles per frame is exercised on every close.
+ * The final update of a candle, in one message with the next candle's opening state. The issue behind
+ * this venue (and exchanges.md §1) says a kline message can carry several candles in `data`; the docs'
+ * example shows one, and no source gives their order. So the simulator always sends the pair at a
+ * boundary, in both orders (the closed one first when its open time is an even number of intervals
+ * since the epoch, last otherwise): a client may rely on neither, and the daemon's handling of several
+ * candles per frame is exercised on every close.
  */
 function closingFrame(style: SeriesStyle, topic: string, c: SeriesCandle, ts: number): string {
   const next = formingCandleAt(style, c.symbol, c.interval, nextOpenTime(c.interval, c.openTime), 0);
-  return `{"topic":"${topic}","data":[${klineData(c, ts)},${klineData(next, ts)}],"ts":${ts},"type":"snapshot"}`;
+  const closed = klineData(c, ts);
+  const opening = klineData(next, ts);
+  const closedFirst = Math.floor(c.openTime / nominalMs(c.interval)) % 2 === 0;
+  return `{"topic":"${topic}","data":[${closedFirst ? `${closed},${opening}` : `${opening},${closed}`}],"ts":${ts},"type":"snapshot"}`;
 }
 
 /** Kline "Response Example", key for key. */
