@@ -197,6 +197,32 @@ describe('engine request limits', () => {
     expect(s.counters.maxInboundPerSecondSeen).toBeGreaterThan(3);
   });
 
+  it('refuses an upgrade past the concurrent-connection cap with 429 and the dialect’s body, and accepts again once one closes', async () => {
+    const s = await toy({ limits: { maxConcurrentConnections: 2 } });
+    const a = await client(s);
+    await client(s);
+    const refused = await new Promise<{ status: number; body: string }>((resolve) => {
+      const ws = new WebSocket(s.wsUrl);
+      ws.on('error', () => {
+        // the refusal is read from 'unexpected-response'
+      });
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString('utf8')));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body });
+        });
+      });
+    });
+    expect(refused.status).toBe(429);
+    expect(JSON.parse(refused.body)).toMatchObject({ reason: 'too-many-connections' });
+    expect(s.counters.connectionsRefused).toBe(1);
+    a.ws.close();
+    await until(() => s.sockets().length === 1, 'the first socket to be gone');
+    await client(s);
+    expect(s.sockets()).toHaveLength(2);
+  });
+
   it('a control reply may close the socket with the dialect’s code', async () => {
     const s = await toy();
     const c = await client(s);
