@@ -107,6 +107,8 @@ function wsDialect(category: BybitCategoryId, style: SeriesStyle): WsDialect {
       inboundFlood: {},
       maxConnectionsPerWindow: CONNECTIONS_PER_WINDOW,
       connectionWindowMs: CONNECTION_WINDOW_MS,
+      // Rate Limit Rules: "Do not establish more than 1,000 connections per IP for market data", counted per market.
+      maxConcurrentConnections: 1000,
       // `max_active_time` is for private streams only (Connect): public sockets live until cut.
       connectionMaxAgeMs: Number.POSITIVE_INFINITY,
       // Connect: "Spot can input up to 10 args for each subscription request"; "No args limit for Futures … for now".
