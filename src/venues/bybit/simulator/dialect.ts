@@ -247,7 +247,8 @@ function restDialect(category: BybitCategoryId): RestDialect {
           `["${c.openTime}","${bybitDecimal(c.open)}","${bybitDecimal(c.high)}","${bybitDecimal(c.low)}","${bybitDecimal(c.close)}","${bybitDecimal(c.volume)}","${bybitDecimal(c.quoteVolume)}"]`,
         );
       }
-      const time = candles.at(-1)?.closeTime ?? q.to ?? 0;
+      // `time` is the server's clock, which rows() is not given: the newest row's open time stands in (no reader uses it).
+      const time = candles.at(-1)?.openTime ?? q.to ?? 0;
       return `{"retCode":0,"retMsg":"OK","result":{"symbol":"${q.symbol}","category":"${category}","list":[${list.join(',')}]},"retExtInfo":{},"time":${time}}`;
     },
     rate: {
