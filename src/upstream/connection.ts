@@ -573,12 +573,15 @@ export class UpstreamConnection {
     this.#missedPongs = 0;
     this.#counters.messages++;
     this.#counters.bytes += frame.length;
-    const out = this.#parser.parse(frame, now);
+    const parser = this.#parser;
+    const out = parser.parse(frame, now);
     if ('signal' in out) {
       this.#onSignal(out.signal);
       return;
     }
     this.#deliver(out, now);
+    // Frames with several candles (venue.ts FrameParser.more): the rest of them, in order.
+    if (parser.more !== undefined) for (let next = parser.more(); next !== undefined; next = parser.more()) this.#deliver(next, now);
   }
 
   /** A frame that could not be decoded: it proves the socket is alive, and is counted and dropped. */

@@ -161,7 +161,8 @@ export class UpstreamPool implements UpstreamSource, ConnectionOwner {
     this.#factory = options.wsFactory ?? defaultFactory;
     this.#random = options.random ?? Math.random;
     this.#parser = options.venue.ws.createParser({ venue: options.venue.id, registry: options.registry, status: options.status, clock: this.#clock });
-    this.#budget = new AttemptBudget(this.#config.pool.maxConnectionAttemptsPer5Min, ATTEMPT_WINDOW_MS);
+    // Clamped to the venue's own cap where it has one (venue.ts WsProtocol.maxConnectionAttemptsPer5Min).
+    this.#budget = new AttemptBudget(Math.min(this.#config.pool.maxConnectionAttemptsPer5Min, options.venue.ws.maxConnectionAttemptsPer5Min ?? Number.POSITIVE_INFINITY), ATTEMPT_WINDOW_MS);
     const rate = options.venue.ws.connectRate;
     // Counted a little longer than the venue's window: our stamp precedes the socket's creation and its
     // arrival by a few ms, and two attempts a window apart by our clock must be a window apart by theirs.

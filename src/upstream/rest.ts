@@ -12,8 +12,9 @@
  * - Request weight: the venue's usage header (Binance X-MBX-USED-WEIGHT-1M) is authoritative; we stay
  *   under `maxWeightPerMinute`, clamped to the venue's own limit (default 3000: half of Binance spot's
  *   6000 so other clients on the same IP keep room; USD-M's limit is 2400) by waiting for the next
- *   minute when the next request would cross it. A venue with a request cap per rolling window (BingX:
- *   500 per 10 s per IP) has it counted by the IP's RestGate over every client of the origin.
+ *   minute when the next request would cross it. A venue with a request cap per rolling window
+ *   (RestPage.window: OKX per endpoint, BingX and Bybit per IP) has it counted by the IP's RestGate,
+ *   over every client of the origin (spot and derivatives of one venue share it).
  * - The gate statuses (Binance: 429 with Retry-After, 418 = IP auto-banned for Retry-After, 403 = WAF,
  *   5 min): the window is the IP's, not the request's. Every request leaves through one RestGate
  *   (core/rest-gate.ts), checked just before it is dispatched, so once any answer closes it no request

@@ -55,6 +55,12 @@ export interface FrameParser {
    * decodes. A candle may keep a view of `frame`.
    */
   parse(frame: Buffer, receivedAt: number): FrameOutcome;
+  /**
+   * For venues whose frames can carry several candles (Bybit's `data` array): after `parse` returned a
+   * frame's first candle, its further ones, one per call, in order, then undefined. Absent: one candle
+   * per frame. The connection drains it right after delivering the first, before the next frame.
+   */
+  more?(): Candle | undefined;
   /** Monotonic counters; metrics read them. */
   readonly parseErrors: number;
   readonly unknownStreams: number;
@@ -166,6 +172,12 @@ export interface WsProtocol {
    */
   readonly subscribeRate?: RateWindow;
   /**
+   * The venue's own cap on connection attempts per 5 minutes for this venue's pool, where it is lower
+   * than what CONNECTOR_MAX_CONNECTION_ATTEMPTS_PER_5MIN allows (Bybit: 500 per 5 min per domain, shared
+   * by its spot and linear venues); the pool's attempt budget is clamped to it. Absent: no clamp.
+   */
+  readonly maxConnectionAttemptsPer5Min?: number;
+  /**
    * The URL of a socket for `topics` (upstream stream names, in order): how many of the first ones the
    * URL itself carries (the rest are subscribed once it is open). Empty `topics`: a spare socket.
    */
@@ -190,7 +202,7 @@ export interface RestPage {
   /**
    * The venue's own request-rate window this request counts against, when it has one finer than the
    * minute's weight (OKX: `/market/candles` 40 per 2 s per IP, `/market/history-candles` 20 per 2 s;
-   * BingX: 500 per 10 s over all market data): requests of the same `key` through the same RestGate
+   * BingX: 500 per 10 s over all market data; Bybit: 600 per 5 s per IP): requests of the same `key` through the same RestGate
    * (one per REST origin, so per IP: BingX spot and swap share theirs) wait until it has room. A
    * request counts from when it leaves until `windowMs` after its answer (the venue may count it on
    * arrival, and requests queued in the HTTP pool arrive together).

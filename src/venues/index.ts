@@ -7,12 +7,13 @@
 import type { VenueAdapter } from '../upstream/venue.ts';
 import { binanceSpot } from './binance/spot.ts';
 import { binanceUsdm } from './binance/usdm.ts';
+import { bybitLinear, bybitSpot } from './bybit/market.ts';
 import { okx } from './okx/okx.ts';
 import { bingxSpot } from './bingx/spot.ts';
 import { bingxSwap } from './bingx/swap.ts';
 
 /** Every venue the daemon can ingest, in the order the documentation lists them. The first is the default of CONNECTOR_VENUES. */
-export const VENUES: readonly VenueAdapter[] = [binanceSpot, binanceUsdm, okx, bingxSpot, bingxSwap];
+export const VENUES: readonly VenueAdapter[] = [binanceSpot, binanceUsdm, bybitSpot, bybitLinear, okx, bingxSpot, bingxSwap];
 
 export function venueById(id: string): VenueAdapter | undefined {
   return VENUES.find((v) => v.id === id);

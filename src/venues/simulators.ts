@@ -5,12 +5,15 @@
  */
 import type { SimulatorVenue } from '../simulator/dialect.ts';
 import { binanceSpotSimulator, binanceUsdmSimulator } from './binance/simulator/index.ts';
+import { bybitLinearSimulator, bybitSpotSimulator } from './bybit/simulator/index.ts';
 import { bingxSpotSimulator, bingxSwapSimulator } from './bingx/simulator/index.ts';
 import { okxSimulator } from './okx/simulator/index.ts';
 
 export const SIMULATORS: readonly SimulatorVenue[] = [
   binanceSpotSimulator,
   binanceUsdmSimulator,
+  bybitSpotSimulator,
+  bybitLinearSimulator,
   okxSimulator,
   bingxSpotSimulator,
   bingxSwapSimulator,
