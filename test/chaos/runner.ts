@@ -792,15 +792,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }, 2000);
   snapTimer.unref();
   // The daemon may rightly hold every new upstream socket (its 5-minute attempt budget, or a 1008 / 429
-  // penalty): the settle wait then runs from the end of that hold, since nothing can arrive before it.
+  // penalty) or every REST request (a ban): the settle wait then runs from the end of that hold, since
+  // nothing can arrive before it.
   let wsHolds = 0;
   let longestWsHoldMs = 0;
   let holdUntil = 0;
   const holdWatch = daemon.status.on('ratelimit', (e) => {
+    // A REST ban holds every backfill just as rightly (Bybit's 403: ten minutes): nothing can be
+    // recovered before it ends, so the settle wait runs from its end too.
+    holdUntil = Math.max(holdUntil, Date.now() + e.retryAfterMs);
     if (e.scope !== 'ws') return;
     wsHolds++;
     longestWsHoldMs = Math.max(longestWsHoldMs, e.retryAfterMs);
-    holdUntil = Math.max(holdUntil, Date.now() + e.retryAfterMs);
   });
   const diagnostics: string[] = [];
   const multi = lanes.length > 1;
