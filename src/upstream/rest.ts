@@ -17,7 +17,11 @@
  *   5 min): the window is the IP's, not the request's. Every request leaves through one RestGate
  *   (core/rest-gate.ts), checked just before it is dispatched, so once any answer closes it no request
  *   of any stream leaves until the window has passed (requests already in flight aside), then the
- *   refused one is retried. Surfaced as a status event and in stats (→ /ready body, metrics).
+ *   refused one is retried. Surfaced as a status event and in stats (→ /ready body, metrics). A venue
+ *   that extends its ban per request inside it (`repeatPenaltyMs`, Pionex +10 s) has the window grow
+ *   by that for every gate answer that arrives while it is closed (requests that were in flight).
+ * - Requests per second, for venues that count per second (`requestsPerSecond`, Pionex 10/s per IP
+ *   less a margin): no rolling second holds more of ours, checked at the gate with the weight budget.
  * - Network errors and 5xx: retried with jittered exponential backoff, and counted by a circuit breaker
  *   (cockatiel, `<venue>.rest`) that stops hammering a venue that is down: 30 → 60 → 120 → 300 s
  *   recovery; half-open, it lets `CONNECTOR_CIRCUIT_BREAKER_HALF_OPEN_CALLS` trial requests through (the
@@ -38,7 +42,7 @@ import {
   type BulkheadPolicy,
 } from 'cockatiel';
 import type { Candle, StreamRef } from '../core/candle.ts';
-import type { RestProtocol, VenueAdapter } from './venue.ts';
+import type { AnyVenueAdapter, RestProtocol } from './venue.ts';
 import type { RecoveredRange } from '../core/recovery.ts';
 import { restBreakerName } from '../core/source.ts';
 import type { Clock } from '../core/clock.ts';
@@ -66,7 +70,7 @@ export class RestError extends ConnectorError {
 
 export interface RestClientOptions {
   readonly config: Config;
-  readonly venue: VenueAdapter;
+  readonly venue: AnyVenueAdapter;
   /** The venue's REST origin (its `<prefix>REST_URL`), optionally with a base path. */
   readonly restUrl: string;
   readonly status: StatusStream;
@@ -108,6 +112,8 @@ export class RestClient {
   readonly #abort = new AbortController();
   #breakerState: BreakerState = 'closed';
   #weightMinute = -1;
+  /** Monotonic send times of the last `requestsPerSecond` requests, oldest first (per-second venues only). */
+  readonly #sent: number[] = [];
   #closed = false;
   readonly #stats: RestStats = { requests: 0, rateLimited: 0, errors: 0, usedWeight1m: 0, bannedUntil: undefined, breaker: 'closed' };
 
@@ -279,10 +285,11 @@ export class RestClient {
         () => {
           this.#stats.requests++;
           this.#bumpLocalWeight(weight);
+          this.#recordSend();
           return this.#dispatcher.request({ origin: this.#origin, path, method: 'GET', signal, headers: { accept: 'application/json' } });
         },
         signal,
-        () => this.#weightWaitMs(weight),
+        () => Math.max(this.#weightWaitMs(weight), this.#secondWaitMs()),
       );
     } catch (err) {
       if (signal.aborted) throw err; // closing, or the caller gave up (perhaps while waiting at the gate): not an error of REST
@@ -301,7 +308,12 @@ export class RestClient {
     const defaultWaitMs = this.#proto.gateStatuses[status];
     if (defaultWaitMs !== undefined) {
       this.#stats.rateLimited++;
-      const waitMs = parseRetryAfter(res.headers['retry-after'], this.#clock.now()) ?? defaultWaitMs;
+      const announced = parseRetryAfter(res.headers['retry-after'], this.#clock.now()) ?? defaultWaitMs;
+      // A venue that extends its ban for every request inside it (repeatPenaltyMs) counted this one
+      // if the gate is already closed: it was in flight when the ban began. The window grows with it.
+      const running = this.#gate.remainingMs();
+      const penalty = this.#proto.repeatPenaltyMs;
+      const waitMs = penalty !== undefined && running > 0 ? Math.max(announced, running + penalty) : announced;
       this.#gate.close(waitMs, String(status));
       this.#o.status.emit({ type: 'ratelimit', venue: this.venue, scope: 'rest', kind: String(status), retryAfterMs: waitMs });
       throw new RestError(`CONNECTOR_ERR_REST_${status}`, `${this.#title} REST ${status}: ${text.slice(0, 200)}`, status, false);
@@ -309,6 +321,26 @@ export class RestClient {
     this.#stats.errors++;
     const retryable = status >= 500;
     throw new RestError('CONNECTOR_ERR_REST_STATUS', `${this.#title} REST ${status}: ${text.slice(0, 200)}`, status, retryable);
+  }
+
+  /** Remember a request leaving, for the per-second window (only the last `requestsPerSecond` matter). */
+  #recordSend(): void {
+    const cap = this.#proto.requestsPerSecond;
+    if (cap === undefined) return;
+    this.#sent.push(this.#clock.monotonic());
+    if (this.#sent.length > cap) this.#sent.shift();
+  }
+
+  /**
+   * How long the next request must wait so that no rolling second holds more than `requestsPerSecond`
+   * of ours (0: it may go now). A rolling window is stricter than the venue's fixed one-second buckets
+   * would be: at most that many in any second means at most that many in each bucket.
+   */
+  #secondWaitMs(): number {
+    const cap = this.#proto.requestsPerSecond;
+    if (cap === undefined || this.#sent.length < cap) return 0;
+    const oldest = this.#sent[this.#sent.length - cap] ?? 0;
+    return Math.max(0, oldest + 1000 - this.#clock.monotonic());
   }
 
   #bumpLocalWeight(weight: number): void {
