@@ -14,10 +14,10 @@ import { VENUES } from '../../src/venues/index.ts';
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 
 /**
- * Exempt: the venues themselves; the bundled simulator and the demo that starts it, which stand in
- * for Binance on purpose (test doubles of a venue, not the daemon's code).
+ * Exempt: the venues themselves (their simulators' dialects included) and the demo that starts them.
+ * The simulator engine (src/simulator/) is not exempt: it serves every venue and names none.
  */
-const EXEMPT = ['venues/', 'simulator/', 'demo/'];
+const EXEMPT = ['venues/', 'demo/'];
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {

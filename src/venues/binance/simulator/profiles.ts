@@ -1,7 +1,8 @@
 /**
- * The two Binance markets the simulator can stand in for, as data: one `BinanceSimulator` serves one
- * profile, and everything else (scheduler, sessions, control messages, rate windows, REST budget,
- * every fault) is the same code for both. Each value names the fact it comes from.
+ * The two Binance markets the simulator can stand in for, as data: one simulator serves one profile.
+ * dialect.ts turns a profile into the engine's `VenueDialect` (src/simulator/dialect.ts); everything
+ * else (scheduler, sessions, rate windows, REST budget, every fault) is the venue-agnostic engine.
+ * Each value names the fact it comes from.
  *
  * Sources:
  * - [WSS]   binance/binance-spot-api-docs `web-socket-streams.md` (digest: the project's shared binance-protocol.md §1–§4)
@@ -22,6 +23,8 @@
  *           `btcusdt@kline_1m` got `{"result":null,"id":…}` and then zero data frames
  */
 
+import type { SeriesStyle } from '../../../simulator/dialect.ts';
+
 export type SimulatorProfileId = 'binance' | 'binance-usdm';
 
 export const SIMULATOR_PROFILE_IDS: readonly SimulatorProfileId[] = ['binance', 'binance-usdm'];
@@ -39,17 +42,6 @@ export interface WsRoute {
   /** '' for the root; otherwise starts with '/' and has no trailing slash. */
   readonly prefix: string;
   readonly delivers: boolean;
-}
-
-/** How the kline strings of a market look, and what makes its series its own. */
-export interface KlineStyle {
-  /** Mixed into every symbol's seed; 0 keeps the spot series exactly as it always was. */
-  readonly salt: number;
-  /** 'eight': every price with 8 decimals (spot); 'tick': the symbol's tick decimals (futures). */
-  readonly priceDecimals: 'eight' | 'tick';
-  /** Decimals of base volumes (`v`, `V`) and quote volumes (`q`, `Q`). */
-  readonly baseDecimals: number;
-  readonly quoteDecimals: number;
 }
 
 export interface SimulatorProfile {
@@ -82,7 +74,8 @@ export interface SimulatorProfile {
     readonly klinesWeight: (limit: number) => number;
     readonly weightPerMinute: number;
   };
-  readonly kline: KlineStyle;
+  /** The market's series: salt (0 keeps the spot series exactly as it always was), decimals, intervals. */
+  readonly series: SeriesStyle;
 }
 
 const DAY_MS = 86_400_000;
@@ -128,7 +121,7 @@ const SPOT: SimulatorProfile = {
     weightPerMinute: 6000,
   },
   // [WSS]/[REST] examples print every price and volume with 8 decimals.
-  kline: { salt: 0, priceDecimals: 'eight', baseDecimals: 8, quoteDecimals: 8 },
+  series: { salt: 0, priceDecimals: 'eight', baseDecimals: 8, quoteDecimals: 8, intervals: new Set(SPOT_INTERVALS) },
 };
 
 const USDM: SimulatorProfile = {
@@ -177,7 +170,7 @@ const USDM: SimulatorProfile = {
   // Futures print prices at the contract's tick precision and quantities at its step: [FKS]'s example
   // (`"o":"0.0010"`, `"v":"1000"`) and published BTCUSDT rows (`"57212.69"`, `"496.263"`,
   // `"28425514.78940"`). A different salt gives USD-M its own candles, so an audit can tell the venues apart.
-  kline: { salt: 0x5d7f_3a91, priceDecimals: 'tick', baseDecimals: 3, quoteDecimals: 5 },
+  series: { salt: 0x5d7f_3a91, priceDecimals: 'tick', baseDecimals: 3, quoteDecimals: 5, intervals: new Set(USDM_INTERVALS) },
 };
 
 const PROFILES: Readonly<Record<SimulatorProfileId, SimulatorProfile>> = { binance: SPOT, 'binance-usdm': USDM };

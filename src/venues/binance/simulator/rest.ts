@@ -1,29 +1,18 @@
 /**
- * `GET /api/v3/klines` (spot) and `GET /fapi/v1/klines` (USD-M) semantics, as a pure function of the
- * query, the clock and the holes (binance-protocol.md §5; USD-M: "Data is returned in ascending order",
- * "If startTime and endTime are not sent, the most recent klines are returned"): chronological rows;
- * startTime → oldest rows from startTime; endTime only → most recent rows up to endTime; neither → most
- * recent rows. The last row may be the candle still forming (partial values); closed rows equal
- * `klineAt` exactly. Holes are skipped and do not count towards `limit`.
+ * `GET /api/v3/klines` (spot) and `GET /fapi/v1/klines` (USD-M) query semantics (binance-protocol.md
+ * §5; USD-M: "Data is returned in ascending order", "If startTime and endTime are not sent, the most
+ * recent klines are returned"): startTime → oldest rows from startTime; endTime only → most recent rows
+ * up to endTime; neither → most recent rows. The rows themselves come from the engine
+ * (src/simulator/query.ts): chronological, the last one possibly the candle still forming, holes
+ * skipped and not counted towards `limit`.
  */
-import { nextOpenTime, openTimeAt } from '../../../core/intervals.ts';
-import type { HoleSet } from './holes.ts';
-import { klineAt, openKlineAt, restRow } from './klines.ts';
-import type { RestRow } from './klines.ts';
-import type { SimulatorProfile, SimulatorProfileId } from './profiles.ts';
+import type { KlinesQuery } from '../../../simulator/dialect.ts';
+import type { SimulatorProfile } from './profiles.ts';
 
 export interface RestError {
   readonly status: number;
   readonly code: number;
   readonly msg: string;
-}
-
-export interface KlinesQuery {
-  readonly symbol: string;
-  readonly interval: string;
-  readonly startTime: number | undefined;
-  readonly endTime: number | undefined;
-  readonly limit: number;
 }
 
 const REST_SYMBOL_RE = /^[A-Z0-9_.-]{1,20}$/;
@@ -94,50 +83,8 @@ export function parseKlinesQuery(params: URLSearchParams, profile: SimulatorProf
   if (startTime !== undefined && endTime !== undefined && startTime > endTime) {
     return bad(-1023, 'Start time is greater than end time.');
   }
-  return { symbol, interval, startTime, endTime, limit };
-}
-
-function prevOpenTime(interval: string, openTime: number): number {
-  return openTimeAt(interval, openTime - 1);
-}
-
-/** Rows for the query at wall time `now`, from `profile`'s series. */
-export function queryKlines(q: KlinesQuery, now: number, holes: HoleSet, profile: SimulatorProfileId = 'binance'): RestRow[] {
-  const lower = q.symbol.toLowerCase();
-  const forming = openTimeAt(q.interval, now);
-  const row = (ot: number): RestRow => {
-    if (ot < forming) return restRow(klineAt(lower, q.interval, ot, profile));
-    const next = nextOpenTime(q.interval, ot);
-    return restRow(openKlineAt(lower, q.interval, ot, (now - ot) / (next - ot), profile));
-  };
-  const rows: RestRow[] = [];
-  if (q.startTime !== undefined) {
-    const last = q.endTime === undefined ? forming : Math.min(forming, openTimeAt(q.interval, q.endTime));
-    let ot = openTimeAt(q.interval, Math.max(0, q.startTime));
-    if (ot < q.startTime) ot = nextOpenTime(q.interval, ot);
-    while (ot <= last && rows.length < q.limit) {
-      const hole = holes.find(lower, q.interval, ot);
-      if (hole !== undefined) {
-        // Jump past the hole in one step (holes can span millions of 1s candles).
-        let after = openTimeAt(q.interval, hole.to);
-        if (after < hole.to) after = nextOpenTime(q.interval, after);
-        ot = Math.max(after, nextOpenTime(q.interval, ot));
-        continue;
-      }
-      rows.push(row(ot));
-      ot = nextOpenTime(q.interval, ot);
-    }
-    return rows;
-  }
-  let ot = q.endTime === undefined ? forming : Math.min(forming, openTimeAt(q.interval, q.endTime));
-  while (ot >= 0 && rows.length < q.limit) {
-    const hole = holes.find(lower, q.interval, ot);
-    if (hole !== undefined) {
-      ot = Math.min(prevOpenTime(q.interval, hole.from), prevOpenTime(q.interval, ot));
-      continue;
-    }
-    rows.push(row(ot));
-    ot = prevOpenTime(q.interval, ot);
-  }
-  return rows.reverse();
+  const to = endTime === undefined ? {} : { to: endTime };
+  return startTime === undefined
+    ? { symbol, interval, limit, take: 'newest', ...to }
+    : { symbol, interval, limit, take: 'oldest', from: startTime, ...to };
 }

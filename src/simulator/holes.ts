@@ -1,5 +1,5 @@
 /**
- * Candles that "never existed" (Binance outage holes): skipped by the WS scheduler and absent from
+ * Candles that "never existed" (a venue outage's holes): skipped by the WS scheduler and absent from
  * REST. Ranges are kept per (lowercase symbol, interval); lookups are linear in the number of holes
  * for that series, which stays tiny (tests add a handful).
  */
