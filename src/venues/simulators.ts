@@ -5,10 +5,12 @@
  */
 import type { SimulatorVenue } from '../simulator/dialect.ts';
 import { binanceSpotSimulator, binanceUsdmSimulator } from './binance/simulator/index.ts';
+import { pionexSimulator } from './pionex/simulator/index.ts';
 
 export const SIMULATORS: readonly SimulatorVenue[] = [
   binanceSpotSimulator,
   binanceUsdmSimulator,
+  pionexSimulator,
 ];
 
 export function simulatorFor(id: string): SimulatorVenue | undefined {
