@@ -355,17 +355,21 @@ function pollOverload(poll: PollProtocol, symbols: number, intervals: readonly C
 }
 
 /**
- * Venue variables that are set although their venue is not in CONNECTOR_VENUES: they would do
- * nothing (contract §2: a variable that is accepted does what its name says). The loader reports them.
+ * Venue variables that are set although their venue is not in CONNECTOR_VENUES, or that a listed venue
+ * does not read (the WebSocket URL of a REST-polled venue): they would do nothing (contract §2: a
+ * variable that is accepted does what its name says). The loader reports them, with why.
  */
-export function inertVenueVariables(config: Config, set: Iterable<string>): { readonly name: string; readonly venue: string }[] {
+export function inertVenueVariables(config: Config, set: Iterable<string>): { readonly name: string; readonly venue: string; readonly reason: string }[] {
   const listed = new Set(config.venues.map((v) => v.id));
-  const owner = new Map<string, string>();
-  for (const v of VENUES) if (!listed.has(v.id)) for (const name of Object.values(v.env.vars)) owner.set(name, v.id);
-  const out: { name: string; venue: string }[] = [];
+  const owner = new Map<string, { venue: string; reason: string }>();
+  for (const v of VENUES) {
+    if (!listed.has(v.id)) for (const name of Object.values(v.env.vars)) owner.set(name, { venue: v.id, reason: `${v.id} is not in CONNECTOR_VENUES` });
+    else if (v.source === 'rest-poll') owner.set(v.env.vars.wsUrl, { venue: v.id, reason: `${v.id} has no kline WebSocket (its closed candles are polled from ${v.env.vars.restUrl})` });
+  }
+  const out: { name: string; venue: string; reason: string }[] = [];
   for (const name of set) {
-    const venue = owner.get(name);
-    if (venue !== undefined) out.push({ name, venue });
+    const o = owner.get(name);
+    if (o !== undefined) out.push({ name, ...o });
   }
   return out;
 }

@@ -104,6 +104,14 @@ describe('Pionex in the configuration', () => {
     expect(symbols[0]).toMatch(/^CONNECTOR_PIONEX_SYMBOLS="BTC-USDT" \(environment\): symbols are BASE_QUOTE/);
   });
 
+  it('says CONNECTOR_PIONEX_WS_URL does nothing (no kline WebSocket), and refuses it in production', () => {
+    const { warnings } = load({ CONNECTOR_VENUES: 'pionex', CONNECTOR_PIONEX_SYMBOLS: 'BTC_USDT', CONNECTOR_PIONEX_WS_URL: 'wss://ws.pionex.com/wsPub' });
+    expect(warnings).toContain('CONNECTOR_PIONEX_WS_URL is ignored: pionex has no kline WebSocket (its closed candles are polled from CONNECTOR_PIONEX_REST_URL)');
+    const prod = issuesOf({ CONNECTOR_ENV: 'production', CONNECTOR_RELAY_AUTH: 'none', CONNECTOR_VENUES: 'pionex', CONNECTOR_PIONEX_SYMBOLS: 'BTC_USDT', CONNECTOR_PIONEX_WS_URL: 'wss://ws.pionex.com/wsPub' });
+    expect(prod).toEqual([expect.stringMatching(/^CONNECTOR_PIONEX_WS_URL \(environment\): pionex has no kline WebSocket .*, so this does nothing; with CONNECTOR_ENV=production this is an error$/)]);
+    expect(load({ CONNECTOR_VENUES: 'pionex', CONNECTOR_PIONEX_SYMBOLS: 'BTC_USDT' }).warnings.filter((w) => w.includes('PIONEX'))).toEqual([]);
+  });
+
   it('refuses more streams than one IP can poll once per candle, saying how many each interval carries', () => {
     // 6 polls/s: 360 one-minute streams fit exactly, 361 do not.
     expect(maxPolledStreams(pionexSpot.poll.pollsPerSecond, '1m')).toBe(360);
