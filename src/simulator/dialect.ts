@@ -28,7 +28,9 @@
  * - form: a small integer a session carries that selects which shape of the event frame it receives
  *   (Binance: 0 raw, 1 combined envelope; most venues: always 0). Set by the route, changed by control
  *   messages (`set-form`). The engine serializes each (stream tick, form) once and sends the same bytes
- *   to every subscriber in that form.
+ *   to every subscriber in that form. A dialect may also use it to remember which route a socket came
+ *   in on (e.g. a wrong-socket route whose subscribes the control parser answers with an error):
+ *   `SessionView.form` is what the parser sees.
  * - monotonic vs wall: the engine's rate windows, heartbeats and fault durations run on the real
  *   monotonic clock; candle times, event times and REST rows on the injectable wall clock (`now`).
  */
@@ -261,6 +263,8 @@ export interface WsLimits {
   /** Accepted upgrades per IP per `connectionWindowMs` (Binance 300 / 5 min; Bybit 500 / 5 min; OKX 3 / 1 s). Past it: HTTP 429. */
   readonly maxConnectionsPerWindow: number;
   readonly connectionWindowMs: number;
+  /** Sockets open at once per IP (Pionex 10; Bybit 1,000); past it: HTTP 429 `too-many-connections`. undefined: no cap. */
+  readonly maxConcurrentConnections?: number;
   /** A socket is closed (1000) this long after it opened (Binance 24 h). `Infinity`: never. */
   readonly connectionMaxAgeMs: number;
   /** Stream keys per subscribe request; undefined: no limit. */
@@ -270,6 +274,9 @@ export interface WsLimits {
   /** Subscribe + unsubscribe ops per connection per window (OKX: `{ max: 480, windowMs: 3_600_000 }`). */
   readonly opsPerWindow?: { readonly max: number; readonly windowMs: number };
 }
+
+/** Why an upgrade was refused. */
+export type UpgradeRejection = 'not-found' | 'refused' | 'too-many-attempts' | 'too-many-connections' | 'too-many-streams' | 'closing';
 
 export interface WsDialect {
   /**
@@ -315,8 +322,11 @@ export interface WsDialect {
   rotationNotice?(wallNow: number, form: number): string;
   /** Malformed frames for the `garbage` fault, in the venue's flavour (sent in turn, encoded). */
   readonly garbage: readonly string[];
-  /** Bodies of refused upgrades (statuses: not-found 404, refused = the fault's, attempts 429, streams 400, closing 503). */
-  rejectBody(reason: 'not-found' | 'refused' | 'too-many-attempts' | 'too-many-streams' | 'closing', detail: string): string;
+  /**
+   * Bodies of refused upgrades (statuses: not-found 404, refused = the fault's, attempts 429,
+   * connections 429, streams 400, closing 503). `detail` is a readable English reason.
+   */
+  rejectBody(reason: UpgradeRejection, detail: string): string;
 }
 
 // ------------------------------------------------------------------ REST
@@ -396,8 +406,11 @@ export interface RestDialect {
   endpoint(path: string): RestEndpoint | undefined;
   /** Parse a klines request (`wallNow` for venues whose range depends on it, e.g. OKX's 1,440-bar window). */
   parse(params: URLSearchParams, path: string, wallNow: number): KlinesQuery | RestAnswer;
-  /** The 200 body for `candles` (ascending open time; the last may be forming: `closed: false`). */
-  rows(candles: readonly SeriesCandle[], q: KlinesQuery): string;
+  /**
+   * The 200 body for `candles` (ascending open time; the last may be forming: `closed: false`).
+   * `params` and `path` are the request's, for venues that echo them (Bybit's `category`, `symbol`).
+   */
+  rows(candles: readonly SeriesCandle[], q: KlinesQuery, params: URLSearchParams, path: string): string;
   readonly rate: RestRateModel;
   /**
    * The `restErrors` fault's answer with `status`. `retryAfter` is the fault's verbatim value (seconds or
@@ -603,6 +616,9 @@ export interface SimulatorVenue {
   /** The series symbol of a native symbol (what `faults.hole` takes). */
   seriesSymbol(symbol: string): string;
   readonly auditLimits: AuditLimits;
-  /** REST statuses that are this venue's gate answers (Binance 429 and 418; Bybit 403; others 429). */
-  readonly gateStatuses: readonly number[];
+  /**
+   * REST statuses that are this venue's gate answers (Binance 429 and 418; Bybit 403; others 429): the
+   * chaos suite's `restErrors` faults inject these (and 500).
+   */
+  readonly gateStatuses: readonly InjectedStatus[];
 }

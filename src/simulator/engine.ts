@@ -357,6 +357,12 @@ export class SimulatorEngine implements VenueSimulator {
       rejectUpgrade(socket, 429, ws.rejectBody('too-many-attempts', 'Too many connection attempts.'));
       return;
     }
+    const concurrent = ws.limits.maxConcurrentConnections;
+    if (concurrent !== undefined && this.#sessions.size >= concurrent) {
+      this.counters.connectionsRefused++;
+      rejectUpgrade(socket, 429, ws.rejectBody('too-many-connections', `Too many connections (max ${concurrent}).`));
+      return;
+    }
     const unique = new Set(r.streams);
     if (unique.size > this.#maxStreams) {
       this.counters.connectionsRefused++;
@@ -878,7 +884,7 @@ export class SimulatorEngine implements VenueSimulator {
     }
     // A lagging REST answers as it saw the market `lag` ms ago: older rows only, its newest one partial.
     const candles = queryCandles(this.dialect.series, q, this.#now() - this.#restLagMs, this.#holes);
-    this.#reply200(res, rest.rows(candles, q), headers);
+    this.#reply200(res, rest.rows(candles, q, url.searchParams, path), headers);
   }
 
   /**

@@ -7,7 +7,7 @@
  * Longer attacks: `npm run chaos -- --faults 1000 --seed 42 [--venues binance,binance-usdm]`.
  */
 import { describe, expect, it } from 'vitest';
-import { VENUE_LIMITS, describeFault, failureText, makeSchedule, runChaos, summaryLine, violations, type ChaosReport } from './runner.ts';
+import { describeFault, failureText, makeSchedule, runChaos, summaryLine, violations, type ChaosReport } from './runner.ts';
 
 const FAULTS = 110;
 const SEEDS = [20250101, 7] as const;
@@ -29,10 +29,10 @@ function expectClean(report: ChaosReport): void {
       wrong: 0,
       invented: 0,
     });
-    const limits = VENUE_LIMITS[v.venue];
+    const limits = v.limits; // the venue's own (its simulator module's auditLimits)
     expect(v.sim.maxInboundPerSecond, v.venue).toBeLessThanOrEqual(limits.maxInboundPerSecond);
-    expect(v.sim.maxConnects5min, v.venue).toBeLessThanOrEqual(limits.maxConnects5min);
-    expect(v.sim.maxRestWeight1m, v.venue).toBeLessThan(limits.maxRestWeight1m);
+    expect(v.sim.maxConnectsPerWindow, v.venue).toBeLessThanOrEqual(limits.maxConnectsPerWindow);
+    expect(v.sim.maxRestBudget, v.venue).toBeLessThan(limits.maxRestBudget);
     expect(v.sim.restInsideRetryAfter, v.venue).toBe(0);
     expect(v.sim.closedByRateLimit, v.venue).toBe(0);
   }
@@ -67,6 +67,15 @@ describe('seeded chaos: simulator faults against the real daemon, audited agains
     expect(one.slice(0, 3).map((s) => `${s.at} ${describeFault(s.fault)}`)).toEqual(
       makeSchedule(42, 3, 40, 450, 1).map((s) => `${s.at} ${describeFault(s.fault)}`),
     );
+  });
+
+  it('draws each venue’s restErrors from its own gate statuses (and 500), and Binance’s from 429, 418 and 500 by default', () => {
+    const statuses = (list: ReturnType<typeof makeSchedule>, venue: number): Set<number> =>
+      new Set(list.flatMap((s) => (s.venue === venue && s.fault.kind === 'restErrors' ? [s.fault.status] : [])));
+    const mixed = makeSchedule(11, 400, 20, 450, 2, [[429, 418, 500], [403, 500]]);
+    expect([...statuses(mixed, 0)].sort()).toEqual([418, 429, 500]);
+    expect([...statuses(mixed, 1)].sort()).toEqual([403, 500]);
+    expect([...statuses(makeSchedule(11, 400, 20, 450), 0)].sort()).toEqual([418, 429, 500]);
   });
 
   for (const seed of SEEDS) {

@@ -2,8 +2,9 @@
  * `npm run chaos -- --faults 1000 --seed 42 [--venues binance,binance-usdm] [--streams 40] [--gap 450] [--quiet]`
  * Runs the seeded chaos suite once and prints its summary (one line; with several venues, then a line
  * per venue); exits 1 if anything that must be zero is not (then the seed and the whole fault list are
- * printed to stderr for an exact replay). `--venues`: Binance spot alone by default; `--streams` is
- * per venue.
+ * printed to stderr for an exact replay). `--venues`: any venues of the simulator registry
+ * (src/venues/simulators.ts); the daemon's default venue (Binance spot) alone by default; `--streams`
+ * is per venue.
  */
 import { parseArgs } from 'node:util';
 import { CHAOS_VENUE_IDS, failureText, isChaosVenueId, runChaos, summaryLine, violations, type ChaosVenueId } from './runner.ts';
@@ -18,8 +19,8 @@ function num(name: string, v: string | undefined, fallback: number): number {
   return n;
 }
 
-function venueList(v: string | undefined): ChaosVenueId[] {
-  if (v === undefined) return ['binance'];
+function venueList(v: string | undefined): ChaosVenueId[] | undefined {
+  if (v === undefined) return undefined; // the runner's default
   const ids = v.split(',').map((s) => s.trim());
   const bad = ids.filter((id) => !isChaosVenueId(id));
   if (bad.length > 0 || ids.length === 0 || new Set(ids).size !== ids.length) {
@@ -41,10 +42,11 @@ const { values } = parseArgs({
 });
 
 const seed = num('seed', values.seed, 42);
+const venues = venueList(values.venues);
 const report = await runChaos({
   seed,
   faults: num('faults', values.faults, 200),
-  venues: venueList(values.venues),
+  ...(venues === undefined ? {} : { venues }),
   streams: num('streams', values.streams, 40),
   meanGapMs: num('gap', values.gap, 450),
   log: values.quiet ? undefined : (line) => {

@@ -1,43 +1,48 @@
 /**
  * The seeded chaos runner: the real daemon (startConnector: upstream pools → Pipeline → RelayServer)
- * against the Binance simulator, while a PRNG-driven schedule of faults hits the simulator. Two relay
- * clients record everything (one `/stream?streams=` combined, one raw `/ws` + SUBSCRIBE); afterwards
- * their closed candles are compared with the simulator's ground truth (`klineAt`).
+ * against venue simulators, while a PRNG-driven schedule of faults hits them. Two relay clients record
+ * everything (one `/stream?streams=` combined, one raw `/ws` + SUBSCRIBE); afterwards their closed
+ * candles are compared with each simulator's ground truth (the registry's `truth`).
  *
- * Venues (`venues`, CLI `--venues`): Binance spot alone (the default, unchanged: 1s candles, real
- * time), Binance USD-M alone, or both side by side in ONE daemon (`binance,binance-usdm`), each venue
- * against its own simulator (profile 'binance' / 'binance-usdm'). Each fault of the schedule targets
- * one venue's simulator; both relay clients subscribe to every stream of every venue on their one
- * connection; the audit runs per venue and stream against that venue's truth (`klineAt(…, profile)`).
- * The venues get disjoint symbols: a raw `/ws` event names no stream (nor venue), only `s` and `i`, so
- * a raw client can only tell the venues apart by symbol. (The combined client would cope with shared
- * symbols; test/e2e/venues.test.ts covers the same symbol on both venues.)
+ * Venues (`venues`, CLI `--venues`): any venues of the simulator registry (src/venues/simulators.ts),
+ * alone or side by side in ONE daemon, each against its own simulator; the default is the daemon's
+ * default venue (Binance spot) alone, unchanged: 1s candles, real time. Everything venue-specific comes
+ * from the registry and the venue's adapter: the simulator, the ground truth, the symbols (disjoint per
+ * venue), the stream keys a stall names, the variables the daemon is configured by (`env.vars`), the
+ * limits the audit asserts, and the REST statuses the `restErrors` faults draw from (the venue's gate
+ * answers, plus 500). Each fault of the schedule targets one venue's simulator; both relay clients
+ * subscribe to every stream of every venue on their one connection; the audit runs per venue and
+ * stream against that venue's truth. The venues get disjoint symbols: a raw `/ws` event names no
+ * stream (nor venue), only `s` and `i`, so a raw client can only tell the venues apart by symbol. (The
+ * combined client would cope with shared symbols; test/e2e/venues.test.ts covers the same symbol on
+ * both Binance venues.)
  *
  * The promise under test (contract §3–§4): every closed candle of every configured stream reaches each
  * relay client exactly once, in increasing open time, with no gaps and the right values; candles that
- * Binance never had (holes) are absent, never invented; an open update never follows its candle's
+ * the venue never had (holes) are absent, never invented; an open update never follows its candle's
  * closed one. And, whatever the storm, the daemon stays inside each venue's limits as its simulator
- * counts them (spot ≤ 5 inbound msgs/s per socket, REST weight under 6000 / min; USD-M ≤ 10 msgs/s,
- * under 2400 / min; connection attempts far under 300 / 5 min; no REST request inside an announced
- * Retry-After window).
+ * counts them (`auditLimits`: e.g. Binance spot ≤ 5 inbound msgs/s per socket, REST weight under
+ * 6000 / min; USD-M ≤ 10 msgs/s, under 2400 / min; connection attempts far under 300 / 5 min; on every
+ * venue no REST request inside an announced back-off).
  *
  * Replay: the whole fault list is drawn from the seed BEFORE the run starts, so `--seed N` replays the
  * same faults in the same order at the same offsets. Real time and the OS scheduler still vary, so a
  * replay is the same attack, not a bit-identical run.
  *
- * Clock. Spot alone: real time, 1 s candles (~40 closed candles per second to audit). USD-M has no 1s
- * klines and 1m candles on real time would make a run of minutes audit a handful, so whenever USD-M
- * runs, BOTH simulators and the daemon share ONE virtual wall clock at FAST_SPEED (60×: a 1m candle
- * closes every real second, the same audit density as spot's 1s) and every venue runs 1m. What keeps
+ * Clock. When every venue has 1s klines: real time, 1 s candles (~40 closed candles per second to
+ * audit). 1m candles on real time would make a run of minutes audit a handful, so whenever a venue
+ * without 1s runs (USD-M, most venues), ALL simulators and the daemon share ONE virtual wall clock at
+ * FAST_SPEED (60×: a 1m candle closes every real second, the same audit density as 1s) and every venue
+ * runs 1m. What keeps
  * that sound is that everything that measures a duration stays on the real monotonic clock on both
  * sides: the simulator's rate windows (msgs/s, REST weight per minute, connection attempts), stalls,
  * Retry-After windows, pings and pong deadlines; the daemon's staleness, liveness, backoff, attempt
  * budget and REST gate. Only what names a moment follows the fast clock, and it is the same function
  * on both sides: candle boundaries, `E`, REST rows, the daemon's "has it closed yet" and gap targets.
  * So every fault duration here is in real ms (a 1.6–4 s stall loses 1–4 one-minute candles), and the
- * limits are counted in real windows. Two figures are wall-stamped and are converted: the simulator's
- * connection timestamps (the 5-minute window is 5 min × speed of virtual time) and hole positions
- * (drawn in candles of the venue's interval). One thing does not scale and is left alone: the daemon's
+ * limits are counted in real windows (the simulator's connection-attempt window included: the engine
+ * counts it on the monotonic clock). Hole positions are wall-stamped, drawn in candles of the venue's
+ * interval. One thing does not scale and is left alone: the daemon's
  * own REST weight accounting is per wall-clock minute (Binance's weight minute is wall-aligned), so at
  * 60× its local budget refills every real second; the simulator's real-minute count is what is asserted.
  */
@@ -46,8 +51,10 @@ import { startConnector, type Connector } from '../../src/app.ts';
 import { EnvSchema } from '../../src/config/schema.ts';
 import { openTimeAt } from '../../src/core/intervals.ts';
 import type { Clock } from '../../src/core/clock.ts';
-import { klineAt } from '../../src/venues/binance/simulator/klines.ts';
-import { BinanceSimulator, type SimulatorProfileId } from '../../src/venues/binance/simulator/server.ts';
+import type { AuditLimits, InjectedStatus, RelayKline, SimulatorVenue, VenueSimulator } from '../../src/simulator/dialect.ts';
+import type { VenueAdapter } from '../../src/upstream/venue.ts';
+import { VENUES, venueById } from '../../src/venues/index.ts';
+import { SIMULATORS, simulatorFor } from '../../src/venues/simulators.ts';
 import { RecordingClient, sleep, type KlineMsg } from '../e2e/harness.ts';
 
 // ------------------------------------------------------------------------------------ randomness
@@ -72,7 +79,7 @@ export type Fault =
   | { readonly kind: 'stallStreams'; readonly streams: readonly number[]; readonly ms: number }
   | { readonly kind: 'stallSockets'; readonly ms: number }
   | { readonly kind: 'refuseConnections'; readonly count: number }
-  | { readonly kind: 'restErrors'; readonly status: 429 | 418 | 500; readonly count: number; readonly retryAfterSec: number }
+  | { readonly kind: 'restErrors'; readonly status: InjectedStatus; readonly count: number; readonly retryAfterSec: number }
   | { readonly kind: 'garbage'; readonly count: number }
   | { readonly kind: 'serverShutdown' }
   | { readonly kind: 'closeMidSubscribe'; readonly count: number }
@@ -118,7 +125,10 @@ function pick<T>(rnd: () => number, list: readonly T[]): T {
   return v;
 }
 
-function drawFault(rnd: () => number, streams: number): Fault {
+/** What the `restErrors` faults draw from when a venue's gate statuses are not given (Binance's: 429, 418). */
+const DEFAULT_REST_STATUSES: readonly InjectedStatus[] = [429, 418, 500];
+
+function drawFault(rnd: () => number, streams: number, restStatuses: readonly InjectedStatus[]): Fault {
   let r = rnd() * WEIGHT_TOTAL;
   let kind: FaultKind = 'dropAll';
   for (const [k, w] of WEIGHTS) {
@@ -145,7 +155,7 @@ function drawFault(rnd: () => number, streams: number): Fault {
     case 'refuseConnections':
       return { kind, count: int(rnd, 1, 4) };
     case 'restErrors': {
-      const status = pick(rnd, [429, 418, 500] as const);
+      const status = pick(rnd, restStatuses);
       return { kind, status, count: int(rnd, 1, 6), retryAfterSec: status === 500 ? 0 : int(rnd, 1, 2) };
     }
     case 'garbage':
@@ -161,16 +171,25 @@ function drawFault(rnd: () => number, streams: number): Fault {
  * The whole attack, drawn from the seed up front: `faults` faults at offsets spaced uniformly in
  * [0.2, 1.8] × meanGapMs, each against one of `venues` venues (uniformly; `streams` per venue). A pure
  * function of its arguments. With one venue no venue is drawn, so a one-venue schedule is exactly the
- * one this function drew before venues existed (same seed, same spot attack).
+ * one this function drew before venues existed (same seed, same spot attack). `restStatuses[v]`: what
+ * venue v's `restErrors` faults draw from (its gate statuses and 500); default 429, 418, 500, so a
+ * Binance schedule is the one drawn before other venues existed.
  */
-export function makeSchedule(seed: number, faults: number, streams: number, meanGapMs: number, venues = 1): ScheduledFault[] {
+export function makeSchedule(
+  seed: number,
+  faults: number,
+  streams: number,
+  meanGapMs: number,
+  venues = 1,
+  restStatuses: readonly (readonly InjectedStatus[])[] = [],
+): ScheduledFault[] {
   const rnd = mulberry32(seed);
   const out: ScheduledFault[] = [];
   let at = 0;
   for (let i = 0; i < faults; i++) {
     at += Math.round(meanGapMs * (0.2 + 1.6 * rnd()));
     const venue = venues > 1 ? int(rnd, 0, venues - 1) : 0;
-    out.push({ at, venue, fault: drawFault(rnd, streams) });
+    out.push({ at, venue, fault: drawFault(rnd, streams, restStatuses[venue] ?? DEFAULT_REST_STATUSES) });
   }
   return out;
 }
@@ -202,16 +221,32 @@ export function describeFault(f: Fault, streamNames?: readonly string[]): string
 
 // ------------------------------------------------------------------------------------ venues
 
-/** The venues the runner can attack, each against the simulator profile of the same id. */
-export type ChaosVenueId = Extract<SimulatorProfileId, 'binance' | 'binance-usdm'>;
-export const CHAOS_VENUE_IDS: readonly ChaosVenueId[] = ['binance', 'binance-usdm'];
+/** A venue the runner can attack: one with an adapter (src/venues/index.ts) and a simulator (src/venues/simulators.ts). */
+export type ChaosVenueId = string;
+export const CHAOS_VENUE_IDS: readonly ChaosVenueId[] = SIMULATORS.map((s) => s.id).filter((id) => venueById(id) !== undefined);
 
 export function isChaosVenueId(x: string): x is ChaosVenueId {
-  return (CHAOS_VENUE_IDS as readonly string[]).includes(x);
+  return CHAOS_VENUE_IDS.includes(x);
 }
 
-/** The virtual wall clock's speed whenever USD-M runs (see the header: 1m candles, one per real second). */
+/** The daemon's default venue (the first of the registry): a run of it alone prints the line it always did. */
+const DEFAULT_VENUE = VENUES[0]?.id ?? '';
+
+/** The virtual wall clock's speed whenever a venue without 1s klines runs (see the header: 1m candles, one per real second). */
 export const FAST_SPEED = 60;
+
+/** The restErrors statuses of a venue: its gate answers, then 500. */
+function restStatusesOf(venue: SimulatorVenue): readonly InjectedStatus[] {
+  return [...venue.gateStatuses, 500];
+}
+
+/** The simulator module and adapter of a chaos venue; unknown ids are the caller's error. */
+function venueParts(id: ChaosVenueId): { readonly sim: SimulatorVenue; readonly adapter: VenueAdapter } {
+  const sim = simulatorFor(id);
+  const adapter = venueById(id);
+  if (sim === undefined || adapter === undefined) throw new RangeError(`chaos: no simulator for venue ${id} (known: ${CHAOS_VENUE_IDS.join(', ')})`);
+  return { sim, adapter };
+}
 
 // ------------------------------------------------------------------------------------ report
 
@@ -241,13 +276,14 @@ export interface SimFigures {
   readonly maxInboundPerSecond: number;
   readonly connectionsOpened: number;
   readonly connectionsRefused: number;
-  /** Accepted upgrades in any real 5-minute window (what Binance's 300 / 5 min counts). */
-  readonly maxConnects5min: number;
-  readonly maxRestWeight1m: number;
+  /** Accepted upgrades in any real connection window of the venue (Binance: 300 per 5 min). */
+  readonly maxConnectsPerWindow: number;
+  /** The most REST budget used within one of the venue's rate windows (Binance: weight per minute). */
+  readonly maxRestBudget: number;
   readonly restRequests: number;
-  readonly rest429: number;
-  readonly rest418: number;
-  /** REST requests that arrived inside a Retry-After window this simulator had announced: violations. */
+  /** Non-2xx REST answers by status (429, 418, 403, 500, …). */
+  readonly restStatuses: Readonly<Record<number, number>>;
+  /** REST requests that arrived inside a back-off this simulator had announced: violations. */
   readonly restInsideRetryAfter: number;
   readonly closedByRateLimit: number;
 }
@@ -267,7 +303,7 @@ export interface VenueReport {
   readonly openRegressed: number;
   readonly holesInjected: number;
   readonly sim: SimFigures;
-  readonly limits: ChaosLimits;
+  readonly limits: AuditLimits;
 }
 
 export interface ChaosReport {
@@ -318,26 +354,6 @@ export interface ChaosReport {
   readonly schedule: readonly string[];
 }
 
-export interface ChaosLimits {
-  readonly maxInboundPerSecond: number;
-  readonly maxConnects5min: number;
-  readonly maxRestWeight1m: number;
-}
-
-/** Binance spot's limits as the simulator enforces them, with the margins the contract asks for. */
-export const DEFAULT_LIMITS: ChaosLimits = {
-  maxInboundPerSecond: 5,
-  // "far under 300 per 5 min": the daemon's own budget in this run (CHAOS_ATTEMPT_BUDGET) is 150.
-  maxConnects5min: 150,
-  maxRestWeight1m: 6000,
-};
-
-/** Per venue: USD-M counts 10 inbound msgs/s per socket and 2400 REST weight per minute (profiles.ts). */
-export const VENUE_LIMITS: Readonly<Record<ChaosVenueId, ChaosLimits>> = {
-  binance: DEFAULT_LIMITS,
-  'binance-usdm': { maxInboundPerSecond: 10, maxConnects5min: 150, maxRestWeight1m: 2400 },
-};
-
 /** Everything that should be zero or under a limit and is not; empty means the run passed. */
 export function violations(r: ChaosReport): string[] {
   const v: string[] = [];
@@ -354,8 +370,8 @@ export function violations(r: ChaosReport): string[] {
   for (const { venue, sim, limits } of r.venues) {
     if (sim.maxInboundPerSecond > limits.maxInboundPerSecond) v.push(`${venue}: max_inbound_per_s=${sim.maxInboundPerSecond} > ${limits.maxInboundPerSecond}`);
     if (sim.closedByRateLimit > 0) v.push(`${venue}: closed_by_rate_limit=${sim.closedByRateLimit}`);
-    if (sim.maxConnects5min > limits.maxConnects5min) v.push(`${venue}: max_connects_5min=${sim.maxConnects5min} > ${limits.maxConnects5min}`);
-    if (sim.maxRestWeight1m >= limits.maxRestWeight1m) v.push(`${venue}: max_rest_weight_1m=${sim.maxRestWeight1m} >= ${limits.maxRestWeight1m}`);
+    if (sim.maxConnectsPerWindow > limits.maxConnectsPerWindow) v.push(`${venue}: max_connects_window=${sim.maxConnectsPerWindow} > ${limits.maxConnectsPerWindow}`);
+    if (sim.maxRestBudget >= limits.maxRestBudget) v.push(`${venue}: max_rest_budget=${sim.maxRestBudget} >= ${limits.maxRestBudget}`);
     if (sim.restInsideRetryAfter > 0) v.push(`${venue}: rest_inside_retry_after=${sim.restInsideRetryAfter}`);
   }
   return v;
@@ -366,10 +382,9 @@ function simFields(sim: SimFigures): string[] {
     `max_inbound_per_s=${sim.maxInboundPerSecond}`,
     `connects=${sim.connectionsOpened}`,
     `refused=${sim.connectionsRefused}`,
-    `max_connects_5min=${sim.maxConnects5min}`,
-    `max_rest_weight_1m=${sim.maxRestWeight1m}`,
-    `rest429=${sim.rest429}`,
-    `rest418=${sim.rest418}`,
+    `max_connects_window=${sim.maxConnectsPerWindow}`,
+    `max_rest_budget=${sim.maxRestBudget}`,
+    `rest_errors=${Object.entries(sim.restStatuses).map(([status, n]) => `${status}:${n}`).join(',') || '-'}`,
     `rest_inside_retry_after=${sim.restInsideRetryAfter}`,
   ];
 }
@@ -382,7 +397,7 @@ export function summaryLine(r: ChaosReport): string {
   const one = r.venues.length === 1 ? r.venues[0] : undefined;
   const head = [
     `chaos seed=${r.seed}`,
-    ...(one === undefined || one.venue !== 'binance' ? [`venues=${r.venues.map((x) => x.venue).join(',')}`, `speed=${r.speed}x`] : []),
+    ...(one === undefined || one.venue !== DEFAULT_VENUE ? [`venues=${r.venues.map((x) => x.venue).join(',')}`, `speed=${r.speed}x`] : []),
     `faults=${r.faults}`,
     `streams=${r.streams}`,
     `candles=${r.candles}`,
@@ -421,7 +436,7 @@ export function summaryLine(r: ChaosReport): string {
       `open_after_closed=${x.openAfterClosed}`,
       `holes_injected=${x.holesInjected}`,
       ...simFields(x.sim),
-      `limits=${x.limits.maxInboundPerSecond}/s,${x.limits.maxConnects5min}/5min,${x.limits.maxRestWeight1m}/min`,
+      `limits=${x.limits.maxInboundPerSecond}/s,${x.limits.maxConnectsPerWindow}/window,${x.limits.maxRestBudget}/budget`,
     ].join(' '),
   );
   return [head, ...lines].join('\n');
@@ -448,7 +463,7 @@ export function failureText(r: ChaosReport, problems: readonly string[]): string
 export interface ChaosOptions {
   readonly seed: number;
   readonly faults: number;
-  /** The venues, side by side in one daemon (default: Binance spot alone). */
+  /** The venues, side by side in one daemon (default: the daemon's default venue alone). */
   readonly venues?: readonly ChaosVenueId[];
   /** Symbols per venue (default 40). */
   readonly streams?: number;
@@ -459,24 +474,11 @@ export interface ChaosOptions {
   readonly log?: ((line: string) => void) | undefined;
 }
 
-/** Daemon settings that make recovery fast; Binance's limits stay enforced by the simulator. */
+/** Daemon settings that make recovery fast; each venue's limits stay enforced by its simulator. */
 const CHAOS_STALE_MS = 1500;
 const CHAOS_ATTEMPT_BUDGET = 150;
 /** Few sockets per venue: every socket killer costs one connection attempt per socket, and the budget is per run. */
 const SOCKETS = 2;
-
-const BASE_SYMBOLS = [
-  'btcusdt', 'ethusdt', 'bnbusdt', 'solusdt', 'xrpusdt', 'adausdt', 'dogeusdt', 'trxusdt', 'linkusdt', 'dotusdt',
-  'maticusdt', 'ltcusdt', 'bchusdt', 'avaxusdt', 'xlmusdt', 'atomusdt', 'uniusdt', 'etcusdt', 'filusdt', 'aptusdt',
-  'nearusdt', 'arbusdt', 'opusdt', 'injusdt', 'suiusdt', 'seiusdt', 'tiausdt', 'runeusdt', 'aaveusdt', 'mkrusdt',
-  'ldousdt', 'stxusdt', 'grtusdt', 'algousdt', 'egldusdt', 'sandusdt', 'manausdt', 'axsusdt', 'ftmusdt', 'icpusdt',
-];
-
-export function chaosSymbols(n: number, from = 0): string[] {
-  const out: string[] = [];
-  for (let i = from; i < from + n; i++) out.push(BASE_SYMBOLS[i] ?? `sim${i}usdt`);
-  return out;
-}
 
 /** Per client and stream, what has been received so far (scanned incrementally while waiting). */
 class Progress {
@@ -534,14 +536,18 @@ class HoleBook {
 /** One venue of the run: its simulator, its streams under both names, its holes. */
 interface Lane {
   readonly id: ChaosVenueId;
+  readonly venue: SimulatorVenue;
+  readonly adapter: VenueAdapter;
   readonly interval: string;
   readonly step: number;
   readonly symbols: readonly string[];
-  /** The simulator's stream names (`btcusdt@kline_1m`), index = the schedule's stream index. */
+  /** The simulator's stream keys (`btcusdt@kline_1m`; what `stallStreams` takes), index = the schedule's stream index. */
   readonly native: readonly string[];
   /** The relay's names (`btcusdt@kline_1s`, `binance-usdm:btcusdt@kline_1m`), same order. */
   readonly relay: readonly string[];
-  readonly sim: BinanceSimulator;
+  /** What a raw client derives from an event (`<s lowercased>@kline_<i>`), same order. */
+  readonly rawNames: readonly string[];
+  readonly sim: VenueSimulator;
   readonly holes: HoleBook;
   readonly holeRanges: { symbol: string; from: number; to: number }[];
   faults: number;
@@ -549,6 +555,9 @@ interface Lane {
 }
 
 const STEP_MS: Readonly<Record<string, number>> = { '1s': 1000, '1m': 60_000 };
+
+/** The `k` fields compared with the venue's truth (`null` where the venue does not publish one). */
+const TRUTH_FIELDS: readonly (keyof RelayKline)[] = ['s', 'i', 'T', 'o', 'h', 'l', 'c', 'v', 'q', 'n', 'V', 'Q'];
 
 function auditClient(name: string, client: RecordingClient, rename: (stream: string) => string, lane: Lane, cutoff: number): ClientAudit {
   const { relay: streams, holes, step, interval } = lane;
@@ -600,14 +609,10 @@ function auditClient(name: string, client: RecordingClient, rename: (stream: str
       candles++;
       if (holes.has(stream, m.t)) {
         invented++;
-        note(`${stream}: candle ${m.t} inside a Binance hole`);
+        note(`${stream}: candle ${m.t} inside a hole of the venue`);
       }
-      const truth = klineAt(symbol, interval, m.t, lane.id);
-      const k = m.k;
-      if (
-        k.o !== truth.o || k.h !== truth.h || k.l !== truth.l || k.c !== truth.c || k.v !== truth.v || k.n !== truth.n ||
-        k.q !== truth.q || k.V !== truth.V || k.Q !== truth.Q || k.T !== truth.T || k.i !== truth.i || k.s !== truth.s
-      ) {
+      const truth = lane.venue.truth(symbol, interval, m.t);
+      if (TRUTH_FIELDS.some((f) => m.k[f] !== truth[f])) {
         wrong++;
         note(`${stream}: candle ${m.t} has wrong values`);
       }
@@ -638,17 +643,6 @@ function auditClient(name: string, client: RecordingClient, rename: (stream: str
     flush(cutoff);
   }
   return { client: name, venue: lane.id, candles, missing, duplicated, outOfOrder, wrong, invented, openAfterClosed, openRegressed, silentStreams, examples };
-}
-
-function maxInWindow(timestamps: readonly number[], windowMs: number): number {
-  const ts = [...timestamps].sort((a, b) => a - b);
-  let best = 0;
-  let lo = 0;
-  for (let hi = 0; hi < ts.length; hi++) {
-    while ((ts[lo] ?? 0) <= (ts[hi] ?? 0) - windowMs) lo++;
-    best = Math.max(best, hi - lo + 1);
-  }
-  return best;
 }
 
 /** Poll `cond` until it holds or the deadline (ms from now, or a function giving a wall time) passes. */
@@ -686,14 +680,12 @@ function chaosConfig(lanes: readonly Lane[], streamsPerVenue: number): Record<st
     CONNECTOR_REST_TIMEOUT_MS: 3000,
   };
   for (const l of lanes) {
-    const vars =
-      l.id === 'binance'
-        ? { symbols: 'CONNECTOR_SYMBOLS', intervals: 'CONNECTOR_INTERVALS', ws: 'CONNECTOR_BINANCE_WS_URL', rest: 'CONNECTOR_BINANCE_REST_URL' }
-        : { symbols: 'CONNECTOR_BINANCE_USDM_SYMBOLS', intervals: 'CONNECTOR_BINANCE_USDM_INTERVALS', ws: 'CONNECTOR_BINANCE_USDM_WS_URL', rest: 'CONNECTOR_BINANCE_USDM_REST_URL' };
+    const vars = l.adapter.env.vars;
     env[vars.symbols] = l.symbols.join(',');
     env[vars.intervals] = l.interval;
-    env[vars.ws] = l.sim.wsUrl;
-    env[vars.rest] = l.sim.restUrl;
+    // A venue without a kline WebSocket keeps its default WS URL (the daemon never dials it for klines).
+    if (l.sim.wsUrl !== '') env[vars.wsUrl] = l.sim.wsUrl;
+    env[vars.restUrl] = l.sim.restUrl;
   }
   return env;
 }
@@ -701,17 +693,29 @@ function chaosConfig(lanes: readonly Lane[], streamsPerVenue: number): Record<st
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const started = Date.now();
   const log = options.log ?? ((): void => undefined);
-  const venueIds = options.venues ?? ['binance'];
+  const venueIds = options.venues ?? [DEFAULT_VENUE];
   if (venueIds.length === 0 || new Set(venueIds).size !== venueIds.length) throw new RangeError(`chaos: venues must be distinct and at least one, got [${venueIds.join(',')}]`);
+  const parts = venueIds.map(venueParts);
   const n = options.streams ?? 40;
-  // Spot alone keeps real time and 1s candles; with USD-M (no 1s) every venue runs 1m on the fast clock.
-  const speed = venueIds.includes('binance-usdm') ? FAST_SPEED : 1;
+  for (const { sim } of parts) {
+    if (n > sim.chaosSymbols.length) throw new RangeError(`chaos: ${sim.id} has ${sim.chaosSymbols.length} chaos symbols, ${n} streams asked for`);
+  }
+  // Venues that all have 1s keep real time and 1s candles; with any venue without 1s, every venue runs
+  // 1m on the fast clock.
+  const speed = parts.every(({ adapter }) => '1s' in adapter.env.intervals) ? 1 : FAST_SPEED;
   const interval = speed === 1 ? '1s' : '1m';
   const step = STEP_MS[interval] ?? 1000;
   const origin = Date.now();
   const now = speed === 1 ? Date.now : (): number => origin + (Date.now() - origin) * speed;
   const clock: Clock = { now, monotonic: () => performance.now() };
-  const schedule = makeSchedule(options.seed, options.faults, n, options.meanGapMs ?? 450, venueIds.length);
+  const schedule = makeSchedule(
+    options.seed,
+    options.faults,
+    n,
+    options.meanGapMs ?? 450,
+    venueIds.length,
+    parts.map(({ sim }) => restStatusesOf(sim)),
+  );
 
   const lanes: Lane[] = [];
   let connector: Connector | undefined;
@@ -720,16 +724,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     for (const l of lanes) await l.sim.close();
   };
   try {
-    for (const [i, id] of venueIds.entries()) {
+    for (const { sim: venue, adapter } of parts) {
       // Open updates every 250 ms (4/s per stream): plenty of traffic without starving 2 cores. Server
-      // pings every 2 s instead of 20 s (spot) or 3 min (USD-M), so the daemon's pongs really count
-      // against each venue's inbound limit.
-      const sim = await BinanceSimulator.start({ host: '127.0.0.1', port: 0, profile: id, openUpdateMs: 250, pingIntervalMs: 2000, now });
+      // pings every 2 s instead of the venue's (Binance spot 20 s, USD-M 3 min), so the daemon's pongs
+      // really count against each venue's inbound limit.
+      const sim = await venue.start({ host: '127.0.0.1', port: 0, openUpdateMs: 250, pingIntervalMs: 2000, now });
       // Disjoint symbols per venue (see the header: raw events name no venue).
-      const symbols = chaosSymbols(n, i * n);
-      const native = symbols.map((s) => `${s}@kline_${interval}`);
-      const relay = native.map((s) => (id === 'binance' ? s : `${id}:${s}`));
-      lanes.push({ id, interval, step, symbols, native, relay, sim, holes: new HoleBook(step), holeRanges: [], faults: 0, cutoff: 0 });
+      const symbols = venue.chaosSymbols.slice(0, n);
+      const specs = adapter.streams(symbols, [interval === '1s' ? '1s' : '1m']);
+      const native = symbols.map((s) => venue.streamKey(s, interval));
+      const relay = specs.map((s) => s.name);
+      const rawNames = specs.map((s) => `${s.symbol.toLowerCase()}@kline_${interval}`);
+      lanes.push({ id: venue.id, venue, adapter, interval, step, symbols, native, relay, rawNames, sim, holes: new HoleBook(step), holeRanges: [], faults: 0, cutoff: 0 });
     }
     const config = EnvSchema.parse(chaosConfig(lanes, n));
     connector = await startConnector(config, {
@@ -751,7 +757,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const allStreams = lanes.flatMap((l) => l.relay);
   // A raw event names only `s` and `i`: the client derives `btcusdt@kline_1m`; the symbol tells the venue.
   const rawToRelay = new Map<string, string>();
-  for (const l of lanes) for (const [i, s] of l.native.entries()) rawToRelay.set(s, l.relay[i] ?? s);
+  for (const l of lanes) for (const [i, s] of l.rawNames.entries()) rawToRelay.set(s, l.relay[i] ?? s);
   const asIs = (s: string): string => s;
   const fromRaw = (s: string): string => rawToRelay.get(s) ?? s;
   const relayUrl = `ws://127.0.0.1:${daemon.relayAddress.port}`;
@@ -889,16 +895,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         maxInboundPerSecond: c.maxInboundPerSecondSeen,
         connectionsOpened: c.connectionsOpened,
         connectionsRefused: c.connectionsRefused,
-        // Wall-stamped: a real 5-minute window spans 5 min × speed of the virtual clock.
-        maxConnects5min: maxInWindow(c.connectionTimestamps, 5 * 60_000 * speed),
-        maxRestWeight1m: c.restWeightUsedMax1m,
+        // Counted by the simulator in real (monotonic) windows, so the fast clock does not stretch it.
+        maxConnectsPerWindow: c.maxConnectionAttemptsPerWindowSeen,
+        maxRestBudget: c.restBudgetUsedMax,
         restRequests: c.restRequests,
-        rest429: c.rest429,
-        rest418: c.rest418,
+        restStatuses: { ...c.restStatuses },
         restInsideRetryAfter: c.restInsideRetryAfter,
         closedByRateLimit: c.closedByRateLimit,
       },
-      limits: VENUE_LIMITS[l.id],
+      limits: l.venue.auditLimits,
     };
   });
   return {
@@ -996,7 +1001,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         // Strictly after the candle forming now (on the venue's clock), so no part of it has been published yet.
         const from = openTimeAt(lane.interval, now()) + f.startsIn * lane.step;
         const to = from + f.length * lane.step;
-        faults.hole(symbol, lane.interval, from, to);
+        faults.hole(lane.venue.seriesSymbol(symbol), lane.interval, from, to);
         lane.holes.add(stream, from, to);
         lane.holeRanges.push({ symbol, from, to });
         return;
