@@ -190,8 +190,8 @@ describe('Pionex end to end (REST-polled, no kline WebSocket)', () => {
         ...d,
         rest: {
           ...d.rest,
-          rows: (candles, q) => {
-            if (!garbage) return d.rest.rows(candles, q);
+          rows: (candles, q, params, path) => {
+            if (!garbage) return d.rest.rows(candles, q, params, path);
             served++;
             return '{"result":true,"data":{"klines":[{"time":"soon","open":1}]}}';
           },
