@@ -21,7 +21,7 @@
  *   that extends its ban per request inside it (`repeatPenaltyMs`, Pionex +10 s) has the window grow
  *   by that for every gate answer that arrives while it is closed (requests that were in flight).
  * - Requests per second, for venues that count per second (`requestsPerSecond`, Pionex 10/s per IP
- *   less a margin): no rolling second holds more of ours, checked at the gate with the weight budget.
+ *   less a margin): requests leave evenly spaced at that rate, checked at the gate with the weight budget.
  * - Network errors and 5xx: retried with jittered exponential backoff, and counted by a circuit breaker
  *   (cockatiel, `<venue>.rest`) that stops hammering a venue that is down: 30 → 60 → 120 → 300 s
  *   recovery; half-open, it lets `CONNECTOR_CIRCUIT_BREAKER_HALF_OPEN_CALLS` trial requests through (the
@@ -112,8 +112,8 @@ export class RestClient {
   readonly #abort = new AbortController();
   #breakerState: BreakerState = 'closed';
   #weightMinute = -1;
-  /** Monotonic send times of the last `requestsPerSecond` requests, oldest first (per-second venues only). */
-  readonly #sent: number[] = [];
+  /** Monotonic time the last request left (per-second venues only: they are spaced evenly). */
+  #lastSendMono: number | undefined;
   #closed = false;
   readonly #stats: RestStats = { requests: 0, rateLimited: 0, errors: 0, usedWeight1m: 0, bannedUntil: undefined, breaker: 'closed' };
 
@@ -323,24 +323,22 @@ export class RestClient {
     throw new RestError('CONNECTOR_ERR_REST_STATUS', `${this.#title} REST ${status}: ${text.slice(0, 200)}`, status, retryable);
   }
 
-  /** Remember a request leaving, for the per-second window (only the last `requestsPerSecond` matter). */
+  /** Remember a request leaving, for the per-second spacing. */
   #recordSend(): void {
-    const cap = this.#proto.requestsPerSecond;
-    if (cap === undefined) return;
-    this.#sent.push(this.#clock.monotonic());
-    if (this.#sent.length > cap) this.#sent.shift();
+    if (this.#proto.requestsPerSecond !== undefined) this.#lastSendMono = this.#clock.monotonic();
   }
 
   /**
-   * How long the next request must wait so that no rolling second holds more than `requestsPerSecond`
-   * of ours (0: it may go now). A rolling window is stricter than the venue's fixed one-second buckets
-   * would be: at most that many in any second means at most that many in each bucket.
+   * How long the next request must wait to leave at least 1 / `requestsPerSecond` s after the previous
+   * one (0: it may go now). Evenly spaced, not merely "that many per rolling second": a rolling window
+   * lets a whole second's requests out in one burst, and two bursts a second apart arrive at the venue
+   * with their jitter inside one of its windows (seen: 429s from the simulator at 8 of 10/s). Spaced,
+   * any venue window of a second holds at most one more than the rate, and jitter up to one spacing.
    */
   #secondWaitMs(): number {
-    const cap = this.#proto.requestsPerSecond;
-    if (cap === undefined || this.#sent.length < cap) return 0;
-    const oldest = this.#sent[this.#sent.length - cap] ?? 0;
-    return Math.max(0, oldest + 1000 - this.#clock.monotonic());
+    const rate = this.#proto.requestsPerSecond;
+    if (rate === undefined || this.#lastSendMono === undefined) return 0;
+    return Math.max(0, this.#lastSendMono + 1000 / rate - this.#clock.monotonic());
   }
 
   #bumpLocalWeight(weight: number): void {

@@ -178,8 +178,8 @@ export interface RestProtocol {
   /** Of those, the ones reported as a ban (`bannedUntil`); the others are a back-off. */
   readonly banStatuses: readonly number[];
   /**
-   * Requests per rolling second the client lets out (the venue's per-IP limit less a margin for arrival
-   * jitter), for venues that count per second (Pionex: 10/s per IP); undefined: only the minute budget.
+   * Requests per second the client lets out, evenly spaced (the venue's per-IP limit less a margin for
+   * arrival jitter), for venues that count per second (Pionex: 10/s per IP); undefined: only the minute budget.
    */
   readonly requestsPerSecond?: number;
   /**

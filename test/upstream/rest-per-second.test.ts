@@ -117,6 +117,19 @@ describe('REST limits per second (Pionex: 10 requests/s per IP)', () => {
     expect(Math.min(...spans)).toBeGreaterThan(950);
   });
 
+  it('spaces requests evenly at rest.requestsPerSecond, never a second’s worth at once (two such bursts a second apart land in one venue window)', async () => {
+    const s = await setup();
+    const rate = pionexSpot.rest.requestsPerSecond ?? 0;
+    const to = openTimeAt('1m', Date.now());
+    await Promise.all(s.streams.slice(0, 20).map((ref) => s.rest.fetchRange(ref, to - MIN, to)));
+    const gaps = s.peer.arrivals.slice(1).map((t, i) => t - (s.peer.arrivals[i] ?? 0));
+    // 125 ms apart at 8/s, less loopback jitter between send and arrival.
+    expect(Math.min(...gaps)).toBeGreaterThan(1000 / rate - 40);
+    // So no venue window of a second ever holds more than rate + 1.
+    const inWindow = s.peer.arrivals.map((t) => s.peer.arrivals.filter((u) => u > t - 1000 && u <= t).length);
+    expect(Math.max(...inWindow)).toBeLessThanOrEqual(rate + 1);
+  });
+
   it('keeps the gate closed for the ban Pionex extends with every request that was in flight, and sends nothing into it', async () => {
     // Pionex's rule at test scale: a 1 s ban, +1 s for every request inside it.
     const venue: PolledVenueAdapter = { ...pionexSpot, rest: { ...pionexSpot.rest, gateStatuses: { 429: 1000 }, repeatPenaltyMs: 1000 } };
