@@ -186,6 +186,26 @@ describe('REST poller', () => {
     expect(s.of('pionex:btc_usdt@kline_1m')).toEqual([T0 - MIN, T0, T0 + MIN, T0 + 2 * MIN]);
   });
 
+  it('warns at start when a boundary where every stream closes at once takes more than half the shortest interval to poll', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    const symbols = Array.from({ length: 360 }, (_, i) => `S${i}_USDT`);
+    const make = (n: number): RestPoller => {
+      const config = EnvSchema.parse({ CONNECTOR_VENUES: 'pionex', CONNECTOR_PIONEX_SYMBOLS: symbols.slice(0, n).join(',') });
+      const streams = registerVenueStreams(new StreamRegistry(), pionexSpot, symbols.slice(0, n), ['1m']);
+      return new RestPoller({ config, venue: pionexSpot, streams, fetch: new FakeRest().fetch, handlers: { candle: () => undefined, resync: () => undefined }, status: new StatusStream(), log, clock });
+    };
+    // 240 one-minute streams at 8 requests/s: the last poll of a boundary leaves 30 s after the close, half the interval.
+    poller = make(240);
+    await poller.start();
+    await poller.close();
+    expect(lines).toEqual([]);
+    poller = make(360);
+    await poller.start();
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({ event: 'config.warning', venue: 'pionex', streams: 360, burstSeconds: 45 });
+  });
+
   it('reports a stream stale once its oldest undelivered candle is overdue by CONNECTOR_STALE_STREAM_MS, and live again when it arrives', async () => {
     const s = setup();
     poller = s.poller;
