@@ -3,7 +3,8 @@
  * `npm run chaos -- --venues … --seed N --faults N`), each run against fresh simulators and a fresh
  * daemon: 2 × 110 faults on Binance spot alone (1s candles, real time), then Binance spot and USD-M
  * side by side in one daemon (1m candles, both simulators and the daemon on one 60× wall clock; see
- * runner.ts) with the faults drawn over both venues.
+ * runner.ts) with the faults drawn over both venues; and Pionex alone (REST-polled, no WebSocket, 1m on
+ * the 60× clock), where only REST errors and holes reach it.
  * Longer attacks: `npm run chaos -- --faults 1000 --seed 42 [--venues binance,binance-usdm]`.
  */
 import { describe, expect, it } from 'vitest';
@@ -13,6 +14,8 @@ const FAULTS = 110;
 const SEEDS = [20250101, 7] as const;
 /** Side by side: 20 streams per venue, ~70 faults (~35 per venue) keep the file under ~3 min on 2 cores. */
 const BOTH = { seed: 20260401, faults: 70, streams: 20 } as const;
+/** Pionex alone (REST-polled, no WebSocket; 1m on the 60x clock): ~60 faults, of which its REST errors and holes bite, in about a minute. */
+const PIONEX = { seed: 7, faults: 60, streams: 20 } as const;
 
 /** Everything that must be zero or under its venue's limit, spelled out per venue (violations() is what the CLI uses). */
 function expectClean(report: ChaosReport): void {
@@ -39,6 +42,25 @@ function expectClean(report: ChaosReport): void {
 }
 
 describe('seeded chaos: simulator faults against the real daemon, audited against ground truth', () => {
+  it(
+    `delivers every closed candle of Pionex (polled from REST, no WebSocket) to both relay clients exactly once, in order, as its REST rows with its holes left absent, through ${PIONEX.faults} faults (seed ${PIONEX.seed}), under its 10 requests/s and never inside a 429's window`,
+    async () => {
+      const report = await runChaos({ ...PIONEX, venues: ['pionex'] });
+      console.log(summaryLine(report));
+      expectClean(report);
+      const v = report.venues[0];
+      expect([v?.venue, v?.interval, v?.streams]).toEqual(['pionex', '1m', PIONEX.streams]);
+      // No socket at all; REST carried everything, refusals and holes included.
+      expect(v?.sim.connectionsOpened).toBe(0);
+      for (const c of report.clients) expect(c.candles, c.client).toBeGreaterThan(PIONEX.streams * 15);
+      expect(report.holesInjected).toBeGreaterThan(0);
+      // At 60x a stream's candle closes every real second and the daemon lets out 8 requests/s for 20 streams: a poll carries 2-3 candles.
+      expect(v?.sim.restRequests).toBeGreaterThan(PIONEX.streams * 5);
+    },
+    120_000,
+  );
+
+
   it('draws the same fault schedule from the same seed, and a different one from another', () => {
     const a = makeSchedule(42, 50, 40, 450).map((s) => `${s.at} ${describeFault(s.fault)}`);
     const b = makeSchedule(42, 50, 40, 450).map((s) => `${s.at} ${describeFault(s.fault)}`);
