@@ -20,6 +20,7 @@ import { startSimulator } from '../../src/simulator/engine.ts';
 import { pionexDialect } from '../../src/venues/pionex/simulator/dialect.ts';
 import { pionexSimulator } from '../../src/venues/pionex/simulator/index.ts';
 import { value } from '../helpers/prometheus.ts';
+import { findPromtool, promtool } from '../ops/promtool.ts';
 import { RecordingClient, until } from './harness.ts';
 
 const SPEED = 60;
@@ -136,6 +137,11 @@ describe('Pionex end to end (REST-polled, no kline WebSocket)', () => {
     expect(value(metrics, 'connector_streams_live{venue="pionex"}')).toBe(3);
     expect(metrics).not.toContain('connector_circuit_breaker_state{name="pionex.ws"}');
     expect(value(metrics, 'connector_circuit_breaker_state{name="pionex.rest"}')).toBe(0);
+    if (findPromtool() !== undefined) {
+      const check = promtool(['check', 'metrics'], metrics);
+      expect(check.out.split('\n').filter((l) => /connector_poll/.test(l))).toEqual([]);
+      expect(check.code, check.out).toBe(0);
+    }
   });
 
   it('recovers a REST outage and a lagging REST: every candle once and in order, nothing invented', async () => {
