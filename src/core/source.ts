@@ -42,8 +42,9 @@ export interface PollSnapshot {
   /** Wall-clock ms of the last answered poll (any stream), undefined before the first. */
   readonly lastPollAt: number | undefined;
   /**
-   * The polled venue's latency: from a candle's close to the poller handing it on, of the newest
-   * candle of the stream furthest behind (ms); 0 before the first candle.
+   * The polled venue's latency: from a candle's close to the poller handing it on, for each stream's
+   * newest candle, the largest of them (ms); 0 before the first candle. A stream that delivers nothing
+   * shows as stale instead.
    */
   readonly lagMs: number;
   /** Streams whose poll is due now (queued, or waiting at the REST gate and pacing) or in flight. */

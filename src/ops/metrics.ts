@@ -277,7 +277,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   };
   polledGauge('connector_poll_streams', 'Streams of a REST-polled venue whose poll has been answered at least once.', (p) => p.streamsPolled);
   polledGauge('connector_poll_last_timestamp_seconds', 'Unix time of the last answered poll of a REST-polled venue; 0 before the first.', (p) => (p.lastPollAt ?? 0) / 1000);
-  polledGauge('connector_poll_lag_seconds', "A REST-polled venue's latency: candle close to hand-on, newest candle of the stream furthest behind.", (p) => p.lagMs / 1000);
+  polledGauge('connector_poll_lag_seconds', "A REST-polled venue's latency: candle close to hand-on of each stream's newest candle, the largest.", (p) => p.lagMs / 1000);
   polledGauge('connector_poll_due_streams', 'Streams of a REST-polled venue whose poll is due or in flight.', (p) => p.due);
   const polledCounter = (name: string, help: string, pick: (p: NonNullable<UpstreamSnapshot['poll']>) => number): void => {
     mirrored(name, help, ['venue'] as const, (mirror) => {
