@@ -242,4 +242,30 @@ describe('Pionex end to end (REST-polled, no kline WebSocket)', () => {
     }
     expect(s.events.find((e) => e.type === 'ratelimit')).toMatchObject({ venue: 'pionex', scope: 'rest', kind: '429', retryAfterMs: 3000 });
   });
+
+  it('never probes a Pionex ban: a 429 without Retry-After keeps every request back for the derived 61 s, then the missed candles arrive once and in order', async () => {
+    const s = await start();
+    await until(() => closedCount(s) >= 2, '2 closed candles on every stream', 30_000);
+    // Pionex's own answer: no Retry-After, a 60 s ban (the simulator counts any request inside it).
+    s.sim.faults.restErrors(1, 429, 0);
+    await until(() => s.events.some((e) => e.type === 'ratelimit'), 'the 429', 10_000);
+    const bannedAt = Date.now();
+    expect(s.events.find((e) => e.type === 'ratelimit')).toMatchObject({ venue: 'pionex', kind: '429', retryAfterMs: 61_000 });
+    await new Promise((r) => setTimeout(r, 3000));
+    // Honest while it lasts: banned, and the streams (a candle a second at 60x) overdue.
+    const during = (await (await fetch(`${s.http}/ready`)).json()) as { ready: boolean; exchanges: { rest: { banned: boolean }; streams: { live: number } }[] };
+    expect(during.exchanges[0]?.rest.banned).toBe(true);
+    expect(during.ready).toBe(false);
+    const lastBefore = Math.max(...STREAMS.map((n) => s.client.closedCandles(n).at(-1) ?? 0));
+    await until(() => STREAMS.every((n) => (s.client.closedCandles(n).at(-1) ?? 0) > lastBefore + 55 * MIN), 'the candles missed during the ban', 80_000);
+    // Nothing left before 61 s had passed, nothing was sent into the ban.
+    expect(Date.now() - bannedAt).toBeGreaterThanOrEqual(60_000);
+    expect(s.sim.counters.restInsideRetryAfter).toBe(0);
+    expect(s.sim.counters.restStatuses[429]).toBe(1);
+    for (const [i, stream] of STREAMS.entries()) {
+      const a = audit(s.client, stream, SYMBOLS[i] ?? '');
+      expect({ stream, missing: a.missing, duplicated: a.duplicated, outOfOrder: a.outOfOrder, wrong: a.wrong }).toEqual({ stream, missing: 0, duplicated: 0, outOfOrder: 0, wrong: 0 });
+    }
+    await until(() => s.connector.pool.snapshot().staleStreams.length === 0, 'the streams live again', 10_000);
+  }, 120_000);
 });

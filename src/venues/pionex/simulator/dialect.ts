@@ -106,8 +106,10 @@ export function pionexDialect(now: () => number = Date.now): VenueDialect {
       injected: (status: InjectedStatus, retryAfter, retryAfterMs) => {
         switch (status) {
           case 429:
-            // The fault's window, announced as a Retry-After so the test can keep it short (real
-            // Pionex sends none: then the daemon waits its derived 61 s).
+            // Retry-After 0: Pionex's own answer, no header, and the 60 s ban it stands for (the daemon
+            // must derive it). Otherwise the fault's window as a Retry-After, so tests and chaos runs
+            // can keep it short.
+            if (retryAfterMs === 0) return { ...error(429, 'TOO_MANY_REQUESTS', 'Too many requests', now()), backoffMs: BAN_MS };
             return { ...error(429, 'TOO_MANY_REQUESTS', 'Too many requests', now()), headers: { 'Retry-After': retryAfter }, backoffMs: retryAfterMs };
           case 418:
           case 403:
