@@ -172,8 +172,9 @@ export type ControlOp =
   | { readonly kind: 'ping'; readonly replies: readonly string[] }
   /**
    * The answer to the server's application ping (`server-ping` heartbeat: BingX `{"pong":…}` / `Pong`,
-   * Pionex `{"op":"PONG"}`). `answers`: the payload it echoes, compared with the last ping's
-   * `server-ping.payload` unless `anyPongKeepsAlive`; undefined answers any ping.
+   * Pionex `{"op":"PONG"}`). `answers`: the payload it echoes, compared with the `payload` the last
+   * ping was built from (`server-ping.frame(payload, …)`) unless `anyPongKeepsAlive`; undefined answers
+   * any ping (a venue whose pong carries nothing to compare, e.g. text `Pong`).
    */
   | { readonly kind: 'pong'; readonly answers?: string }
   /** Change the session's form (Binance SET_PROPERTY combined), then send `replies`. */

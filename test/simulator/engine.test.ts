@@ -38,7 +38,7 @@ const T0 = Date.UTC(2026, 0, 5, 12, 0, 0);
 
 describe('engine heartbeats', () => {
   it('client-ping: answers client pings and drops only the socket that stayed silent past the deadline', async () => {
-    const s = await toy({ heartbeat: { kind: 'client-ping', silenceMs: 400 } });
+    const s = await toy({ heartbeat: { kind: 'client-ping', silenceMs: 1000 } });
     const pinging = await client(s);
     const silent = await client(s);
     const timer = setInterval(() => {

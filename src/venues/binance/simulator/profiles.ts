@@ -27,12 +27,6 @@ import type { SeriesStyle } from '../../../simulator/dialect.ts';
 
 export type SimulatorProfileId = 'binance' | 'binance-usdm';
 
-export const SIMULATOR_PROFILE_IDS: readonly SimulatorProfileId[] = ['binance', 'binance-usdm'];
-
-export function isSimulatorProfileId(x: string): x is SimulatorProfileId {
-  return (SIMULATOR_PROFILE_IDS as readonly string[]).includes(x);
-}
-
 /**
  * A WebSocket route: a path prefix under which `/ws`, `/ws/<streams>`, `/stream` and
  * `/stream?streams=` are served. `delivers: false` accepts connections and subscriptions (replies
