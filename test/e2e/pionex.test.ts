@@ -243,6 +243,24 @@ describe('Pionex end to end (REST-polled, no kline WebSocket)', () => {
     expect(s.events.find((e) => e.type === 'ratelimit')).toMatchObject({ venue: 'pionex', scope: 'rest', kind: '429', retryAfterMs: 3000 });
   });
 
+  it('resumes a client from a `since` older than the daemon: the candles before its start come from Pionex REST (endTime pages, newest first), every one once and in order', async () => {
+    const s = await start();
+    await until(() => closedCount(s) >= 2, '2 closed candles on every stream', 30_000);
+    // 700 candles back: more than one Pionex page (500), all of it before this daemon started.
+    const since = Math.floor(s.now() / MIN) * MIN - 700 * MIN;
+    const resumed = new RecordingClient(`ws://127.0.0.1:${s.connector.relayAddress.port}/stream?streams=${STREAMS[0] ?? ''}&since=${since}`);
+    try {
+      await resumed.opened;
+      await until(() => (resumed.closedCandles(STREAMS[0] ?? '').length) >= 703, 'the replay and live candles after it', 30_000);
+      const a = audit(resumed, STREAMS[0] ?? '', 'BTC_USDT');
+      expect(a.first).toBe(since);
+      expect({ missing: a.missing, duplicated: a.duplicated, outOfOrder: a.outOfOrder, wrong: a.wrong }).toEqual({ missing: 0, duplicated: 0, outOfOrder: 0, wrong: 0 });
+      expect(s.connector.relay.stats().replayedFromRest).toBeGreaterThanOrEqual(690);
+    } finally {
+      resumed.ws.terminate();
+    }
+  });
+
   it('never probes a Pionex ban: a 429 without Retry-After keeps every request back for the derived 61 s, then the missed candles arrive once and in order', async () => {
     const s = await start();
     await until(() => closedCount(s) >= 2, '2 closed candles on every stream', 30_000);
