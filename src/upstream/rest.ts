@@ -49,7 +49,7 @@ import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import type { BreakerState, StatusStream } from '../core/status.ts';
 import type { Config } from '../config/schema.ts';
-import { ConnectorError } from '../core/errors.ts';
+import { ConnectorError, errorMessage } from '../core/errors.ts';
 import { breakerRecoveryBackoff } from '../core/backoff.ts';
 import { candlesBetween, nextOpenTime } from '../core/intervals.ts';
 import { parseRetryAfter } from '../core/retry-after.ts';
@@ -303,7 +303,16 @@ export class RestClient {
       this.#stats.usedWeight1m = used;
     }
     const status = res.statusCode;
-    if (status === 200) return res.body.json();
+    if (status === 200) {
+      // A 200 that is not JSON (a proxy's error page, a cut-off body) is a bad body: retried, and counted
+      // by the breaker like a 5xx (what answers is not the venue's API).
+      try {
+        return await res.body.json();
+      } catch (err) {
+        if (signal.aborted) throw err;
+        throw new RestError('CONNECTOR_ERR_REST_BODY', `${this.#title} REST answered 200 with a body that is not JSON: ${errorMessage(err)}`, 200, true, { cause: err });
+      }
+    }
     const text = await res.body.text().catch(() => '');
     const defaultWaitMs = this.#proto.gateStatuses[status];
     if (defaultWaitMs !== undefined) {

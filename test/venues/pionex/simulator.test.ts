@@ -10,6 +10,7 @@ import { WebSocket } from 'ws';
 import { openTimeAt } from '../../../src/core/intervals.ts';
 import type { VenueSimulator } from '../../../src/simulator/dialect.ts';
 import { pionexSimulator } from '../../../src/venues/pionex/simulator/index.ts';
+import { GARBAGE_BODIES } from '../../../src/venues/pionex/simulator/dialect.ts';
 import { simulatorFor } from '../../../src/venues/simulators.ts';
 
 const MIN = 60_000;
@@ -87,6 +88,22 @@ describe('Pionex simulator', () => {
     expect(klinesOf((await get(`symbol=SOL_USDT&interval=1M&endTime=${forming}&limit=3`)).body).map((r) => r.time)).toEqual([forming, forming - MIN, forming - 3 * MIN]);
     sim.faults.restLag(2 * MIN);
     expect(klinesOf((await get(`symbol=BTC_USDT&interval=1M&endTime=${forming}&limit=2`)).body).map((r) => r.time)).toEqual([forming - 2 * MIN, forming - 3 * MIN]);
+  });
+
+  it('turns the garbage fault into malformed klines bodies (HTTP 200), the venue having no socket to send garbage on', async () => {
+    sim.faults.garbage(GARBAGE_BODIES.length);
+    const bodies: string[] = [];
+    for (let i = 0; i < GARBAGE_BODIES.length; i++) {
+      const res = await fetch(`${sim.restUrl}/api/v1/market/klines?symbol=BTC_USDT&interval=1M&limit=1`);
+      expect(res.status).toBe(200);
+      bodies.push(await res.text());
+    }
+    expect(bodies).toEqual(GARBAGE_BODIES);
+    // Then good answers again; reset drops what is still queued.
+    expect((await get('symbol=BTC_USDT&interval=1M&limit=1')).body.result).toBe(true);
+    sim.faults.garbage(5);
+    sim.faults.reset();
+    expect((await get('symbol=BTC_USDT&interval=1M&limit=1')).body.result).toBe(true);
   });
 
   it('answers the 11th request in a second with 429 and bans the IP for 60 s, 10 s more for every request inside the ban, with no Retry-After', async () => {

@@ -81,8 +81,29 @@ function bannedAnswer(ctx: GateContext, now: number): RestAnswer {
   return { ...error(429, 'TOO_MANY_REQUESTS', `IP banned until ${ctx.untilWall}`, now), backoffMs: ctx.retryAfterSeconds * 1000 };
 }
 
-/** The Pionex dialect; `now` is the simulator's wall clock (the `timestamp` of every body). */
-export function pionexDialect(now: () => number = Date.now): VenueDialect {
+/**
+ * Malformed klines answers in Pionex's flavour (HTTP 200, so only the body is wrong): what the `garbage`
+ * fault serves on a venue that has no socket to send garbage frames on (index.ts).
+ */
+export const GARBAGE_BODIES: readonly string[] = [
+  '{"result":true,"data":{"klines":[{"time":"soon","open":1}]},"timestamp":0}',
+  '{"result":true,"data":{},"timestamp":0}',
+  '{"result":true,"data":{"klines":[{"time":1700000000000,"open":"1","close":"1","high":"1","low":"1"',
+  '<html><body>502 Bad Gateway</body></html>',
+  'null',
+  '{"result":true,"data":{"klines":[{"time":1700000000001,"open":"1","close":"1","high":"1","low":"1","volume":"1"}]},"timestamp":0}',
+];
+
+/** The REST garbage the `garbage` fault has queued (shared by the dialect and its module's faults). */
+export interface RestGarbage {
+  /** Klines answers still to be served malformed. */
+  left: number;
+  /** Malformed answers served so far (the next one is GARBAGE_BODIES[served % length]). */
+  served: number;
+}
+
+/** The Pionex dialect; `now` is the simulator's wall clock (the `timestamp` of every body); `garbage` queues malformed answers. */
+export function pionexDialect(now: () => number = Date.now, garbage: RestGarbage = { left: 0, served: 0 }): VenueDialect {
   const klines: RestEndpoint = { kind: 'klines' };
   return {
     id: 'pionex',
@@ -92,7 +113,11 @@ export function pionexDialect(now: () => number = Date.now): VenueDialect {
     rest: {
       endpoint: (path) => (path === KLINES_PATH ? klines : undefined),
       parse: (params, _path, wallNow) => parseKlines(params, wallNow),
-      rows: (candles) => rows(candles, now()),
+      rows: (candles) => {
+        if (garbage.left <= 0) return rows(candles, now());
+        garbage.left--;
+        return GARBAGE_BODIES[garbage.served++ % GARBAGE_BODIES.length] ?? 'null';
+      },
       rate: {
         windowMs: RATE_WINDOW_MS,
         capacity: RATE_CAPACITY,

@@ -1,12 +1,12 @@
 /**
  * Pionex's simulator module for the registry (src/venues/simulators.ts): the engine
  * (src/simulator/engine.ts) with the Pionex dialect (dialect.ts): REST only, 10 requests/s per IP,
- * 429 and a 60 s ban growing 10 s per request inside it.
+ * 429 and a 60 s ban growing 10 s per request inside it; `garbage` serves malformed REST bodies.
  */
-import type { AuditLimits, RelayKline, SimulatorVenue } from '../../../simulator/dialect.ts';
+import type { AuditLimits, RelayKline, SimulatorFaults, SimulatorOptions, SimulatorVenue, VenueSimulator } from '../../../simulator/dialect.ts';
 import { startSimulator } from '../../../simulator/engine.ts';
 import { candleAt } from '../../../simulator/series.ts';
-import { PIONEX_SERIES, RATE_CAPACITY, pionexDialect } from './dialect.ts';
+import { PIONEX_SERIES, RATE_CAPACITY, pionexDialect, type RestGarbage } from './dialect.ts';
 
 /** Native Pionex symbols (BASE_QUOTE): their `s` on the relay differs from every other venue's. */
 const CHAOS_SYMBOLS = [
@@ -19,9 +19,38 @@ const CHAOS_SYMBOLS = [
 /** No sockets to count; REST strictly under its 10 requests per rolling second. */
 const LIMITS: AuditLimits = { maxInboundPerSecond: 0, maxConnectsPerWindow: 0, maxRestBudget: RATE_CAPACITY };
 
+/**
+ * The engine with the Pionex dialect, its `garbage` fault turned to REST: the venue has no socket, so
+ * the next `count` klines answers are malformed bodies instead (HTTP 200, GARBAGE_BODIES in turn).
+ */
+async function start(options: SimulatorOptions = {}): Promise<VenueSimulator> {
+  const garbage: RestGarbage = { left: 0, served: 0 };
+  const engine = await startSimulator(pionexDialect(options.now, garbage), options);
+  const faults: SimulatorFaults = {
+    ...engine.faults,
+    garbage: (count) => {
+      garbage.left += Math.max(0, count);
+    },
+    reset: () => {
+      garbage.left = 0;
+      engine.faults.reset();
+    },
+  };
+  return {
+    venue: engine.venue,
+    wsUrl: engine.wsUrl,
+    restUrl: engine.restUrl,
+    port: engine.port,
+    faults,
+    counters: engine.counters,
+    sockets: () => engine.sockets(),
+    close: () => engine.close(),
+  };
+}
+
 export const pionexSimulator: SimulatorVenue = {
   id: 'pionex',
-  start: (options) => startSimulator(pionexDialect(options?.now), options),
+  start,
   truth: (symbol, interval, openTime): RelayKline => {
     const c = candleAt(PIONEX_SERIES, symbol.toLowerCase(), interval, openTime);
     // Pionex publishes OHLC and base volume only: the relay writes null for the rest.
