@@ -119,6 +119,8 @@ export class RestPoller implements UpstreamSource {
   #lastPollAt: number | undefined;
   #polls = 0;
   #failures = 0;
+  /** Streams whose last poll failed (a failing spell of the venue is logged once). */
+  #failingStreams = 0;
   #lagRetries = 0;
   #candles = 0;
   #bodyErrors = 0;
@@ -321,7 +323,10 @@ export class RestPoller implements UpstreamSource {
     this.#polls++;
     this.#lastPollAt = at;
     st.lastOkAt = at;
-    st.failures = 0;
+    if (st.failures > 0) {
+      st.failures = 0;
+      if (--this.#failingStreams === 0) this.#o.log.info({ event: 'poll.recovered', venue: this.venue }, `${this.#o.venue.title}: every poll answered again`);
+    }
     let newest: Candle | undefined;
     for (const c of settled.final) {
       this.#o.handlers.candle(c);
@@ -345,15 +350,16 @@ export class RestPoller implements UpstreamSource {
 
   #failed(st: PolledStream, err: unknown): void {
     this.#failures++;
-    st.failures++;
+    if (st.failures++ === 0) this.#failingStreams++;
     const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
     if (code === 'CONNECTOR_ERR_REST_BODY') {
       // The venue answered something that is not its klines body: counted and skipped like a bad frame.
       this.#bodyErrors++;
       this.#o.status.emit({ type: 'parse.error', venue: this.venue, reason: errorMessage(err), sample: '' });
-    } else if (st.failures === 1) {
-      // Once per failing spell of a stream; the REST client's breaker and gate events carry the rest.
-      this.#o.log.warn({ event: 'poll.failed', venue: this.venue, stream: st.ref.name, error: errorMessage(err) }, `${st.ref.name}: poll failed, retrying with back-off`);
+    } else if (st.failures === 1 && this.#failingStreams === 1) {
+      // Once per failing spell of the venue (not one line per stream when it is down); the REST client's
+      // breaker and gate events, and the poll failure counter, carry the rest.
+      this.#o.log.warn({ event: 'poll.failed', venue: this.venue, stream: st.ref.name, error: errorMessage(err) }, `${this.#o.venue.title}: polls failing (first ${st.ref.name}), retrying with back-off`);
     }
     const delay = this.#retry[Math.min(st.failures - 1, this.#retry.length - 1)] ?? 60_000;
     this.#schedule(st, 0, this.#clock.monotonic() + delay);

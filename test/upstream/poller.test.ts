@@ -60,7 +60,7 @@ function row(stream: StreamRef, openTime: number): Candle {
 
 const clock: Clock = { now: () => Date.now(), monotonic: () => Date.now() };
 
-function setup(intervals: ('1m' | '5m')[] = ['1m']) {
+function setup(intervals: ('1m' | '5m')[] = ['1m'], log = pino({ level: 'silent' })) {
   const config = EnvSchema.parse({ CONNECTOR_VENUES: 'pionex', CONNECTOR_PIONEX_SYMBOLS: 'BTC_USDT,ETH_USDT', CONNECTOR_PIONEX_INTERVALS: intervals.join(','), CONNECTOR_STALE_STREAM_MS: 30_000 });
   const streams = registerVenueStreams(new StreamRegistry(), pionexSpot, ['BTC_USDT', 'ETH_USDT'], intervals);
   const rest = new FakeRest();
@@ -75,7 +75,7 @@ function setup(intervals: ('1m' | '5m')[] = ['1m']) {
     fetch: rest.fetch,
     handlers: { candle: (c) => got.push(c), resync: () => undefined },
     status,
-    log: pino({ level: 'silent' }),
+    log,
     clock,
     retryDelaysMs: [1000, 2000, 5000],
   });
@@ -160,6 +160,20 @@ describe('REST poller', () => {
     await vi.advanceTimersByTimeAsync(6_000);
     expect(s.of('pionex:btc_usdt@kline_1m')).toEqual([T0 - MIN, T0, T0 + MIN, T0 + 2 * MIN, T0 + 3 * MIN, T0 + 4 * MIN]);
     expect(s.of('pionex:eth_usdt@kline_1m')).toEqual([T0 - MIN, T0, T0 + MIN, T0 + 2 * MIN, T0 + 3 * MIN, T0 + 4 * MIN]);
+  });
+
+  it('logs a failing spell of the venue once (not once per stream) and its end once', async () => {
+    const lines: { event?: string }[] = [];
+    const s = setup(['1m', '5m'], pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as { event?: string }) }));
+    poller = s.poller;
+    await s.poller.start();
+    await vi.advanceTimersByTimeAsync(1000);
+    s.rest.failing = true;
+    await vi.advanceTimersByTimeAsync(6 * MIN);
+    expect(s.poller.snapshot().poll?.failures).toBeGreaterThan(8);
+    s.rest.failing = false;
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(lines.map((l) => l.event)).toEqual(['poll.failed', 'poll.recovered']);
   });
 
   it('steps over a hole REST has moved past (the pipeline counts it), and never invents it', async () => {
