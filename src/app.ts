@@ -10,7 +10,8 @@
  *     venue WS                       RestClient × venue (undici, RestGate per origin) ──► venue REST
  *
  *   One pool and one REST client per configured venue (CONNECTOR_VENUES), each from its adapter in
- *   src/venues; everything from the pipeline on is shared and venue-agnostic.
+ *   src/venues; a venue without a kline WebSocket gets a RestPoller over its REST client in place of
+ *   the pool (upstream/poller.ts). Everything from the pipeline on is shared and venue-agnostic.
  *
  *   StatusStream ◄── every component's transitions ──► logger, metrics, /ready
  */
@@ -26,10 +27,12 @@ import type { RecoveredRange } from './core/recovery.ts';
 import { RestGate } from './core/rest-gate.ts';
 import { StreamRegistry } from './core/streams.ts';
 import { shardLabel } from './core/shards.ts';
+import type { UpstreamSource } from './core/source.ts';
 import { UpstreamPool } from './upstream/pool.ts';
+import { RestPoller } from './upstream/poller.ts';
 import { RestClient } from './upstream/rest.ts';
 import { NextOpenFinalizer } from './upstream/finalizer.ts';
-import { registerVenueStreams, type VenueAdapter, type VenueConfig } from './upstream/venue.ts';
+import { registerVenueStreams, type AnyVenueAdapter, type VenueConfig } from './upstream/venue.ts';
 import { requireVenue } from './venues/index.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
 import type { SinkRetry } from './pipeline/sinks.ts';
@@ -60,10 +63,11 @@ export interface ConnectorDeps {
 
 /** One configured venue's running parts. */
 export interface VenueRuntime {
-  readonly adapter: VenueAdapter;
+  readonly adapter: AnyVenueAdapter;
   readonly config: VenueConfig;
   readonly streams: readonly StreamRef[];
-  readonly pool: UpstreamPool;
+  /** Its WebSocket pool, or for a venue without a kline WebSocket its REST poller (no sockets at all). */
+  readonly pool: UpstreamSource;
   readonly rest: RestClient;
 }
 
@@ -73,8 +77,8 @@ export interface Connector {
   readonly registry: StreamRegistry;
   /** Every configured venue, in CONNECTOR_VENUES order. */
   readonly venues: readonly VenueRuntime[];
-  /** The first configured venue's pool and REST client (most deployments run one venue). */
-  readonly pool: UpstreamPool;
+  /** The first configured venue's pool (or poller) and REST client (most deployments run one venue). */
+  readonly pool: UpstreamSource;
   readonly rest: RestClient;
   readonly pipeline: Pipeline;
   readonly relay: RelayServer;
@@ -197,8 +201,8 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   };
   // A venue without a closed flag closes a candle when the next one starts, with REST's final row (finalizer.ts).
   const finalizers: NextOpenFinalizer[] = [];
-  const handlersFor = (adapter: VenueAdapter, streams: readonly StreamRef[]): SourceHandlers => {
-    if (adapter.ws.closes !== 'next-open') return handlers;
+  const handlersFor = (adapter: AnyVenueAdapter, streams: readonly StreamRef[]): SourceHandlers => {
+    if (adapter.source === 'rest-poll' || adapter.ws.closes !== 'next-open') return handlers;
     const opened = (stream: StreamRef, openTime: number): void => {
       pipeline.opened(stream, openTime);
     };
@@ -208,18 +212,33 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   };
   const venues: VenueRuntime[] = parts.map((p) => ({
     ...p,
-    pool: new UpstreamPool({
-      config,
-      venue: p.adapter,
-      wsUrl: p.config.wsUrl,
-      streams: p.streams,
-      registry,
-      status,
-      log,
-      clock,
-      handlers: handlersFor(p.adapter, p.streams),
-      ...(deps.wsFactory === undefined ? {} : { wsFactory: deps.wsFactory }),
-    }),
+    // A venue without a kline WebSocket is polled over its REST client instead (poller.ts): no pool, no socket.
+    pool:
+      p.adapter.source === 'rest-poll'
+        ? new RestPoller({
+            config,
+            venue: p.adapter,
+            streams: p.streams,
+            fetch: p.rest.fetchRange,
+            breaker: () => p.rest.stats().breaker,
+            handlers,
+            status,
+            log,
+            clock,
+            ...(deps.gapRetryDelaysMs === undefined ? {} : { retryDelaysMs: deps.gapRetryDelaysMs }),
+          })
+        : new UpstreamPool({
+            config,
+            venue: p.adapter,
+            wsUrl: p.config.wsUrl,
+            streams: p.streams,
+            registry,
+            status,
+            log,
+            clock,
+            handlers: handlersFor(p.adapter, p.streams),
+            ...(deps.wsFactory === undefined ? {} : { wsFactory: deps.wsFactory }),
+          }),
   }));
   const first = venues[0];
   if (first === undefined) throw new Error('no venue configured');

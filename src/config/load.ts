@@ -80,11 +80,11 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     }
   }
   if (result.success) {
-    // A venue's variables while the venue is not listed would do nothing: said, and refused in production.
-    for (const { name, venue } of inertVenueVariables(result.data, origin.keys())) {
+    // A venue's variables while the venue is not listed (or one it does not read) would do nothing: said, and refused in production.
+    for (const { name, reason } of inertVenueVariables(result.data, origin.keys())) {
       const where = origin.get(name) ?? 'environment';
-      if (strict) issues.push(`${name} (${where}): ${venue} is not in CONNECTOR_VENUES, so this does nothing; with CONNECTOR_ENV=production this is an error`);
-      else warnings.push(`${name} is ignored: ${venue} is not in CONNECTOR_VENUES`);
+      if (strict) issues.push(`${name} (${where}): ${reason}, so this does nothing; with CONNECTOR_ENV=production this is an error`);
+      else warnings.push(`${name} is ignored: ${reason}`);
     }
   }
   if (issues.length > 0) throw new ConfigError(issues);

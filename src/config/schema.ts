@@ -9,7 +9,8 @@
  */
 import * as z from 'zod';
 import { CANONICAL_INTERVALS, type CanonicalInterval } from '../core/intervals.ts';
-import type { VenueAdapter, VenueConfig } from '../upstream/venue.ts';
+import type { AnyVenueAdapter, PollProtocol, VenueConfig, WsProtocol } from '../upstream/venue.ts';
+import { maxPolledStreams, pollLoad } from '../upstream/poll-budget.ts';
 import { VENUES } from '../venues/index.ts';
 import { parseShard, podOrdinal, shardLabel, shardOf, type ShardConfig } from '../core/shards.ts';
 
@@ -88,7 +89,7 @@ const venueList = list()
   .transform((ids) => [...new Set(ids)]);
 
 /** A venue's symbols in its own form (contract §2a: native symbols, case-insensitive). */
-function venueSymbols(v: VenueAdapter) {
+function venueSymbols(v: AnyVenueAdapter) {
   const env = v.env;
   const normalize = env.symbolCase === 'lower' ? (s: string) => s.toLowerCase() : (s: string) => s.toUpperCase();
   return list(normalize)
@@ -97,7 +98,7 @@ function venueSymbols(v: VenueAdapter) {
 }
 
 /** A venue's intervals: canonical spellings only, and only the ones the venue has. */
-function venueIntervals(v: VenueAdapter) {
+function venueIntervals(v: AnyVenueAdapter) {
   const has = CANONICAL_INTERVALS.filter((i) => v.env.intervals[i] !== undefined);
   return list()
     .pipe(
@@ -109,7 +110,7 @@ function venueIntervals(v: VenueAdapter) {
 }
 
 /** Each venue's own variables, validated key by key (so every bad one is reported at once); all optional here. */
-function venueShapeOf(v: VenueAdapter) {
+function venueShapeOf(v: AnyVenueAdapter) {
   return {
     symbols: venueSymbols(v).optional(),
     intervals: venueIntervals(v).optional(),
@@ -308,7 +309,7 @@ export const EnvSchema = z.looseObject({}).transform((input, ctx) => {
 
 type Env = z.output<z.ZodObject<typeof envShape>>;
 
-function varOf(vars: VenueAdapter['env']['vars'], key: PropertyKey | undefined): string {
+function varOf(vars: AnyVenueAdapter['env']['vars'], key: PropertyKey | undefined): string {
   return key === 'symbols' || key === 'intervals' || key === 'wsUrl' || key === 'restUrl' ? vars[key] : vars.symbols;
 }
 
@@ -348,14 +349,10 @@ function venueConfigs(
     const wsUrl = given.wsUrl ?? defaults.wsUrl;
     const restUrl = given.restUrl ?? defaults.restUrl;
     const streams = symbols.length * intervals.length;
-    const capacity = v.CONNECTOR_MAX_CONNECTIONS * Math.min(v.CONNECTOR_MAX_STREAMS_PER_CONNECTION, venue.ws.maxStreamsPerConnection);
-    if (streams > capacity) {
+    const over = venue.source === 'rest-poll' ? pollOverload(venue.poll, symbols.length, intervals) : poolOverload(v, venue.ws, streams);
+    if (over !== undefined) {
       ok = false;
-      ctx.addIssue({
-        code: 'custom',
-        path: [vars.symbols],
-        message: `${streams} streams exceed the pool capacity CONNECTOR_MAX_CONNECTIONS x CONNECTOR_MAX_STREAMS_PER_CONNECTION = ${capacity}`,
-      });
+      ctx.addIssue({ code: 'custom', path: [vars.symbols], message: over });
     }
     if (v.CONNECTOR_REQUIRE_TLS) {
       if (!wsUrl.startsWith('wss://')) {
@@ -409,18 +406,39 @@ function shardConfig(v: z.output<typeof AcrossSchema>, ctx: z.RefinementCtx): Sh
   return { index: ordinal % count, count, from: `pod ${pod ?? ''} (ordinal ${ordinal} mod ${count})` };
 }
 
+/** More streams than the pool can place: what to tell the operator (undefined: they fit). */
+function poolOverload(v: z.output<typeof AcrossSchema>, ws: WsProtocol, streams: number): string | undefined {
+  const capacity = v.CONNECTOR_MAX_CONNECTIONS * Math.min(v.CONNECTOR_MAX_STREAMS_PER_CONNECTION, ws.maxStreamsPerConnection);
+  return streams > capacity ? `${streams} streams exceed the pool capacity CONNECTOR_MAX_CONNECTIONS x CONNECTOR_MAX_STREAMS_PER_CONNECTION = ${capacity}` : undefined;
+}
+
+/** More polls per second than a REST-polled venue allows one IP (poll-budget.ts): what to tell the operator. */
+function pollOverload(poll: PollProtocol, symbols: number, intervals: readonly CanonicalInterval[]): string | undefined {
+  const load = symbols * pollLoad(intervals);
+  if (load <= poll.pollsPerSecond + 1e-9) return undefined;
+  const max = intervals.map((i) => `${maxPolledStreams(poll.pollsPerSecond, i)} of ${i}`).join(', ');
+  return (
+    `${symbols * intervals.length} streams need ${load.toFixed(2)} REST polls/s (one per candle each), more than the ${poll.pollsPerSecond}/s ` +
+    `this venue's per-IP limit leaves to polling: one IP carries at most ${max} alone; configure fewer symbols or intervals, or shard them over more IPs`
+  );
+}
+
 /**
- * Venue variables that are set although their venue is not in CONNECTOR_VENUES: they would do
- * nothing (contract §2: a variable that is accepted does what its name says). The loader reports them.
+ * Venue variables that are set although their venue is not in CONNECTOR_VENUES, or that a listed venue
+ * does not read (the WebSocket URL of a REST-polled venue): they would do nothing (contract §2: a
+ * variable that is accepted does what its name says). The loader reports them, with why.
  */
-export function inertVenueVariables(config: Config, set: Iterable<string>): { readonly name: string; readonly venue: string }[] {
+export function inertVenueVariables(config: Config, set: Iterable<string>): { readonly name: string; readonly venue: string; readonly reason: string }[] {
   const listed = new Set(config.venues.map((v) => v.id));
-  const owner = new Map<string, string>();
-  for (const v of VENUES) if (!listed.has(v.id)) for (const name of Object.values(v.env.vars)) owner.set(name, v.id);
-  const out: { name: string; venue: string }[] = [];
+  const owner = new Map<string, { venue: string; reason: string }>();
+  for (const v of VENUES) {
+    if (!listed.has(v.id)) for (const name of Object.values(v.env.vars)) owner.set(name, { venue: v.id, reason: `${v.id} is not in CONNECTOR_VENUES` });
+    else if (v.source === 'rest-poll') owner.set(v.env.vars.wsUrl, { venue: v.id, reason: `${v.id} has no kline WebSocket (its closed candles are polled from ${v.env.vars.restUrl})` });
+  }
+  const out: { name: string; venue: string; reason: string }[] = [];
   for (const name of set) {
-    const venue = owner.get(name);
-    if (venue !== undefined) out.push({ name, venue });
+    const o = owner.get(name);
+    if (o !== undefined) out.push({ name, ...o });
   }
   return out;
 }

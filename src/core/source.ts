@@ -35,6 +35,26 @@ export interface ConnectionSnapshot {
   readonly lastMessageAt: number | undefined;
 }
 
+/** A REST-polled venue's poller (src/upstream/poller.ts): what it has done, for /ready and metrics. */
+export interface PollSnapshot {
+  /** Streams whose poll has been answered at least once. */
+  readonly streamsPolled: number;
+  /** Wall-clock ms of the last answered poll (any stream), undefined before the first. */
+  readonly lastPollAt: number | undefined;
+  /**
+   * The polled venue's latency: from a candle's close to the poller handing it on, for each stream's
+   * newest candle, the largest of them (ms); 0 before the first candle. A stream that delivers nothing
+   * shows as stale instead.
+   */
+  readonly lagMs: number;
+  /** Streams whose poll is due now (queued, or waiting at the REST gate and pacing) or in flight. */
+  readonly due: number;
+  /** Monotonic counters: polls answered, polls failed, re-asks because REST had not sealed a candle yet. */
+  readonly polls: number;
+  readonly failures: number;
+  readonly lagRetries: number;
+}
+
 export interface UpstreamSnapshot {
   readonly venue: string;
   readonly connections: readonly ConnectionSnapshot[];
@@ -44,6 +64,8 @@ export interface UpstreamSnapshot {
   readonly lastMessageAt: number | undefined;
   readonly breaker: BreakerState;
   readonly paused: boolean;
+  /** Present for a REST-polled venue (no sockets: `connections` is empty by design). */
+  readonly poll?: PollSnapshot;
 }
 
 /** Monotonic counters; metrics copy them on scrape. */

@@ -271,6 +271,31 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
   });
 
+  // REST-polled venues (upstream/poller.ts): only they have `poll`, so only they have these series.
+  const polledGauge = (name: string, help: string, pick: (p: NonNullable<UpstreamSnapshot['poll']>) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['venue'] as const,
+      registers,
+      collect() {
+        for (const u of read().upstreams) if (u.poll !== undefined) this.set({ venue: u.venue }, pick(u.poll));
+      },
+    });
+  };
+  polledGauge('connector_poll_streams', 'Streams of a REST-polled venue whose poll has been answered at least once.', (p) => p.streamsPolled);
+  polledGauge('connector_poll_last_timestamp_seconds', 'Unix time of the last answered poll of a REST-polled venue; 0 before the first.', (p) => (p.lastPollAt ?? 0) / 1000);
+  polledGauge('connector_poll_lag_seconds', "A REST-polled venue's latency: candle close to hand-on of each stream's newest candle, the largest.", (p) => p.lagMs / 1000);
+  polledGauge('connector_poll_due_streams', 'Streams of a REST-polled venue whose poll is due or in flight.', (p) => p.due);
+  const polledCounter = (name: string, help: string, pick: (p: NonNullable<UpstreamSnapshot['poll']>) => number): void => {
+    mirrored(name, help, ['venue'] as const, (mirror) => {
+      for (const u of read().upstreams) if (u.poll !== undefined) mirror.set({ venue: u.venue }, pick(u.poll));
+    });
+  };
+  polledCounter('connector_polls_total', 'Polls of a REST-polled venue answered.', (p) => p.polls);
+  polledCounter('connector_poll_failures_total', 'Polls of a REST-polled venue that failed (retried with back-off).', (p) => p.failures);
+  polledCounter('connector_poll_lag_retries_total', 'Polls asked again because REST had not sealed the candle yet.', (p) => p.lagRetries);
+
   // Circuit breakers: the upstream snapshot is authoritative for its venue's breaker; other
   // breakers (e.g. REST) are known only from their transition events.
   const breakerStates = new Map<string, BreakerState>();
@@ -280,7 +305,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['name'] as const,
     registers,
     collect() {
-      for (const u of read().upstreams) breakerStates.set(wsBreakerName(u.venue), u.breaker);
+      // A polled venue has no socket breaker: its snapshot shows its REST breaker, exported by that name.
+      for (const u of read().upstreams) if (u.poll === undefined) breakerStates.set(wsBreakerName(u.venue), u.breaker);
       for (const [name, state] of breakerStates) this.set({ name }, BREAKER_VALUE[state]);
     },
   });
@@ -547,7 +573,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   // ---- status stream -----------------------------------------------------------------------
   // Pre-initialise the per-venue transition series so rate() has a zero to start from.
   for (const u of sources.upstreams()) {
-    breakerStates.set(wsBreakerName(u.venue), u.breaker);
+    if (u.poll === undefined) breakerStates.set(wsBreakerName(u.venue), u.breaker);
     for (const state of CONN_STATES) connTransitions.inc({ venue: u.venue, state }, 0);
   }
   // Breakers known only from their events (REST) still get a series from the start.

@@ -18,6 +18,10 @@
  * full outage. The ban is shown in the body (`rest.banned`, `reasons`) and grades the status
  * `degraded`; the ConnectorRestBanned alert pages for it.
  *
+ * A REST-polled venue (no kline WebSocket, upstream/poller.ts) has no sockets: its connection share
+ * counts as whole and its streams' liveness (answered polls, nothing overdue) decides; its poll
+ * figures (last poll, lag) are in the body (`poll`).
+ *
  * A failing or shedding sink (a broker down, contract §9) does NOT fail readiness either, for the same
  * reason: the relay does not depend on it, every pod would share the broker's outage, and the sink
  * catches up by itself. Each sink's state is in the body (`sinks`) and grades the status `degraded`.
@@ -63,6 +67,15 @@ export interface VenueReadiness {
   readonly errors: { readonly connectionErrors: number; readonly parseErrors: number; readonly reconnections: number; readonly staleEvents: number };
   readonly staleStreams: readonly string[];
   readonly staleStreamCount: number;
+  /** A REST-polled venue's poller (null for a WebSocket venue); `lastPollAt` ISO, `lagSeconds` its latency. */
+  readonly poll: {
+    readonly streamsPolled: number;
+    readonly lastPollAt: string | null;
+    readonly lagSeconds: number;
+    readonly due: number;
+    readonly polls: number;
+    readonly failures: number;
+  } | null;
   /** This venue's REST client: its gate (ban) and weight. */
   readonly rest: { readonly banned: boolean; readonly bannedUntil: string | null; readonly usedWeight1m: number; readonly requests: number; readonly rateLimited: number };
 }
@@ -224,8 +237,9 @@ function venueReadiness(u: UpstreamSnapshot, s: UpstreamStats, r: VenueRestStats
   const total = u.connections.length;
   const healthy = byState.connected;
   const settled = total - byState.connecting - byState.closed;
-  // No settled socket: nothing can be delivering yet (startup) or everything is still reconnecting.
-  const healthyRatio = settled > 0 ? healthy / settled : 0;
+  // No settled socket: nothing can be delivering yet (startup) or everything is still reconnecting. A
+  // polled venue has none by design: its streams' liveness alone decides.
+  const healthyRatio = u.poll !== undefined && total === 0 ? 1 : settled > 0 ? healthy / settled : 0;
   // No configured stream cannot happen with a valid config; treat it as fully live rather than divide by zero.
   const liveRatio = u.streamsConfigured > 0 ? Math.min(1, u.streamsLive / u.streamsConfigured) : 1;
   const ready = healthyRatio >= readyMinLiveRatio && liveRatio >= readyMinLiveRatio;
@@ -252,6 +266,17 @@ function venueReadiness(u: UpstreamSnapshot, s: UpstreamStats, r: VenueRestStats
       reconnections: s.reconnections,
       staleEvents: s.staleEvents,
     },
+    poll:
+      u.poll === undefined
+        ? null
+        : {
+            streamsPolled: u.poll.streamsPolled,
+            lastPollAt: u.poll.lastPollAt === undefined ? null : iso(u.poll.lastPollAt),
+            lagSeconds: u.poll.lagMs / 1000,
+            due: u.poll.due,
+            polls: u.poll.polls,
+            failures: u.poll.failures,
+          },
     staleStreams: u.staleStreams.slice(0, STALE_STREAMS_LISTED),
     staleStreamCount: u.staleStreams.length,
     rest: {

@@ -19,7 +19,11 @@
  *   5 min): the window is the IP's, not the request's. Every request leaves through one RestGate
  *   (core/rest-gate.ts), checked just before it is dispatched, so once any answer closes it no request
  *   of any stream leaves until the window has passed (requests already in flight aside), then the
- *   refused one is retried. Surfaced as a status event and in stats (→ /ready body, metrics).
+ *   refused one is retried. Surfaced as a status event and in stats (→ /ready body, metrics). A venue
+ *   that extends its ban per request inside it (`repeatPenaltyMs`, Pionex +10 s) has the window grow
+ *   by that for every gate answer that arrives while it is closed (requests that were in flight).
+ * - Requests per second, for venues that count per second (`requestsPerSecond`, Pionex 10/s per IP
+ *   less a margin): requests leave evenly spaced at that rate, checked at the gate with the weight budget.
  * - Network errors and 5xx: retried with jittered exponential backoff, and counted by a circuit breaker
  *   (cockatiel, `<venue>.rest`) that stops hammering a venue that is down: 30 → 60 → 120 → 300 s
  *   recovery; half-open, it lets `CONNECTOR_CIRCUIT_BREAKER_HALF_OPEN_CALLS` trial requests through (the
@@ -44,14 +48,14 @@ import {
   type BulkheadPolicy,
 } from 'cockatiel';
 import type { Candle, StreamRef } from '../core/candle.ts';
-import type { RestPage, RestProtocol, VenueAdapter } from './venue.ts';
+import type { AnyVenueAdapter, RestPage, RestProtocol } from './venue.ts';
 import type { RecoveredRange } from '../core/recovery.ts';
 import { restBreakerName } from '../core/source.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import type { BreakerState, StatusStream } from '../core/status.ts';
 import type { Config } from '../config/schema.ts';
-import { ConnectorError } from '../core/errors.ts';
+import { ConnectorError, errorMessage } from '../core/errors.ts';
 import { breakerRecoveryBackoff } from '../core/backoff.ts';
 import { candlesBetween, nextOpenTime } from '../core/intervals.ts';
 import { parseRetryAfter } from '../core/retry-after.ts';
@@ -73,7 +77,7 @@ export class RestError extends ConnectorError {
 
 export interface RestClientOptions {
   readonly config: Config;
-  readonly venue: VenueAdapter;
+  readonly venue: AnyVenueAdapter;
   /** The venue's REST origin (its `<prefix>REST_URL`), optionally with a base path. */
   readonly restUrl: string;
   readonly status: StatusStream;
@@ -115,7 +119,6 @@ export class RestClient {
   readonly #abort = new AbortController();
   #breakerState: BreakerState = 'closed';
   #weightMinute = -1;
-  /** One sliding window per RestPage.window key, created on first use. */
   #closed = false;
   readonly #stats: RestStats = { requests: 0, rateLimited: 0, errors: 0, usedWeight1m: 0, bannedUntil: undefined, breaker: 'closed' };
 
@@ -282,7 +285,14 @@ export class RestClient {
     let res: Dispatcher.ResponseData;
     const weight = page.weight;
     const window = this.#window(page);
+    const perSecond = this.#perSecond();
     let slot: WindowSlot | undefined;
+    let secondSlot: WindowSlot | undefined;
+    const answered = (): void => {
+      const at = this.#clock.monotonic();
+      if (slot !== undefined) slot.end = at;
+      if (secondSlot !== undefined) secondSlot.end = at;
+    };
     try {
       // Only through the gate, and inside the bulkhead slot: a request queued before a 429 arrived
       // must not leave on the strength of a check it passed before the window was announced.
@@ -290,15 +300,17 @@ export class RestClient {
         () => {
           this.#stats.requests++;
           this.#bumpLocalWeight(weight);
-          slot = window?.take(this.#clock.monotonic());
+          const at = this.#clock.monotonic();
+          slot = window?.take(at);
+          secondSlot = perSecond?.take(at);
           return this.#dispatcher.request({ origin: this.#origin, path, method: 'GET', signal, headers: { accept: 'application/json' } });
         },
         signal,
-        () => Math.max(this.#weightWaitMs(weight), window?.waitMs(this.#clock.monotonic()) ?? 0),
+        () => Math.max(this.#weightWaitMs(weight), window?.waitMs(this.#clock.monotonic()) ?? 0, perSecond?.waitMs(this.#clock.monotonic()) ?? 0),
       );
-      if (slot !== undefined) slot.end = this.#clock.monotonic();
+      answered();
     } catch (err) {
-      if (slot !== undefined) slot.end = this.#clock.monotonic();
+      answered();
       if (signal.aborted) throw err; // closing, or the caller gave up (perhaps while waiting at the gate): not an error of REST
       this.#stats.errors++;
       throw new RestError('CONNECTOR_ERR_REST_NETWORK', `${this.#title} REST request failed: ${(err as Error).message}`, 0, true, { cause: err });
@@ -312,8 +324,16 @@ export class RestClient {
     let status = res.statusCode;
     let text: string;
     if (status === 200) {
-      const body: unknown = await res.body.json();
-      // A refusal dressed as a 200 (BingX: code 100410 "frequency limit") is handled as the status it stands for.
+      let body: unknown;
+      try {
+        body = await res.body.json();
+      } catch (err) {
+        // A 200 that is not JSON (a proxy's error page, a cut-off body) is a bad body: retried, and counted
+        // by the breaker like a 5xx (what answers is not the venue's API).
+        if (signal.aborted) throw err;
+        throw new RestError('CONNECTOR_ERR_REST_BODY', `${this.#title} REST answered 200 with a body that is not JSON: ${errorMessage(err)}`, 200, true, { cause: err });
+      }
+      // A refusal dressed as a 200 (BingX 100410, OKX 50011) is handled as the status it stands for.
       const as = this.#proto.bodyStatus?.(body);
       if (as === undefined) return body;
       status = as;
@@ -324,7 +344,12 @@ export class RestClient {
     const defaultWaitMs = this.#proto.gateStatuses[status];
     if (defaultWaitMs !== undefined) {
       this.#stats.rateLimited++;
-      const waitMs = parseRetryAfter(res.headers['retry-after'], this.#clock.now()) ?? defaultWaitMs;
+      const announced = parseRetryAfter(res.headers['retry-after'], this.#clock.now()) ?? defaultWaitMs;
+      // A venue that extends its ban for every request inside it (repeatPenaltyMs) counted this one
+      // if the gate is already closed: it was in flight when the ban began. The window grows with it.
+      const running = this.#gate.remainingMs();
+      const penalty = this.#proto.repeatPenaltyMs;
+      const waitMs = penalty !== undefined && running > 0 ? Math.max(announced, running + penalty) : announced;
       this.#gate.close(waitMs, String(status));
       this.#o.status.emit({ type: 'ratelimit', venue: this.venue, scope: 'rest', kind: String(status), retryAfterMs: waitMs });
       throw new RestError(`CONNECTOR_ERR_REST_${status}`, `${this.#title} REST ${status}: ${text.slice(0, 200)}`, status, false);
@@ -337,6 +362,16 @@ export class RestClient {
   #window(page: RestPage): RequestWindow | undefined {
     const w = page.window;
     return w === undefined ? undefined : this.#gate.window(w.key, w.limit, w.windowMs);
+  }
+
+  /**
+   * A venue that counts per second (rest.requestsPerSecond) has that as one more window of the origin's
+   * gate: counted, as every window is, from when a request leaves until a second after its answer, so
+   * no burst lets a second's worth out twice inside one of the venue's seconds (arrival jitter aside).
+   */
+  #perSecond(): RequestWindow | undefined {
+    const rate = this.#proto.requestsPerSecond;
+    return rate === undefined ? undefined : this.#gate.window(`${this.venue}:per-second`, rate, 1000);
   }
 
   #bumpLocalWeight(weight: number): void {

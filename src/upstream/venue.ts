@@ -13,6 +13,10 @@
  * - `env`: its configuration fragment (variable names, defaults, symbol form, interval map), read by
  *   src/config/schema.ts.
  *
+ * A venue without a kline WebSocket (`source: 'rest-poll'`, PolledVenueAdapter) has no `ws`: its
+ * closed candles are polled from `rest` just after each one closes (poller.ts), paced under its
+ * per-second request budget (`rest.requestsPerSecond`), with what it needs for that in `poll`.
+ *
  * This module holds types and a few constants only (no sockets, no timers, no heavy imports): the
  * configuration loads the venue registry through it before anything else is started.
  */
@@ -245,6 +249,37 @@ export interface RestProtocol {
    * closing the gate like a real one; undefined for an ordinary answer. Unset: every 200 is one.
    */
   readonly bodyStatus?: (body: unknown) => number | undefined;
+  /**
+   * Requests per second per IP, for venues that count per second (Pionex: 10/s; ours less a margin): a
+   * window of the origin's RestGate like RestPage.window (counted until a second after each answer, so
+   * two bursts never land in one of the venue's seconds); undefined: only the minute budget.
+   */
+  readonly requestsPerSecond?: number;
+  /**
+   * A gate answer that arrives while the gate is already closed lengthens the window by this much: the
+   * venue counted a request inside its ban and extended it (Pionex: 60 s ban, +10 s per further
+   * request). Such a request was in flight when the ban began; without this the gate would open
+   * while the venue's ban still ran, and the first request after it would extend the ban again.
+   */
+  readonly repeatPenaltyMs?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// REST-polled venues (no kline WebSocket)
+
+/** What a REST-polled venue's poller (poller.ts) needs beyond its `rest` protocol. */
+export interface PollProtocol {
+  /**
+   * After a candle closes, wait this long before asking REST for it: the venue needs a moment to seal
+   * the row and start the next one (a row whose successor REST does not serve yet is not final).
+   */
+  readonly lagMs: number;
+  /**
+   * Polls per second the steady state may plan on, at most `rest.requestsPerSecond`; the rest of that
+   * is left to gap recovery and resume replays. The configuration refuses more streams than this
+   * carries (each stream takes one poll per candle; poll-budget.ts).
+   */
+  readonly pollsPerSecond: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,8 +325,8 @@ export interface VenueConfig {
   readonly restUrl: string;
 }
 
-/** Everything one venue supplies. Registered in src/venues/index.ts; nothing else names a venue. */
-export interface VenueAdapter {
+/** What every venue supplies, whichever way its candles arrive. */
+interface VenueBase {
   /** `binance`, `binance-usdm`, … (contract §2a). Used in relay names, metrics labels, breaker names. */
   readonly id: string;
   /** Human name for logs and errors (`Binance spot`). */
@@ -299,9 +334,24 @@ export interface VenueAdapter {
   readonly env: VenueEnv;
   /** The streams for (symbols × intervals), symbol-major; symbols as the configuration wrote them. */
   streams(symbols: readonly string[], intervals: readonly CanonicalInterval[]): readonly StreamSpec[];
-  readonly ws: WsProtocol;
   readonly rest: RestProtocol;
 }
+
+/** A venue whose candles come over its kline WebSocket (an UpstreamPool). Registered in src/venues/index.ts; nothing else names a venue. */
+export interface VenueAdapter extends VenueBase {
+  /** Where candles come from; absent means `ws`. */
+  readonly source?: 'ws';
+  readonly ws: WsProtocol;
+}
+
+/** A venue without a kline WebSocket: closed candles are polled from its REST (a RestPoller), none open. */
+export interface PolledVenueAdapter extends VenueBase {
+  readonly source: 'rest-poll';
+  readonly poll: PollProtocol;
+}
+
+/** Any registered venue; narrow on `source` (`=== 'rest-poll'`) where the two differ. */
+export type AnyVenueAdapter = VenueAdapter | PolledVenueAdapter;
 
 /** `<venue>:<symbol>@kline_<interval>`: the relay name of a stream of every venue but Binance spot (contract §5). */
 export function prefixedStreamName(venue: string, symbol: string, interval: CanonicalInterval): string {
@@ -331,6 +381,6 @@ export function batchBySize<T>(items: readonly T[], size: (item: T) => number, o
 }
 
 /** Register `venue`'s streams for (symbols × intervals) in `registry`; symbol-major order. */
-export function registerVenueStreams(registry: StreamRegistry, venue: VenueAdapter, symbols: readonly string[], intervals: readonly CanonicalInterval[]): StreamRef[] {
+export function registerVenueStreams(registry: StreamRegistry, venue: AnyVenueAdapter, symbols: readonly string[], intervals: readonly CanonicalInterval[]): StreamRef[] {
   return venue.streams(symbols, intervals).map((s) => registry.register(venue.id, s.name, s.symbol, s.interval, { topic: s.topic, nativeInterval: s.nativeInterval }));
 }

@@ -8,6 +8,7 @@ import { binanceSpotSimulator, binanceUsdmSimulator } from './binance/simulator/
 import { bybitLinearSimulator, bybitSpotSimulator } from './bybit/simulator/index.ts';
 import { bingxSpotSimulator, bingxSwapSimulator } from './bingx/simulator/index.ts';
 import { okxSimulator } from './okx/simulator/index.ts';
+import { pionexSimulator } from './pionex/simulator/index.ts';
 
 export const SIMULATORS: readonly SimulatorVenue[] = [
   binanceSpotSimulator,
@@ -17,6 +18,7 @@ export const SIMULATORS: readonly SimulatorVenue[] = [
   okxSimulator,
   bingxSpotSimulator,
   bingxSwapSimulator,
+  pionexSimulator,
 ];
 
 export function simulatorFor(id: string): SimulatorVenue | undefined {

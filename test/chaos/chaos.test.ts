@@ -24,6 +24,8 @@ const OKX = { seed: 20261201, faults: 60, streams: 20 } as const;
  * test/e2e/bybit.test.ts covers the 403 itself.
  */
 const BYBIT = { seed: 185, faults: 60, streams: 20, venues: ['bybit-spot', 'bybit-linear'] } as const;
+/** Pionex alone (REST-polled, no WebSocket; 1m on the 60x clock): ~60 faults, of which its REST errors, holes and garbage bite, in about 40 s. */
+const PIONEX = { seed: 7, faults: 60, streams: 20 } as const;
 
 /** Everything that must be zero or under its venue's limit, spelled out per venue (violations() is what the CLI uses). */
 function expectClean(report: ChaosReport): void {
@@ -185,6 +187,24 @@ describe('seeded chaos: simulator faults against the real daemon, audited agains
       }
       expect(report.daemon.recovered).toBeGreaterThan(0);
       expect(report.holesInjected).toBeGreaterThan(0);
+    },
+    120_000,
+  );
+
+  it(
+    `delivers every closed candle of Pionex (polled from REST, no WebSocket) to both relay clients exactly once, in order, as its REST rows with its holes left absent, through ${PIONEX.faults} faults (seed ${PIONEX.seed}), under its 10 requests/s and never inside a 429's window`,
+    async () => {
+      const report = await runChaos({ ...PIONEX, venues: ['pionex'] });
+      console.log(summaryLine(report));
+      expectClean(report);
+      const v = report.venues[0];
+      expect([v?.venue, v?.interval, v?.streams]).toEqual(['pionex', '1m', PIONEX.streams]);
+      // No socket at all; REST carried everything, refusals and holes included.
+      expect(v?.sim.connectionsOpened).toBe(0);
+      for (const c of report.clients) expect(c.candles, c.client).toBeGreaterThan(PIONEX.streams * 15);
+      expect(report.holesInjected).toBeGreaterThan(0);
+      // At 60x a stream's candle closes every real second and the daemon lets out 8 requests/s for 20 streams: a poll carries 2-3 candles.
+      expect(v?.sim.restRequests).toBeGreaterThan(PIONEX.streams * 5);
     },
     120_000,
   );

@@ -52,7 +52,7 @@ import { EnvSchema } from '../../src/config/schema.ts';
 import { openTimeAt } from '../../src/core/intervals.ts';
 import type { Clock } from '../../src/core/clock.ts';
 import type { AuditLimits, InjectedStatus, RelayKline, SimulatorVenue, VenueSimulator } from '../../src/simulator/dialect.ts';
-import type { VenueAdapter } from '../../src/upstream/venue.ts';
+import type { AnyVenueAdapter } from '../../src/upstream/venue.ts';
 import { VENUES, venueById } from '../../src/venues/index.ts';
 import { SIMULATORS, simulatorFor } from '../../src/venues/simulators.ts';
 import { RecordingClient, sleep, type KlineMsg } from '../e2e/harness.ts';
@@ -241,7 +241,7 @@ function restStatusesOf(venue: SimulatorVenue): readonly InjectedStatus[] {
 }
 
 /** The simulator module and adapter of a chaos venue; unknown ids are the caller's error. */
-function venueParts(id: ChaosVenueId): { readonly sim: SimulatorVenue; readonly adapter: VenueAdapter } {
+function venueParts(id: ChaosVenueId): { readonly sim: SimulatorVenue; readonly adapter: AnyVenueAdapter } {
   const sim = simulatorFor(id);
   const adapter = venueById(id);
   if (sim === undefined || adapter === undefined) throw new RangeError(`chaos: no simulator for venue ${id} (known: ${CHAOS_VENUE_IDS.join(', ')})`);
@@ -537,7 +537,7 @@ class HoleBook {
 interface Lane {
   readonly id: ChaosVenueId;
   readonly venue: SimulatorVenue;
-  readonly adapter: VenueAdapter;
+  readonly adapter: AnyVenueAdapter;
   readonly interval: string;
   readonly step: number;
   readonly symbols: readonly string[];
