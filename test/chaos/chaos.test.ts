@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { describeFault, failureText, makeSchedule, runChaos, summaryLine, violations, type ChaosReport } from './runner.ts';
+import { simulatorFor } from '../../src/venues/simulators.ts';
 
 const FAULTS = 110;
 const SEEDS = [20250101, 7] as const;
@@ -26,6 +27,8 @@ const OKX = { seed: 20261201, faults: 60, streams: 20 } as const;
 const BYBIT = { seed: 185, faults: 60, streams: 20, venues: ['bybit-spot', 'bybit-linear'] } as const;
 /** Pionex alone (REST-polled, no WebSocket; 1m on the 60x clock): ~60 faults, of which its REST errors, holes and garbage bite, in about 40 s. */
 const PIONEX = { seed: 7, faults: 60, streams: 20 } as const;
+/** Every venue side by side in ONE daemon (issues 16 and 17: Binance with Bybit and OKX, and with BingX and Pionex): 5 streams each, 60 faults over all eight. */
+const ALL = { seed: 2026, faults: 60, streams: 5, venues: ['binance', 'binance-usdm', 'bybit-spot', 'bybit-linear', 'okx', 'bingx-spot', 'bingx-swap', 'pionex'] } as const;
 
 /** Everything that must be zero or under its venue's limit, spelled out per venue (violations() is what the CLI uses). */
 function expectClean(report: ChaosReport): void {
@@ -207,5 +210,23 @@ describe('seeded chaos: simulator faults against the real daemon, audited agains
       expect(v?.sim.restRequests).toBeGreaterThan(PIONEX.streams * 5);
     },
     120_000,
+  );
+
+  it(
+    `delivers every closed candle of all eight venues, side by side in one daemon, to both relay clients exactly once, in order, with each venue's values and holes left absent, through ${ALL.faults} faults over them (seed ${ALL.seed}), inside each venue's limits`,
+    async () => {
+      const statuses = ALL.venues.map((id) => [...(simulatorFor(id)?.gateStatuses ?? []), 500] as const);
+      const schedule = makeSchedule(ALL.seed, ALL.faults, ALL.streams, 450, ALL.venues.length, statuses);
+      // A Bybit 403 is a ten-minute ban no bounded run waits out (see BYBIT): this seed draws none for either Bybit venue.
+      expect(schedule.some((s) => (s.venue === 2 || s.venue === 3) && s.fault.kind === 'restErrors' && s.fault.status === 403)).toBe(false);
+      const report = await runChaos({ ...ALL, venues: [...ALL.venues] });
+      console.log(summaryLine(report));
+      expectClean(report);
+      expect(report.venues.map((v) => v.venue)).toEqual([...ALL.venues]);
+      for (const c of report.clients) expect(c.candles, `${c.client}/${c.venue}`).toBeGreaterThan(ALL.streams * 10);
+      expect(report.venues.filter((v) => v.faults > 0).length).toBeGreaterThan(5);
+      expect(report.holesInjected).toBeGreaterThan(0);
+    },
+    150_000,
   );
 });
