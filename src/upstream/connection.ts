@@ -44,6 +44,7 @@ import type { ConnectionSnapshot, SourceHandlers } from '../core/source.ts';
 import type { ConnState, QualityGrade, StatusStream } from '../core/status.ts';
 import type { Config } from '../config/schema.ts';
 import { frameDecoder, type FrameDecoder } from './decode.ts';
+import { ParseErrorReporter } from './parse-errors.ts';
 import { AttemptBudget } from './backoff.ts';
 import { CONTROL_ERROR, PARSE_ERROR, SERVER_SHUTDOWN, type FrameParser, type HeartbeatKind, type VenueAdapter } from './venue.ts';
 
@@ -187,8 +188,8 @@ export class UpstreamConnection {
   readonly #hbFrames: HeartbeatFrames | undefined;
   /** The venue's frame encoding undone before anything reads a frame; undefined for plain frames. */
   readonly #decoder: FrameDecoder | undefined;
-  #decodeReportAt = Number.NEGATIVE_INFINITY;
-  #decodeSuppressed = 0;
+  /** Undecodable frames, reported (parse.error) at most every DECODE_REPORT_INTERVAL_MS. */
+  readonly #decodeErrors: ParseErrorReporter;
   readonly #controlBudget: number;
   readonly #parser: FrameParser;
   readonly #handlers: SourceHandlers;
@@ -261,6 +262,7 @@ export class UpstreamConnection {
     this.#handlers = options.handlers;
     this.#status = options.status;
     this.#clock = options.clock;
+    this.#decodeErrors = new ParseErrorReporter(options.venue.id, options.status, options.clock, DECODE_REPORT_INTERVAL_MS);
     this.#factory = options.wsFactory;
     this.#owner = options.owner;
     this.#counters = options.counters;
@@ -592,15 +594,8 @@ export class UpstreamConnection {
     this.#counters.bytes += frame.length;
     this.#counters.decodeErrors++;
     this.#noteError();
-    if (now - this.#decodeReportAt < DECODE_REPORT_INTERVAL_MS) {
-      this.#decodeSuppressed++;
-      return;
-    }
-    const more = this.#decodeSuppressed > 0 ? ` (+${this.#decodeSuppressed} more since the last report)` : '';
-    this.#decodeReportAt = now;
-    this.#decodeSuppressed = 0;
     const reason = why === 'too-large' ? `frame inflates past ${this.#config.pool.maxMessageBytes} bytes` : 'frame is not valid compressed data';
-    this.#status.emit({ type: 'parse.error', venue: this.#venue.id, reason: reason + more, sample: frame.subarray(0, 32).toString('hex') });
+    this.#decodeErrors.report(reason, frame.subarray(0, 32).toString('hex'));
   }
 
   /**

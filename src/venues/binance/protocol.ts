@@ -25,6 +25,7 @@ import type { Clock } from '../../core/clock.ts';
 import type { StatusStream } from '../../core/status.ts';
 import type { StreamRegistry } from '../../core/streams.ts';
 import { CONTROL_ERROR, CONTROL_REPLY, PARSE_ERROR, SERVER_SHUTDOWN, UNKNOWN_STREAM, type FrameOutcome, type FrameParser, type FrameSignal } from '../../upstream/venue.ts';
+import { ParseErrorReporter } from '../../upstream/parse-errors.ts';
 
 export { CONTROL_ERROR, CONTROL_REPLY, PARSE_ERROR, SERVER_SHUTDOWN, UNKNOWN_STREAM, isCandle } from '../../upstream/venue.ts';
 export type { FrameOutcome, FrameSignal, FrameSignalKind } from '../../upstream/venue.ts';
@@ -455,9 +456,6 @@ export interface KlineFrameParserOptions {
 export class KlineFrameParser implements FrameParser {
   readonly #venue: string;
   readonly #registry: StreamRegistry;
-  readonly #status: StatusStream;
-  readonly #clock: Clock;
-  readonly #reportIntervalMs: number;
   /** Only registered names are cached: garbage stream names cannot grow either. */
   readonly #byName = new Map<string, StreamRef>();
   readonly #byBytes = new NameTable();
@@ -468,11 +466,13 @@ export class KlineFrameParser implements FrameParser {
   /** The value of the last integer #int read (avoids returning (value, position) pairs). */
   #v = 0;
 
-  #lastReportAt = Number.NEGATIVE_INFINITY;
-  #suppressed = 0;
 
-  /** Counters (monotonic); metrics read them. */
-  parseErrors = 0;
+  readonly #errors: ParseErrorReporter;
+
+  /** Bad frames (counted and reported by ParseErrorReporter); metrics read it. */
+  get parseErrors(): number {
+    return this.#errors.count;
+  }
   unknownStreams = 0;
   shutdownNotices = 0;
   /** Frames that took the JSON.parse fallback (valid or not). */
@@ -483,9 +483,7 @@ export class KlineFrameParser implements FrameParser {
   constructor(options: KlineFrameParserOptions) {
     this.#venue = options.venue;
     this.#registry = options.registry;
-    this.#status = options.status;
-    this.#clock = options.clock;
-    this.#reportIntervalMs = options.reportIntervalMs ?? 1000;
+    this.#errors = new ParseErrorReporter(options.venue, options.status, options.clock, options.reportIntervalMs ?? 1000);
   }
 
   /**
@@ -764,16 +762,7 @@ export class KlineFrameParser implements FrameParser {
   }
 
   #error(reason: string, text: string): FrameSignal {
-    this.parseErrors++;
-    const now = this.#clock.monotonic();
-    if (now - this.#lastReportAt >= this.#reportIntervalMs) {
-      const more = this.#suppressed > 0 ? ` (+${this.#suppressed} more since the last report)` : '';
-      this.#lastReportAt = now;
-      this.#suppressed = 0;
-      this.#status.emit({ type: 'parse.error', venue: this.#venue, reason: reason + more, sample: text.slice(0, 200) });
-    } else {
-      this.#suppressed++;
-    }
+    this.#errors.report(reason, text);
     return PARSE_ERROR;
   }
 }

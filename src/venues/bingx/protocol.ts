@@ -28,9 +28,9 @@ import * as z from 'zod';
 import type { Candle, StreamRef } from '../../core/candle.ts';
 import type { Clock } from '../../core/clock.ts';
 import { closeTimeOf, openTimeAt } from '../../core/intervals.ts';
-import type { StatusStream } from '../../core/status.ts';
 import type { StreamRegistry } from '../../core/streams.ts';
 import { CONTROL_ERROR, CONTROL_REPLY, PARSE_ERROR, UNKNOWN_STREAM, type FrameOutcome, type FrameParser, type FrameSignal, type ParserContext } from '../../upstream/venue.ts';
+import { ParseErrorReporter } from '../../upstream/parse-errors.ts';
 
 /** A BingX decimal: a decimal string, or a JSON number (written back in its shortest form). */
 export const decimal = z.union([z.string().regex(/^-?\d+(\.\d+)?$/, { message: 'expected a decimal string' }), z.number().transform((n) => String(n))]);
@@ -63,17 +63,19 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 const REPORT_INTERVAL_MS = 10_000;
 
 export class BingxFrameParser implements FrameParser {
-  parseErrors = 0;
+  readonly #errors: ParseErrorReporter;
+
+  /** Bad frames (counted and reported by ParseErrorReporter); metrics read it. */
+  get parseErrors(): number {
+    return this.#errors.count;
+  }
   unknownStreams = 0;
   lastControlId: number | string | null = null;
   lastControlError: { readonly code: number; readonly msg: string } | undefined = undefined;
   readonly #market: 'spot' | 'swap';
   readonly #venue: string;
   readonly #registry: StreamRegistry;
-  readonly #status: StatusStream;
   readonly #clock: Clock;
-  #lastReportAt = Number.NEGATIVE_INFINITY;
-  #suppressed = 0;
   /** Swap event times (receive times): strictly increasing, so two pushes in one millisecond stay in order. */
   #lastEventTime = 0;
 
@@ -81,8 +83,8 @@ export class BingxFrameParser implements FrameParser {
     this.#market = market;
     this.#venue = context.venue;
     this.#registry = context.registry;
-    this.#status = context.status;
     this.#clock = context.clock;
+    this.#errors = new ParseErrorReporter(context.venue, context.status, context.clock, REPORT_INTERVAL_MS);
   }
 
   parse(frame: Buffer, receivedAt: number): FrameOutcome {
@@ -182,16 +184,7 @@ export class BingxFrameParser implements FrameParser {
   }
 
   #error(reason: string, text: string): FrameSignal {
-    this.parseErrors++;
-    const now = this.#clock.monotonic();
-    if (now - this.#lastReportAt >= REPORT_INTERVAL_MS) {
-      const more = this.#suppressed > 0 ? ` (+${this.#suppressed} more since the last report)` : '';
-      this.#lastReportAt = now;
-      this.#suppressed = 0;
-      this.#status.emit({ type: 'parse.error', venue: this.#venue, reason: reason + more, sample: text.slice(0, 200) });
-    } else {
-      this.#suppressed++;
-    }
+    this.#errors.report(reason, text);
     return PARSE_ERROR;
   }
 }

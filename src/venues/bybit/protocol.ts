@@ -19,11 +19,10 @@
 import { isUtf8 } from 'node:buffer';
 import * as z from 'zod';
 import type { Candle, StreamRef } from '../../core/candle.ts';
-import type { Clock } from '../../core/clock.ts';
 import { closeTimeOf, openTimeAt } from '../../core/intervals.ts';
-import type { StatusStream } from '../../core/status.ts';
 import type { StreamRegistry } from '../../core/streams.ts';
 import { CONTROL_ERROR, CONTROL_REPLY, PARSE_ERROR, UNKNOWN_STREAM, type FrameOutcome, type FrameParser, type FrameSignal, type ParserContext } from '../../upstream/venue.ts';
+import { ParseErrorReporter } from '../../upstream/parse-errors.ts';
 
 /** `kline.1.BTCUSDT`: the topic format `kline.{interval}.{symbol}` (kline.mdx "Topic"). */
 export function klineTopic(nativeInterval: string, symbol: string): string {
@@ -111,19 +110,18 @@ export interface BybitFrameParserOptions extends ParserContext {
 export class BybitFrameParser implements FrameParser {
   readonly #venue: string;
   readonly #registry: StreamRegistry;
-  readonly #status: StatusStream;
-  readonly #clock: Clock;
-  readonly #reportIntervalMs: number;
   /** Only registered topics are cached: garbage topics cannot grow it. */
   readonly #byTopic = new Map<string, StreamRef>();
   /** The current frame's candles after the first, handed out by `more()`. */
   readonly #pending: Candle[] = [];
   #next = 0;
-  #lastReportAt = Number.NEGATIVE_INFINITY;
-  #suppressed = 0;
 
-  /** Counters (monotonic); metrics read them. */
-  parseErrors = 0;
+  readonly #errors: ParseErrorReporter;
+
+  /** Bad frames (counted and reported by ParseErrorReporter); metrics read it. */
+  get parseErrors(): number {
+    return this.#errors.count;
+  }
   unknownStreams = 0;
   /** Frames that carried more than one candle. */
   multiCandleFrames = 0;
@@ -133,9 +131,7 @@ export class BybitFrameParser implements FrameParser {
   constructor(options: BybitFrameParserOptions) {
     this.#venue = options.venue;
     this.#registry = options.registry;
-    this.#status = options.status;
-    this.#clock = options.clock;
-    this.#reportIntervalMs = options.reportIntervalMs ?? 1000;
+    this.#errors = new ParseErrorReporter(options.venue, options.status, options.clock, options.reportIntervalMs ?? 1000);
   }
 
   more(): Candle | undefined {
@@ -226,16 +222,7 @@ export class BybitFrameParser implements FrameParser {
   }
 
   #error(reason: string, text: string): FrameSignal {
-    this.parseErrors++;
-    const now = this.#clock.monotonic();
-    if (now - this.#lastReportAt >= this.#reportIntervalMs) {
-      const more = this.#suppressed > 0 ? ` (+${this.#suppressed} more since the last report)` : '';
-      this.#lastReportAt = now;
-      this.#suppressed = 0;
-      this.#status.emit({ type: 'parse.error', venue: this.#venue, reason: reason + more, sample: text.slice(0, 200) });
-    } else {
-      this.#suppressed++;
-    }
+    this.#errors.report(reason, text);
     this.#pending.length = 0;
     return PARSE_ERROR;
   }

@@ -34,9 +34,9 @@ import * as z from 'zod';
 import type { Candle, StreamRef } from '../../core/candle.ts';
 import type { Clock } from '../../core/clock.ts';
 import { closeTimeOf, openTimeAt } from '../../core/intervals.ts';
-import type { StatusStream } from '../../core/status.ts';
 import type { StreamRegistry } from '../../core/streams.ts';
 import { CONTROL_ERROR, CONTROL_REPLY, PARSE_ERROR, SERVER_SHUTDOWN, UNKNOWN_STREAM, type FrameOutcome, type FrameParser, type FrameSignal, type ParserContext } from '../../upstream/venue.ts';
+import { ParseErrorReporter } from '../../upstream/parse-errors.ts';
 
 /** The notice OKX sends 60 s before it closes a socket for a service upgrade [OKXD Introduction/WebSocket/Notification.md]. */
 export const SERVICE_UPGRADE_NOTICE = '64008';
@@ -169,17 +169,18 @@ const MAX_FIELDS = 9;
 export class OkxFrameParser implements FrameParser {
   readonly #venue: string;
   readonly #registry: StreamRegistry;
-  readonly #status: StatusStream;
   readonly #clock: Clock;
-  readonly #reportIntervalMs: number;
   /** Registered topics only: garbage cannot grow it. */
   readonly #byTopic = new Map<string, StreamRef>();
   /** Start and end offsets of the current row's fields (reused frame to frame). */
   readonly #spans = new Int32Array(MAX_FIELDS * 2);
-  #lastReportAt = Number.NEGATIVE_INFINITY;
-  #suppressed = 0;
 
-  parseErrors = 0;
+  readonly #errors: ParseErrorReporter;
+
+  /** Bad frames (counted and reported by ParseErrorReporter); metrics read it. */
+  get parseErrors(): number {
+    return this.#errors.count;
+  }
   unknownStreams = 0;
   shutdownNotices = 0;
   /** Frames that took the JSON.parse fallback (valid or not). */
@@ -190,9 +191,8 @@ export class OkxFrameParser implements FrameParser {
   constructor(options: OkxFrameParserOptions) {
     this.#venue = options.venue;
     this.#registry = options.registry;
-    this.#status = options.status;
     this.#clock = options.clock;
-    this.#reportIntervalMs = options.reportIntervalMs ?? 1000;
+    this.#errors = new ParseErrorReporter(options.venue, options.status, options.clock, options.reportIntervalMs ?? 1000);
   }
 
   parse(frame: Buffer, receivedAt: number): FrameOutcome {
@@ -335,16 +335,7 @@ export class OkxFrameParser implements FrameParser {
   }
 
   #error(reason: string, text: string): FrameSignal {
-    this.parseErrors++;
-    const now = this.#clock.monotonic();
-    if (now - this.#lastReportAt >= this.#reportIntervalMs) {
-      const more = this.#suppressed > 0 ? ` (+${this.#suppressed} more since the last report)` : '';
-      this.#lastReportAt = now;
-      this.#suppressed = 0;
-      this.#status.emit({ type: 'parse.error', venue: this.#venue, reason: reason + more, sample: text.slice(0, 200) });
-    } else {
-      this.#suppressed++;
-    }
+    this.#errors.report(reason, text);
     return PARSE_ERROR;
   }
 }
