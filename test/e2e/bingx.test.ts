@@ -12,13 +12,11 @@
  * counted and skipped; a 429's Retry-After honoured (no request inside it); per-venue metrics and /ready.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { startConnector, type Connector } from '../../src/app.ts';
-import { EnvSchema } from '../../src/config/schema.ts';
+import type { Connector } from '../../src/app.ts';
 import type { RelayKline, VenueSimulator } from '../../src/simulator/dialect.ts';
 import { bingxSpotSimulator, bingxSwapSimulator } from '../../src/venues/bingx/simulator/index.ts';
 import { value } from '../helpers/prometheus.ts';
-import { RecordingClient, until, type KlineMsg } from './harness.ts';
+import { RecordingClient, startVenueDaemon, until, type KlineMsg } from './harness.ts';
 
 const SPEED = 60;
 const MIN = 60_000;
@@ -50,33 +48,19 @@ async function start(env: Record<string, unknown> = {}): Promise<Stack> {
   const simOptions = { openUpdateMs: 100, pingIntervalMs: 500, now };
   const spot = await bingxSpotSimulator.start(simOptions);
   const swap = await bingxSwapSimulator.start(simOptions);
-  const config = EnvSchema.parse({
-    CONNECTOR_VENUES: 'bingx-spot,bingx-swap',
-    CONNECTOR_BINGX_SPOT_SYMBOLS: 'BTC-USDT,eth-usdt',
-    CONNECTOR_BINGX_SPOT_WS_URL: spot.wsUrl,
-    CONNECTOR_BINGX_SPOT_REST_URL: spot.restUrl,
-    CONNECTOR_BINGX_SWAP_SYMBOLS: 'BTC-USDT,ETH-USDT',
-    CONNECTOR_BINGX_SWAP_WS_URL: swap.wsUrl,
-    CONNECTOR_BINGX_SWAP_REST_URL: swap.restUrl,
-    CONNECTOR_RELAY_HOST: '127.0.0.1',
-    CONNECTOR_RELAY_PORT: 0,
-    CONNECTOR_HEALTH_CHECK_HOST: '127.0.0.1',
-    CONNECTOR_WSS_HEALTH_CHECK_PORT: 0,
-    CONNECTOR_RECONNECT_BASE_MS: 300,
-    CONNECTOR_RECONNECT_MAX_MS: 1000,
-    CONNECTOR_LOG_LEVEL: 'silent',
-    ...env,
-  });
-  const connector = await startConnector(config, {
-    log: pino({ level: 'silent' }),
-    clock: { now, monotonic: () => performance.now() },
-    collectDefaultMetrics: false,
-    gapRetryDelaysMs: [50, 100, 200, 500],
-  });
-  const events: string[] = [];
-  connector.status.subscribe((e) => {
-    if (e.type !== 'relay.client.open' && e.type !== 'relay.client.close') events.push(JSON.stringify(e));
-  });
+  const { connector, events } = await startVenueDaemon(
+    {
+      CONNECTOR_VENUES: 'bingx-spot,bingx-swap',
+      CONNECTOR_BINGX_SPOT_SYMBOLS: 'BTC-USDT,eth-usdt',
+      CONNECTOR_BINGX_SPOT_WS_URL: spot.wsUrl,
+      CONNECTOR_BINGX_SPOT_REST_URL: spot.restUrl,
+      CONNECTOR_BINGX_SWAP_SYMBOLS: 'BTC-USDT,ETH-USDT',
+      CONNECTOR_BINGX_SWAP_WS_URL: swap.wsUrl,
+      CONNECTOR_BINGX_SWAP_REST_URL: swap.restUrl,
+      ...env,
+    },
+    now,
+  );
   const client = new RecordingClient(`ws://127.0.0.1:${connector.relayAddress.port}/stream?streams=${[...SPOT, ...SWAP].join('/')}`);
   await client.opened;
   return (stack = { spot, swap, connector, client, events });

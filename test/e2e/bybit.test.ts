@@ -7,13 +7,11 @@
  * several-candles-per-frame path.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { startConnector, type Connector } from '../../src/app.ts';
-import { EnvSchema } from '../../src/config/schema.ts';
+import type { Connector } from '../../src/app.ts';
 import type { VenueSimulator } from '../../src/simulator/dialect.ts';
 import { bybitLinearSimulator, bybitSpotSimulator, bybitTruth } from '../../src/venues/bybit/simulator/index.ts';
 import { value } from '../helpers/prometheus.ts';
-import { RecordingClient, until } from './harness.ts';
+import { RecordingClient, startVenueDaemon, until } from './harness.ts';
 
 const SPEED = 60;
 const MIN = 60_000;
@@ -48,33 +46,19 @@ async function start(env: Record<string, string | number> = {}): Promise<Stack> 
   const now = (): number => base + (Date.now() - t0) * SPEED;
   const spot = await bybitSpotSimulator.start({ host: '127.0.0.1', port: 0, openUpdateMs: 100, now });
   const linear = await bybitLinearSimulator.start({ host: '127.0.0.1', port: 0, openUpdateMs: 100, now });
-  const config = EnvSchema.parse({
-    CONNECTOR_VENUES: 'bybit-spot,bybit-linear',
-    CONNECTOR_BYBIT_SPOT_SYMBOLS: SPOT.join(','),
-    CONNECTOR_BYBIT_SPOT_WS_URL: spot.wsUrl,
-    CONNECTOR_BYBIT_SPOT_REST_URL: spot.restUrl,
-    CONNECTOR_BYBIT_LINEAR_SYMBOLS: LINEAR.join(',').toLowerCase(),
-    CONNECTOR_BYBIT_LINEAR_WS_URL: linear.wsUrl,
-    CONNECTOR_BYBIT_LINEAR_REST_URL: linear.restUrl,
-    CONNECTOR_RELAY_HOST: '127.0.0.1',
-    CONNECTOR_RELAY_PORT: 0,
-    CONNECTOR_HEALTH_CHECK_HOST: '127.0.0.1',
-    CONNECTOR_WSS_HEALTH_CHECK_PORT: 0,
-    CONNECTOR_RECONNECT_BASE_MS: 300,
-    CONNECTOR_RECONNECT_MAX_MS: 1000,
-    CONNECTOR_LOG_LEVEL: 'silent',
-    ...env,
-  });
-  const connector = await startConnector(config, {
-    log: pino({ level: 'silent' }),
-    clock: { now, monotonic: () => performance.now() },
-    collectDefaultMetrics: false,
-    gapRetryDelaysMs: [50, 100, 200, 500],
-  });
-  const events: string[] = [];
-  connector.status.subscribe((e) => {
-    if (e.type !== 'relay.client.open' && e.type !== 'relay.client.close') events.push(JSON.stringify(e));
-  });
+  const { connector, events } = await startVenueDaemon(
+    {
+      CONNECTOR_VENUES: 'bybit-spot,bybit-linear',
+      CONNECTOR_BYBIT_SPOT_SYMBOLS: SPOT.join(','),
+      CONNECTOR_BYBIT_SPOT_WS_URL: spot.wsUrl,
+      CONNECTOR_BYBIT_SPOT_REST_URL: spot.restUrl,
+      CONNECTOR_BYBIT_LINEAR_SYMBOLS: LINEAR.join(',').toLowerCase(),
+      CONNECTOR_BYBIT_LINEAR_WS_URL: linear.wsUrl,
+      CONNECTOR_BYBIT_LINEAR_REST_URL: linear.restUrl,
+      ...env,
+    },
+    now,
+  );
   const client = new RecordingClient(`ws://127.0.0.1:${connector.relayAddress.port}/stream?streams=${STREAMS.join('/')}`);
   await client.opened;
   const http = connector.httpAddress;

@@ -64,6 +64,39 @@ export class RecordingClient {
   }
 }
 
+/** The loopback, quiet settings of an end-to-end daemon, under `env` (which wins). */
+export function e2eConfig(env: Record<string, unknown>): Config {
+  return EnvSchema.parse({
+    CONNECTOR_RELAY_HOST: '127.0.0.1',
+    CONNECTOR_RELAY_PORT: 0,
+    CONNECTOR_HEALTH_CHECK_HOST: '127.0.0.1',
+    CONNECTOR_WSS_HEALTH_CHECK_PORT: 0,
+    CONNECTOR_RECONNECT_BASE_MS: 300,
+    CONNECTOR_RECONNECT_MAX_MS: 1000,
+    CONNECTOR_LOG_LEVEL: 'silent',
+    ...env,
+  });
+}
+
+/**
+ * The daemon of a venue's end-to-end test, on `now` (the simulators' clock, e.g. 60x), with fast gap
+ * retries; its status events (relay client churn aside) as JSON lines for failure messages.
+ */
+export async function startVenueDaemon(env: Record<string, unknown>, now: () => number, deps: Partial<ConnectorDeps> = {}): Promise<{ connector: Connector; events: string[] }> {
+  const connector = await startConnector(e2eConfig(env), {
+    log: pino({ level: 'silent' }),
+    clock: { now, monotonic: () => performance.now() },
+    collectDefaultMetrics: false,
+    gapRetryDelaysMs: [50, 100, 200, 500],
+    ...deps,
+  });
+  const events: string[] = [];
+  connector.status.subscribe((e) => {
+    if (e.type !== 'relay.client.open' && e.type !== 'relay.client.close') events.push(JSON.stringify(e));
+  });
+  return { connector, events };
+}
+
 export function testConfig(sim: BinanceSimulator, overrides: Record<string, unknown>): Config {
   return EnvSchema.parse({
     CONNECTOR_BINANCE_WS_URL: sim.wsUrl,

@@ -10,14 +10,12 @@
  * every second); the daemon's monotonic clock stays real.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { startConnector, type Connector } from '../../src/app.ts';
-import { EnvSchema } from '../../src/config/schema.ts';
+import type { Connector } from '../../src/app.ts';
 import type { SimulatorOptions } from '../../src/simulator/dialect.ts';
 import { CANDLES_PATH, HISTORY_PATH } from '../../src/venues/okx/okx.ts';
 import { okxTruth, startOkxSimulator, type OkxSimulator } from '../../src/venues/okx/simulator/index.ts';
 import { value } from '../helpers/prometheus.ts';
-import { RecordingClient, until, type KlineMsg } from './harness.ts';
+import { RecordingClient, startVenueDaemon, until, type KlineMsg } from './harness.ts';
 
 const SPEED = 60;
 const MIN = 60_000;
@@ -48,31 +46,17 @@ async function start(simOptions: SimulatorOptions = {}, env: Record<string, unkn
   const t0 = Date.now();
   const now = (): number => t0 + (Date.now() - t0) * SPEED;
   const sim = await startOkxSimulator({ openUpdateMs: 100, now, ...simOptions });
-  const config = EnvSchema.parse({
-    CONNECTOR_VENUES: 'okx',
-    CONNECTOR_OKX_SYMBOLS: 'btc-usdt,BTC-USDT-SWAP',
-    CONNECTOR_OKX_INTERVALS: '1m',
-    CONNECTOR_OKX_WS_URL: sim.wsUrl,
-    CONNECTOR_OKX_REST_URL: sim.restUrl,
-    CONNECTOR_RELAY_HOST: '127.0.0.1',
-    CONNECTOR_RELAY_PORT: 0,
-    CONNECTOR_HEALTH_CHECK_HOST: '127.0.0.1',
-    CONNECTOR_WSS_HEALTH_CHECK_PORT: 0,
-    CONNECTOR_RECONNECT_BASE_MS: 300,
-    CONNECTOR_RECONNECT_MAX_MS: 1000,
-    CONNECTOR_LOG_LEVEL: 'silent',
-    ...env,
-  });
-  const connector = await startConnector(config, {
-    log: pino({ level: 'silent' }),
-    clock: { now, monotonic: () => performance.now() },
-    collectDefaultMetrics: false,
-    gapRetryDelaysMs: [50, 100, 200, 500],
-  });
-  const events: string[] = [];
-  connector.status.subscribe((e) => {
-    if (e.type !== 'relay.client.open' && e.type !== 'relay.client.close') events.push(JSON.stringify(e));
-  });
+  const { connector, events } = await startVenueDaemon(
+    {
+      CONNECTOR_VENUES: 'okx',
+      CONNECTOR_OKX_SYMBOLS: 'btc-usdt,BTC-USDT-SWAP',
+      CONNECTOR_OKX_INTERVALS: '1m',
+      CONNECTOR_OKX_WS_URL: sim.wsUrl,
+      CONNECTOR_OKX_REST_URL: sim.restUrl,
+      ...env,
+    },
+    now,
+  );
   stack = { sim, connector, relay: `ws://127.0.0.1:${connector.relayAddress.port}`, http: `http://127.0.0.1:${connector.httpAddress?.port ?? 0}`, now, events, clients: [] };
   return stack;
 }

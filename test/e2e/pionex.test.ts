@@ -13,13 +13,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { startConnector, type Connector } from '../../src/app.ts';
-import { EnvSchema } from '../../src/config/schema.ts';
 import type { StatusEvent } from '../../src/core/status.ts';
 import type { VenueSimulator } from '../../src/simulator/dialect.ts';
 import { pionexSimulator } from '../../src/venues/pionex/simulator/index.ts';
 import { value } from '../helpers/prometheus.ts';
 import { findPromtool, promtool } from '../ops/promtool.ts';
-import { RecordingClient, until } from './harness.ts';
+import { e2eConfig, RecordingClient, until } from './harness.ts';
 
 const SPEED = 60;
 const MIN = 60_000;
@@ -47,18 +46,12 @@ async function start(env: Record<string, unknown> = {}): Promise<Stack> {
   const origin = Date.now();
   const now = (): number => origin + (Date.now() - origin) * SPEED;
   const sim = await pionexSimulator.start({ now });
-  const config = EnvSchema.parse({
+  const connector = await startConnector(e2eConfig({
     CONNECTOR_VENUES: 'pionex',
     CONNECTOR_PIONEX_SYMBOLS: SYMBOLS.join(','),
     CONNECTOR_PIONEX_REST_URL: sim.restUrl,
-    CONNECTOR_RELAY_HOST: '127.0.0.1',
-    CONNECTOR_RELAY_PORT: 0,
-    CONNECTOR_HEALTH_CHECK_HOST: '127.0.0.1',
-    CONNECTOR_WSS_HEALTH_CHECK_PORT: 0,
-    CONNECTOR_LOG_LEVEL: 'silent',
     ...env,
-  });
-  const connector = await startConnector(config, {
+  }), {
     log: pino({ level: 'silent' }),
     clock: { now, monotonic: () => performance.now() },
     collectDefaultMetrics: false,
