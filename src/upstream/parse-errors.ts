@@ -4,6 +4,7 @@
  * per `intervalMs`, carrying how many were suppressed since the last one, so a venue sending garbage
  * at line rate costs one log line per interval, not one per frame.
  */
+import { isUtf8 } from 'node:buffer';
 import type { Clock } from '../core/clock.ts';
 import type { StatusStream } from '../core/status.ts';
 
@@ -37,4 +38,22 @@ export class ParseErrorReporter {
     this.#suppressed = 0;
     this.#status.emit({ type: 'parse.error', venue: this.#venue, reason: reason + more, sample: sample.slice(0, 200) });
   }
+}
+
+/**
+ * A frame's bytes as a JSON object, or why not: the slow path every venue's parser shares. The bytes
+ * are UTF-8-validated before anything is decoded (sockets skip ws's validation), so invalid text is an
+ * error and never a candle. `text` is the decoded frame (a prefix of it when not UTF-8), for the report.
+ */
+export function jsonObjectOf(frame: Buffer): { readonly value: Record<string, unknown>; readonly text: string } | { readonly error: string; readonly text: string } {
+  if (!isUtf8(frame)) return { error: 'invalid UTF-8', text: frame.toString('utf8', 0, 200) };
+  const text = frame.toString('utf8');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { error: 'invalid JSON', text };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { error: 'frame is not a JSON object', text };
+  return { value: value as Record<string, unknown>, text };
 }

@@ -18,14 +18,13 @@
  *
  * Outcomes other than a candle are a handful of preallocated sentinels (no result wrappers).
  */
-import { isUtf8 } from 'node:buffer';
 import * as z from 'zod';
 import type { Candle, StreamRef } from '../../core/candle.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { StatusStream } from '../../core/status.ts';
 import type { StreamRegistry } from '../../core/streams.ts';
 import { CONTROL_ERROR, CONTROL_REPLY, PARSE_ERROR, SERVER_SHUTDOWN, UNKNOWN_STREAM, type FrameOutcome, type FrameParser, type FrameSignal } from '../../upstream/venue.ts';
-import { ParseErrorReporter } from '../../upstream/parse-errors.ts';
+import { jsonObjectOf, ParseErrorReporter } from '../../upstream/parse-errors.ts';
 
 export { CONTROL_ERROR, CONTROL_REPLY, PARSE_ERROR, SERVER_SHUTDOWN, UNKNOWN_STREAM, isCandle } from '../../upstream/venue.ts';
 export type { FrameOutcome, FrameSignal, FrameSignalKind } from '../../upstream/venue.ts';
@@ -667,18 +666,10 @@ export class KlineFrameParser implements FrameParser {
 
   #slow(frame: Buffer, receivedAt: number): FrameOutcome {
     this.slowPath++;
-    // The socket skips ws's UTF-8 validation (the fast path admits only ASCII): check it here, before
-    // anything is decoded, so invalid text is an error and never a candle.
-    if (!isUtf8(frame)) return this.#error('invalid UTF-8', frame.toString('utf8', 0, 200));
-    const text = frame.toString('utf8');
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      // Not JSON at all: a parse error, reported below like every other invalid frame.
-      return this.#error('invalid JSON', text);
-    }
-    if (!isRecord(value)) return this.#error('frame is not a JSON object', text);
+    // UTF-8 validated before anything is decoded (the socket skips ws's validation): invalid text is an error, never a candle.
+    const decoded = jsonObjectOf(frame);
+    if ('error' in decoded) return this.#error(decoded.error, decoded.text);
+    const { value, text } = decoded;
 
     if ('stream' in value || 'data' in value) {
       const stream = value['stream'];

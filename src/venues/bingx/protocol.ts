@@ -23,14 +23,13 @@
  * JavaScript's shortest round-trip form (the inverse-swap pushes in ccxt's comments use numbers).
  * What is not valid is counted, reported as a rate-limited `parse.error` event, and skipped; never thrown.
  */
-import { isUtf8 } from 'node:buffer';
 import * as z from 'zod';
 import type { Candle, StreamRef } from '../../core/candle.ts';
 import type { Clock } from '../../core/clock.ts';
 import { closeTimeOf, openTimeAt } from '../../core/intervals.ts';
 import type { StreamRegistry } from '../../core/streams.ts';
 import { CONTROL_ERROR, CONTROL_REPLY, PARSE_ERROR, UNKNOWN_STREAM, type FrameOutcome, type FrameParser, type FrameSignal, type ParserContext } from '../../upstream/venue.ts';
-import { ParseErrorReporter } from '../../upstream/parse-errors.ts';
+import { jsonObjectOf, ParseErrorReporter } from '../../upstream/parse-errors.ts';
 
 /** A BingX decimal: a decimal string, or a JSON number (written back in its shortest form). */
 export const decimal = z.union([z.string().regex(/^-?\d+(\.\d+)?$/, { message: 'expected a decimal string' }), z.number().transform((n) => String(n))]);
@@ -55,9 +54,6 @@ const SwapData = z.union([z.array(SwapKline).min(1), SwapKline]);
 
 const ControlReply = z.object({ id: z.union([z.string(), z.int()]), code: z.int(), msg: z.string().optional() });
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** How often a `parse.error` event is emitted at most (every error is counted). */
 const REPORT_INTERVAL_MS = 10_000;
@@ -88,16 +84,10 @@ export class BingxFrameParser implements FrameParser {
   }
 
   parse(frame: Buffer, receivedAt: number): FrameOutcome {
-    if (!isUtf8(frame)) return this.#error('invalid UTF-8', frame.toString('utf8', 0, 200));
-    const text = frame.toString('utf8');
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      // Not JSON at all: a parse error, reported below like every other invalid frame.
-      return this.#error('invalid JSON', text);
-    }
-    if (!isRecord(value)) return this.#error('frame is not a JSON object', text);
+    // UTF-8 validated before anything is decoded (the socket skips ws's validation): invalid text is an error, never a candle.
+    const decoded = jsonObjectOf(frame);
+    if ('error' in decoded) return this.#error(decoded.error, decoded.text);
+    const { value, text } = decoded;
     const dataType = value['dataType'];
     if (typeof dataType === 'string') {
       const ref = this.#registry.get(this.#venue, dataType);

@@ -16,13 +16,12 @@
  * through). Never thrown. A frame's candles come out in open-time order: `parse` returns the first,
  * `more()` the rest (FrameParser.more).
  */
-import { isUtf8 } from 'node:buffer';
 import * as z from 'zod';
 import type { Candle, StreamRef } from '../../core/candle.ts';
 import { closeTimeOf, openTimeAt } from '../../core/intervals.ts';
 import type { StreamRegistry } from '../../core/streams.ts';
 import { CONTROL_ERROR, CONTROL_REPLY, PARSE_ERROR, UNKNOWN_STREAM, type FrameOutcome, type FrameParser, type FrameSignal, type ParserContext } from '../../upstream/venue.ts';
-import { ParseErrorReporter } from '../../upstream/parse-errors.ts';
+import { jsonObjectOf, ParseErrorReporter } from '../../upstream/parse-errors.ts';
 
 /** `kline.1.BTCUSDT`: the topic format `kline.{interval}.{symbol}` (kline.mdx "Topic"). */
 export function klineTopic(nativeInterval: string, symbol: string): string {
@@ -143,16 +142,10 @@ export class BybitFrameParser implements FrameParser {
     this.#pending.length = 0;
     this.#next = 0;
     // The socket skips ws's UTF-8 validation: invalid text is an error here, never a candle.
-    if (!isUtf8(frame)) return this.#error('invalid UTF-8', frame.toString('utf8', 0, 200));
-    const text = frame.toString('utf8');
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      // Not JSON at all: a parse error, reported below like every other invalid frame.
-      return this.#error('invalid JSON', text);
-    }
-    if (!isRecord(value)) return this.#error('frame is not a JSON object', text);
+    // UTF-8 validated before anything is decoded (the socket skips ws's validation): invalid text is an error, never a candle.
+    const decoded = jsonObjectOf(frame);
+    if ('error' in decoded) return this.#error(decoded.error, decoded.text);
+    const { value, text } = decoded;
     if ('topic' in value) return this.#message(value, text, receivedAt);
     if ('op' in value) return this.#reply(value, text);
     return this.#error('unrecognised frame', text);

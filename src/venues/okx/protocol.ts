@@ -29,14 +29,13 @@
  * Anything the scanner does not recognise goes to JSON.parse + zod, the authority; what fails there is
  * counted, reported as a rate-limited `parse.error`, and skipped. Never thrown.
  */
-import { isUtf8 } from 'node:buffer';
 import * as z from 'zod';
 import type { Candle, StreamRef } from '../../core/candle.ts';
 import type { Clock } from '../../core/clock.ts';
 import { closeTimeOf, openTimeAt } from '../../core/intervals.ts';
 import type { StreamRegistry } from '../../core/streams.ts';
 import { CONTROL_ERROR, CONTROL_REPLY, PARSE_ERROR, SERVER_SHUTDOWN, UNKNOWN_STREAM, type FrameOutcome, type FrameParser, type FrameSignal, type ParserContext } from '../../upstream/venue.ts';
-import { ParseErrorReporter } from '../../upstream/parse-errors.ts';
+import { jsonObjectOf, ParseErrorReporter } from '../../upstream/parse-errors.ts';
 
 /** The notice OKX sends 60 s before it closes a socket for a service upgrade [OKXD Introduction/WebSocket/Notification.md]. */
 export const SERVICE_UPGRADE_NOTICE = '64008';
@@ -113,9 +112,6 @@ const EventSchema = z.object({
   msg: z.string().optional(),
 });
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Informational events: a subscribe / unsubscribe ack, the connection-count report [OKXD Connection_Count_Limit.md]. */
 const REPLY_EVENTS = new Set(['subscribe', 'unsubscribe', 'channel-conn-count']);
@@ -269,16 +265,10 @@ export class OkxFrameParser implements FrameParser {
   #slow(frame: Buffer, receivedAt: number): FrameOutcome {
     this.slowPath++;
     // The socket skips ws's UTF-8 validation: check here, before anything is decoded.
-    if (!isUtf8(frame)) return this.#error('invalid UTF-8', frame.toString('utf8', 0, 200));
-    const text = frame.toString('utf8');
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      // Not JSON at all: a parse error, reported below like every other invalid frame.
-      return this.#error('invalid JSON', text);
-    }
-    if (!isRecord(value)) return this.#error('frame is not a JSON object', text);
+    // UTF-8 validated before anything is decoded (the socket skips ws's validation): invalid text is an error, never a candle.
+    const decoded = jsonObjectOf(frame);
+    if ('error' in decoded) return this.#error(decoded.error, decoded.text);
+    const { value, text } = decoded;
     if ('event' in value) return this.#event(value, text);
     if ('arg' in value || 'data' in value) return this.#push(value, text, receivedAt);
     return this.#error('unrecognised frame', text);
