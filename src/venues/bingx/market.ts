@@ -87,7 +87,9 @@ export function bingxMarket(m: BingxMarket): VenueAdapter {
     },
     ws: {
       maxStreamsPerConnection: 10,
-      controlBudgetPerSecond: 5,
+      // BingX documents no inbound rate; we hold ourselves to 5/s (the simulator's audit), sending at most
+      // 4 (pongs included) so frames that arrive bunched still count 5 in any of its seconds.
+      controlBudgetPerSecond: 4,
       subscribeSpacingMs: 250,
       heartbeat: m.heartbeat,
       encoding: 'gzip',
