@@ -71,7 +71,10 @@ async function start(): Promise<void> {
     await opened(ws);
   } else if (args.mode === 'relay') {
     const n = args.clients ?? 1;
-    const subscribe = JSON.stringify({ method: 'SUBSCRIBE', params: args.streams, id: 1 });
+    // At most 1000 names per SUBSCRIBE: the relay answers more than 1024 (Binance's cap) with error 2,
+    // and a client refused that way would have measured a daemon sending nothing.
+    const subscribes: string[] = [];
+    for (let i = 0; i < args.streams.length; i += 1000) subscribes.push(JSON.stringify({ method: 'SUBSCRIBE', params: args.streams.slice(i, i + 1000), id: subscribes.length + 1 }));
     await Promise.all(
       Array.from({ length: n }, async () => {
         const ws = new WebSocket(`${args.url}/stream`, { perMessageDeflate: false, maxPayload: 1 << 20 });
@@ -80,13 +83,17 @@ async function start(): Promise<void> {
           // A slow consumer closed by the relay: counted through `open` in the sample.
         });
         await opened(ws);
-        const acked = new Promise<void>((resolve) => {
-          ws.once('message', () => {
-            resolve();
+        for (const subscribe of subscribes) {
+          const acked = new Promise<void>((resolve, reject) => {
+            ws.once('message', (data: Buffer) => {
+              const reply = JSON.parse(data.toString('utf8')) as { result?: unknown; error?: unknown };
+              if (reply.error === undefined) resolve();
+              else reject(new Error(`relay refused SUBSCRIBE: ${data.toString('utf8')}`));
+            });
           });
-        });
-        ws.send(subscribe);
-        await acked;
+          ws.send(subscribe);
+          await acked;
+        }
         ws.on('message', onRelayMessage);
       }),
     );

@@ -24,7 +24,8 @@
  *   others wait for their verdict), and closes once they all succeed.
  * - Concurrency: a cockatiel bulkhead of `rest.concurrency` requests in flight.
  */
-import { Pool, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
@@ -52,6 +53,15 @@ import { parseRetryAfter } from '../core/retry-after.ts';
 import { RestGate } from '../core/rest-gate.ts';
 import type { Logger } from '../ops/logger.ts';
 import { sleep } from '../core/sleep.ts';
+
+// Only the Pool and `request`, not undici's index: the index loads fetch, WebSocket, the caches and
+// more (~3.5 MB of the daemon's RSS, ARCHITECTURE.md, Performance / Memory) for a daemon that needs
+// one keep-alive pool. The index is also what mixes `request` into every Dispatcher, so it is called
+// on the dispatcher here (it works on any Dispatcher: a Pool, a test's MockAgent). undici has no
+// exports map, so the files are reachable; a rename in an upgrade fails every REST test at once.
+const requireUndici = createRequire(import.meta.url);
+const Pool = requireUndici('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+const request = requireUndici('undici/lib/api/api-request.js') as (this: Dispatcher, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
 
 export class RestError extends ConnectorError {
   readonly status: number;
@@ -279,7 +289,7 @@ export class RestClient {
         () => {
           this.#stats.requests++;
           this.#bumpLocalWeight(weight);
-          return this.#dispatcher.request({ origin: this.#origin, path, method: 'GET', signal, headers: { accept: 'application/json' } });
+          return request.call(this.#dispatcher, { origin: this.#origin, path, method: 'GET', signal, headers: { accept: 'application/json' } });
         },
         signal,
         () => this.#weightWaitMs(weight),
