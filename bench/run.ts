@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --rounds N] [-- --out file]`: the daemon's full path against a floor,
+ * `npm run bench [-- --quick] [-- --rounds N] [-- --out file] [-- --profile]`: the daemon's full path against a floor,
  * on loopback, in one run, interleaved, as ratios (connector-contract.md §8). Not a test: numbers
  * depend on the machine; the ratios to the floor measured in the same run are what to compare.
  *
@@ -27,6 +27,7 @@ import type { ConsumerArgs, ConsumerSample } from './consumer.ts';
 import type { FloodMessage } from './flood.ts';
 import { DaemonProcess, Forked, MB, argValue, benchSymbols, here, median, round, sleep } from './lib.ts';
 import { buildDist, measureShipped, type ShippedMemory } from './shipped.ts';
+import { topOfProfile } from './profile-top.ts';
 import { HISTORY_BYTES_PER_CANDLE } from '../src/relay/history.ts';
 
 /** CONNECTOR_RELAY_HISTORY_CANDLES's default (config/schema.ts). */
@@ -34,6 +35,14 @@ const DEFAULT_HISTORY = 1440;
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
+const profile = argv.includes('--profile');
+/**
+ * Experiments only (the figures of record come from a plain run): `--only 'full x1,full x100 @10k/s'`
+ * runs just those scenarios beside the floor and skips memory; `--daemon-flags '--max-semi-space-size=8'`
+ * adds node flags to the daemon after the launcher's (a later V8 flag wins).
+ */
+const only = argValue(argv, '--only')?.split(',');
+const daemonFlags = argValue(argv, '--daemon-flags')?.split(' ').filter((f) => f.length > 0) ?? [];
 const P = quick
   ? { rounds: 1, warmMs: 300, measureMs: 700, fixedMs: 800, memSeconds: 4 }
   : { rounds: 3, warmMs: 2000, measureMs: 5000, fixedMs: 6000, memSeconds: 60 };
@@ -122,7 +131,7 @@ async function measureDaemon(flood: Flood, clients: number, opts: { rate?: numbe
     env: daemonEnv(flood.ready.wsUrl, flood.ready.restUrl, streams.map((s) => s.split('@')[0]!), ['1m'], 1024),
     latency: true,
   };
-  const d = await DaemonProcess.start(args, opts.cpuProf === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${here('.')}`, `--cpu-prof-name=${opts.cpuProf}`]);
+  const d = await DaemonProcess.start(args, [...daemonFlags, ...(opts.cpuProf === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${here('.')}`, `--cpu-prof-name=${opts.cpuProf}`])]);
   let c: Forked | undefined;
   let scrapeTimer: NodeJS.Timeout | undefined;
   try {
@@ -213,29 +222,52 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const flood = await Forked.start<{ type: 'ready'; wsUrl: string; restUrl: string }>('./flood.ts', undefined);
   const runs = new Map<string, Run[]>();
+  const want = (name: string): boolean => only === undefined || name === 'floor' || only.includes(name);
   const add = (name: string, r: Run): void => {
     (runs.get(name) ?? runs.set(name, []).get(name)!).push(r);
     const lat = r.p99Us === undefined ? '' : `  p50/p99/p999=${r.p50Us}/${r.p99Us}/${r.p999Us} µs`;
     console.log(`  ${name.padEnd(22)} ${r.msgsPerSec.toFixed(0).padStart(8)} msg/s  ${r.cpuUsPerMsg.toFixed(2).padStart(6)} µs CPU/msg  rss=${r.rssMB.toFixed(0)} MB${lat}`);
   };
   const floorArgs: ConsumerArgs = { mode: 'floor', url: flood.ready.wsUrl, streams };
+  if (profile) {
+    // `--profile`: the full path to one client at flood rate and the 100-client fan-out at 10k/s under
+    // `node --cpu-prof`, each profile summarized (bench/profile-top.ts); no results file.
+    try {
+      for (const [name, clients, rate] of [['full-x1', 1, undefined], ['full-x100-10k', 100, FIXED_RATE]] as const) {
+        const file = `${name}.cpuprofile`;
+        const r = await measureDaemon(flood, clients, { cpuProf: file, ...(rate === undefined ? {} : { rate }) });
+        console.log(`\n${name}: ${r.msgsPerSec.toFixed(0)} msg/s, ${r.cpuUsPerMsg.toFixed(2)} µs CPU/msg, p99 ${r.p99Us} µs (under the profiler)`);
+        console.log(topOfProfile(here(`./${file}`), 30));
+      }
+    } finally {
+      await flood.stop();
+    }
+    return;
+  }
   try {
     for (let round_ = 1; round_ <= rounds; round_++) {
       console.log(`round ${round_}/${rounds}`);
       add('floor', await measureConsumer(flood, floorArgs));
-      add('full x1', await measureDaemon(flood, 1));
-      add('full x1 + scrape 1s', await measureDaemon(flood, 1, { scrape: true }));
-      add('full x10', await measureDaemon(flood, 10));
+      if (want('full x1')) add('full x1', await measureDaemon(flood, 1));
+      if (want('full x1 + scrape 1s')) add('full x1 + scrape 1s', await measureDaemon(flood, 1, { scrape: true }));
+      if (want('full x10')) add('full x10', await measureDaemon(flood, 10));
       // A second floor mid-round keeps the comparison interleaved (skipped in --quick to save time).
       if (!quick) add('floor', await measureConsumer(flood, floorArgs));
-      add('full x100', await measureDaemon(flood, 100));
-      add('binance npm', await measureConsumer(flood, { mode: 'binance', url: flood.ready.wsUrl, streams }));
-      add('full x100 @10k/s', await measureDaemon(flood, 100, { rate: FIXED_RATE }));
-      add('full x1 @10k/s', await measureDaemon(flood, 1, { rate: FIXED_RATE }));
+      if (want('full x100')) add('full x100', await measureDaemon(flood, 100));
+      if (want('binance npm')) add('binance npm', await measureConsumer(flood, { mode: 'binance', url: flood.ready.wsUrl, streams }));
+      if (want('full x100 @10k/s')) add('full x100 @10k/s', await measureDaemon(flood, 100, { rate: FIXED_RATE }));
+      if (want('full x1 @10k/s')) add('full x1 @10k/s', await measureDaemon(flood, 1, { rate: FIXED_RATE }));
     }
     await setRate(flood, 0);
   } finally {
     await flood.stop();
+  }
+  if (only !== undefined) {
+    for (const [name, rs] of runs) {
+      const x = summarize(rs, name === 'floor' ? undefined : summarize(runs.get('floor') ?? [], undefined));
+      console.log(`${name}: ${x.msgsPerSec} msg/s (×${x.ratioMsgsPerSec} floor), ${x.cpuUsPerMsg} µs CPU/msg, p99 ${x.p99Us ?? '-'} µs`);
+    }
+    return;
   }
 
   // Memory on the shipped form: compiled, through bin/kline-connector (what `npm start` and the image
