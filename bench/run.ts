@@ -15,7 +15,7 @@
  * CPU: the daemon scenarios pay for it, the floor does not (it has no relay clients).
  *
  * Per round, in this order: floor, full×1, full×1+scrape, full×10, floor, full×100, binance npm,
- * full×100 @10k/s, full×1 @10k/s. Medians over rounds. Then memory on the shipped form (bench/shipped.ts:
+ * full×100 @10k/s, full×10 @10k/s, full×1 @10k/s. Medians over rounds. Then memory on the shipped form (bench/shipped.ts:
  * dist/ through bin/kline-connector against the simulator, 1 relay client, after a minute): 200 and 2000
  * streams without relay history, then 2000 with the default history, counted apart.
  */
@@ -233,7 +233,7 @@ async function main(): Promise<void> {
     // `--profile`: the full path to one client at flood rate and the 100-client fan-out at 10k/s under
     // `node --cpu-prof`, each profile summarized (bench/profile-top.ts); no results file.
     try {
-      for (const [name, clients, rate] of [['full-x1', 1, undefined], ['full-x100-10k', 100, FIXED_RATE]] as const) {
+      for (const [name, clients, rate] of [['full-x1', 1, undefined], ['full-x1-10k', 1, FIXED_RATE], ['full-x100-10k', 100, FIXED_RATE]] as const) {
         const file = `${name}.cpuprofile`;
         const r = await measureDaemon(flood, clients, { cpuProf: file, ...(rate === undefined ? {} : { rate }) });
         console.log(`\n${name}: ${r.msgsPerSec.toFixed(0)} msg/s, ${r.cpuUsPerMsg.toFixed(2)} µs CPU/msg, p99 ${r.p99Us} µs (under the profiler)`);
@@ -256,6 +256,7 @@ async function main(): Promise<void> {
       if (want('full x100')) add('full x100', await measureDaemon(flood, 100));
       if (want('binance npm')) add('binance npm', await measureConsumer(flood, { mode: 'binance', url: flood.ready.wsUrl, streams }));
       if (want('full x100 @10k/s')) add('full x100 @10k/s', await measureDaemon(flood, 100, { rate: FIXED_RATE }));
+      if (want('full x10 @10k/s')) add('full x10 @10k/s', await measureDaemon(flood, 10, { rate: FIXED_RATE }));
       if (want('full x1 @10k/s')) add('full x1 @10k/s', await measureDaemon(flood, 1, { rate: FIXED_RATE }));
     }
     await setRate(flood, 0);
@@ -265,7 +266,9 @@ async function main(): Promise<void> {
   if (only !== undefined) {
     for (const [name, rs] of runs) {
       const x = summarize(rs, name === 'floor' ? undefined : summarize(runs.get('floor') ?? [], undefined));
-      console.log(`${name}: ${x.msgsPerSec} msg/s (×${x.ratioMsgsPerSec} floor), ${x.cpuUsPerMsg} µs CPU/msg, p99 ${x.p99Us ?? '-'} µs`);
+      console.log(
+        `${name}: ${x.msgsPerSec} msg/s (×${x.ratioMsgsPerSec} floor), ${x.cpuUsPerMsg} µs CPU/msg, p50/p99 ${x.p50Us ?? '-'}/${x.p99Us ?? '-'} µs, clients CPU ${x.clientCpuPct ?? '-'} %, flood CPU ${x.floodCpuPct} %`,
+      );
     }
     return;
   }
@@ -315,9 +318,15 @@ async function main(): Promise<void> {
   const overheadCpu = s('full x1 + scrape 1s').cpuUsPerMsg / s('full x1').cpuUsPerMsg - 1;
   const overheadRate = 1 - s('full x1 + scrape 1s').msgsPerSec / s('full x1').msgsPerSec;
   const targets = [
-    { name: 'full path to 1 client, msgs/s vs floor', value: s('full x1').ratioMsgsPerSec, goal: '>= 1.0', pass: s('full x1').ratioMsgsPerSec >= 1 },
-    { name: '100 clients at 10k msgs/s, p99 ms', value: round((s('full x100 @10k/s').p99Us ?? NaN) / 1000, 3), goal: '< 5', pass: (s('full x100 @10k/s').p99Us ?? Infinity) < 5000 },
-    { name: '1 client at 10k msgs/s, p99 ms', value: round((s('full x1 @10k/s').p99Us ?? NaN) / 1000, 3), goal: '< 2', pass: (s('full x1 @10k/s').p99Us ?? Infinity) < 2000 },
+    // CPU per message beside it: the msg/s ratio also depends on what else holds the two cores.
+    {
+      name: `full path to 1 client, msgs/s vs floor (CPU ${s('full x1').cpuUsPerMsg} µs/msg vs the floor's ${floor.cpuUsPerMsg})`,
+      value: s('full x1').ratioMsgsPerSec,
+      goal: '>= 1.5 (stretch 2)',
+      pass: s('full x1').ratioMsgsPerSec >= 1.5,
+    },
+    { name: '100 clients at 10k msgs/s, p99 frame to socket write, ms', value: round((s('full x100 @10k/s').p99Us ?? NaN) / 1000, 3), goal: '< 5', pass: (s('full x100 @10k/s').p99Us ?? Infinity) < 5000 },
+    { name: '10 clients at 10k msgs/s, p99 frame to socket write, ms', value: round((s('full x10 @10k/s').p99Us ?? NaN) / 1000, 3), goal: '< 2', pass: (s('full x10 @10k/s').p99Us ?? Infinity) < 2000 },
     { name: 'RSS with 2000 streams (shipped form, 1 relay client, after a minute, relay history apart), MB', value: mem2000.rssMB, goal: '< 80', pass: mem2000.rssMB < 80 },
     // A negative "overhead" means run-to-run noise exceeds the effect: it is not a pass.
     { name: 'metrics overhead (CPU/msg, scrape 1 s vs none), %', value: round(overheadCpu * 100, 2), goal: '< 1 (|x| < 1: below -1 = noise, inconclusive)', pass: Math.abs(overheadCpu) < 0.01 },

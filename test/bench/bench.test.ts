@@ -42,6 +42,7 @@ const Results = z.object({
     'full x100': Latency,
     'binance npm': Scenario,
     'full x100 @10k/s': Latency,
+    'full x10 @10k/s': Latency,
     'full x1 @10k/s': Latency,
   }),
   metricsOverhead: z.object({ cpuPerMsgPct: num, msgsPerSecPct: num }),
