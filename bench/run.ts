@@ -219,6 +219,8 @@ function summarize(runs: readonly Run[], floor: Omit<Summary, 'runs'> | undefine
 
 async function main(): Promise<void> {
   const startedAt = new Date().toISOString();
+  // The machine is shared (2 cores): how busy it was is part of every figure below.
+  const loadAtStart = os.loadavg().map((v) => round(v, 2));
   const t0 = performance.now();
   const flood = await Forked.start<{ type: 'ready'; wsUrl: string; restUrl: string }>('./flood.ts', undefined);
   const runs = new Map<string, Run[]>();
@@ -338,7 +340,13 @@ async function main(): Promise<void> {
     quick,
     startedAt,
     durationSeconds: round((performance.now() - t0) / 1000, 1),
-    machine: { node: process.version, platform: `${os.platform()} ${os.arch()}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown' },
+    machine: {
+      node: process.version,
+      platform: `${os.platform()} ${os.arch()}`,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      loadAverage1m5m15m: { start: loadAtStart, end: os.loadavg().map((v) => round(v, 2)) },
+    },
     params: { rounds, streams: STREAM_COUNT, interval: '1m', closedEvery: 10, fixedRate: FIXED_RATE, warmMs: P.warmMs, measureMs: P.measureMs, fixedMs: P.fixedMs, memSeconds: P.memSeconds },
     layout:
       'separate processes: orchestrator (+simulator for memory), flood source, one consumer at a time (floor | binance npm | daemon), relay clients in their own process; loopback; msgs/s = upstream frames consumed per second; CPU = process.cpuUsage of the consumer; latency = frame arrival -> relay socket write (daemon sink)',
@@ -354,6 +362,7 @@ async function main(): Promise<void> {
   };
   writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
   printTable(results.scenarios, results.memory.runs, results.targets, results.metricsOverhead);
+  console.log(`load average (1, 5, 15 min) at start ${loadAtStart.join(", ")}, at end ${results.machine.loadAverage1m5m15m.end.join(", ")} (${results.machine.cpus} cpus)`);
   console.log(`memory per added stream: ${perStream.rssKB} KB RSS, ${perStream.heapKB} KB heap; relay history: ${historyCost.rssBytesPerCandle} B RSS per candle (${historyCost.payloadBytesPerCandle} B payload), ${historyCost.candlesHeld} candles held`);
   console.log(`wrote ${outFile} (${results.durationSeconds} s)`);
 }
