@@ -140,7 +140,7 @@ export class History {
     if (slab === undefined || ring.writeAt + len > slab.length) {
       slab = Buffer.allocUnsafeSlow(Math.max(ring.nextSlab, len));
       // Up to SLAB_BYTES, and to a quarter of the full ring at this payload size.
-      ring.nextSlab = Math.min(SLAB_BYTES, Math.max(SLAB_START, (cap * len) >> 2), ring.nextSlab * 2);
+      ring.nextSlab = Math.min(SLAB_BYTES, Math.max(SLAB_START, Math.floor((cap * len) / 4)), ring.nextSlab * 2);
       ring.slabs.push(slab);
       ring.writeAt = 0;
     }
