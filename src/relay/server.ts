@@ -81,7 +81,8 @@ import { DEFAULT_HOLE_HORIZON_MS, settleRange, type RecoveredRange } from '../co
 
 // node:http through require, not an ESM import: an ESM import of a builtin reads every export, and
 // node:http's lazy WebSocket/CloseEvent/MessageEvent getters then load Node's bundled undici and its
-// WebAssembly parser, ~13 MB of RSS the daemon never uses (ARCHITECTURE.md, Performance / Memory).
+// WebAssembly parser, which the daemon never uses (13 MB of RSS in a bare process; ARCHITECTURE.md,
+// Performance / Memory; test/ops/footprint.test.ts).
 const { createServer, STATUS_CODES } = createRequire(import.meta.url)('node:http') as typeof NodeHttp;
 
 export interface RelayOptions {
