@@ -34,25 +34,24 @@ FROM ${NODE_IMAGE} AS runtime
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
       /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
       /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-v*
-# A 2 MB young generation: measured 98 MB RSS with 2000 streams against 122 MB with V8's default
-# (ARCHITECTURE.md, Performance). Kubernetes overlays set the same flag next to their heap limit.
-# MALLOC_ARENA_MAX=2: a 25-minute soak held 10 MB less RSS with it, same throughput (ARCHITECTURE.md).
-ENV NODE_ENV=production \
-    NODE_OPTIONS=--max-semi-space-size=2 \
-    MALLOC_ARENA_MAX=2
+# The runtime flags (a 2 MB young generation, MALLOC_ARENA_MAX=2) live in bin/kline-connector, the
+# launcher `npm start` runs too, so the image and a user's `npm start` run the daemon the same way
+# (ARCHITECTURE.md, Performance / Memory). Kubernetes overlays add their heap limit in NODE_OPTIONS.
+ENV NODE_ENV=production
 WORKDIR /app
 # package.json: "type": "module" makes dist/*.js ES modules.
 COPY package.json ./
 # Files stay root-owned, so the uid-1000 process cannot modify its own code or dependencies.
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY bin ./bin
 # Presets are read from <app>/config/<env>.json (src/config/load.ts resolves ../../config from dist/config/).
 COPY config ./config
 USER 1000:1000
 # 8765 relay WebSocket, 8766 /health /ready /metrics.
 EXPOSE 8765 8766
-# Exec form: node is PID 1 (the base image's docker-entrypoint.sh execs it) and receives SIGTERM
-# itself (npm start would swallow it). The daemon installs its own SIGTERM/SIGINT handlers and
-# spawns no children, so no init process is needed.
+# Exec form, and the launcher execs node: node ends up PID 1 (docker-entrypoint.sh execs sh, sh execs
+# node) and receives SIGTERM itself (npm start would swallow it). The daemon installs its own
+# SIGTERM/SIGINT handlers and spawns no children, so no init process is needed.
 # No HEALTHCHECK: Kubernetes ignores it and uses the probes in k8s/base/deployment.yaml.
-CMD ["node", "dist/main.js"]
+CMD ["sh", "bin/kline-connector"]

@@ -7,12 +7,14 @@
  *   - binance: the `binance` npm WebsocketClient (tiagosiebler/binance) pointed at `url` by its
  *              `wsUrl` option, beautify off, subscribed to every stream (it SUBSCRIBEs on /stream)
  *   - relay:   `clients` relay clients on one socket each, all SUBSCRIBEd to every stream; they count
- *              frames and bytes without parsing them (the load generator should stay cheap)
+ *              frames and bytes without making messages of them (bench/relay-client.ts: the load
+ *              generator must stay cheap, it shares the cores with the daemon)
  *
  * IPC: → { type: 'ready' }; ← { type: 'reset' } → { type: 'reset' }; ← { type: 'sample' } → ConsumerSample
  */
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
+import { CountingRelayClient } from './relay-client.ts';
 
 export interface ConsumerArgs {
   mode: 'floor' | 'binance' | 'relay';
@@ -39,6 +41,8 @@ let bytes = 0;
 let cpuBase = process.cpuUsage();
 let wallBase = performance.now();
 const sockets: WebSocket[] = [];
+/** Relay mode: frame-counting clients (bench/relay-client.ts), cheap enough not to crowd the daemon. */
+const relayClients: CountingRelayClient[] = [];
 let sink = 0;
 let stopLib: (() => void) | undefined;
 
@@ -47,11 +51,6 @@ function onFloorMessage(data: Buffer): void {
   bytes += data.length;
   const v = JSON.parse(data.toString('utf8')) as { data: { k: { t: number } } };
   sink += v.data.k.t & 1;
-}
-
-function onRelayMessage(data: Buffer): void {
-  messages++;
-  bytes += data.length;
 }
 
 function opened(ws: WebSocket): Promise<void> {
@@ -71,25 +70,11 @@ async function start(): Promise<void> {
     await opened(ws);
   } else if (args.mode === 'relay') {
     const n = args.clients ?? 1;
-    const subscribe = JSON.stringify({ method: 'SUBSCRIBE', params: args.streams, id: 1 });
-    await Promise.all(
-      Array.from({ length: n }, async () => {
-        const ws = new WebSocket(`${args.url}/stream`, { perMessageDeflate: false, maxPayload: 1 << 20 });
-        sockets.push(ws);
-        ws.on('error', () => {
-          // A slow consumer closed by the relay: counted through `open` in the sample.
-        });
-        await opened(ws);
-        const acked = new Promise<void>((resolve) => {
-          ws.once('message', () => {
-            resolve();
-          });
-        });
-        ws.send(subscribe);
-        await acked;
-        ws.on('message', onRelayMessage);
-      }),
-    );
+    // At most 1000 names per SUBSCRIBE: the relay answers more than 1024 (Binance's cap) with error 2,
+    // and a client refused that way would have measured a daemon sending nothing.
+    const chunks: string[][] = [];
+    for (let i = 0; i < args.streams.length; i += 1000) chunks.push(args.streams.slice(i, i + 1000));
+    relayClients.push(...(await Promise.all(Array.from({ length: n }, () => CountingRelayClient.open(`${args.url}/stream`, chunks)))));
   } else {
     // Imported only here: the library takes ~0.4 s to load, which the other modes need not pay.
     const { WebsocketClient } = await import('binance');
@@ -119,6 +104,10 @@ process.on('message', (raw: unknown) => {
   if (msg.type === 'reset') {
     messages = 0;
     bytes = 0;
+    for (const c of relayClients) {
+      c.messages = 0;
+      c.bytes = 0;
+    }
     cpuBase = process.cpuUsage();
     wallBase = performance.now();
     process.send?.({ type: 'reset' });
@@ -127,17 +116,18 @@ process.on('message', (raw: unknown) => {
     const m = process.memoryUsage();
     const sample: ConsumerSample = {
       type: 'sample',
-      messages,
-      bytes,
+      messages: messages + relayClients.reduce((n, c) => n + c.messages, 0),
+      bytes: bytes + relayClients.reduce((n, c) => n + c.bytes, 0),
       cpuUs: cpu.user + cpu.system,
       wallMs: performance.now() - wallBase,
       rssBytes: m.rss,
       heapUsedBytes: m.heapUsed,
-      open: sockets.filter((s) => s.readyState === WebSocket.OPEN).length + (sink < 0 ? 1 : 0),
+      open: sockets.filter((s) => s.readyState === WebSocket.OPEN).length + relayClients.filter((c) => c.open).length + (sink < 0 ? 1 : 0),
     };
     process.send?.(sample);
   } else if (msg.type === 'stop') {
     for (const s of sockets) s.terminate();
+    for (const c of relayClients) c.terminate();
     stopLib?.();
     process.exit(0);
   }

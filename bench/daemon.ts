@@ -53,6 +53,13 @@ export interface DaemonSample {
   relaySent: number;
   relayClients: number;
   slowConsumers: number;
+  /** Relay resume history: closed candles held and their payload bytes (all streams). */
+  historyCandles: number;
+  historyBytes: number;
+  /** Stream replays (`since`) in progress, and candles replayed since start (of them from REST). */
+  replays: number;
+  replayedCandles: number;
+  replayedFromRest: number;
   duplicates: number;
   openSkipped: number;
   blockingEvents: number;
@@ -132,6 +139,11 @@ function sample(forceGc: boolean): DaemonSample {
     relaySent: r.messagesSent - relayBase,
     relayClients: r.clients,
     slowConsumers: r.slowConsumers,
+    historyCandles: r.historyCandles,
+    historyBytes: r.historyBytes,
+    replays: r.replays,
+    replayedCandles: r.replayedCandles,
+    replayedFromRest: r.replayedFromRest,
     duplicates: p.duplicates,
     openSkipped: p.openSkipped,
     blockingEvents: p.blockingEvents,

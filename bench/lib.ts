@@ -1,5 +1,6 @@
 /** Shared pieces of the soak and the benchmark: the forked daemon, IPC request/response, statistics. */
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { DaemonArgs, DaemonSample } from './daemon.ts';
 
@@ -81,7 +82,17 @@ export class Forked<Ready extends { type: string } = { type: 'ready' }> {
   }
 }
 
-/** A forked bench/daemon.ts (node --expose-gc, plus the V8 flag production ships: see Dockerfile / k8s NODE_OPTIONS). */
+/**
+ * The node flags the shipped launcher (bin/kline-connector, run by `npm start` and the image) passes,
+ * read from it so a bench daemon run from the sources cannot drift from what ships.
+ */
+export function shippedNodeFlags(): string[] {
+  const m = /^exec node ((?:--\S+ )*)"/m.exec(readFileSync(here('../bin/kline-connector'), 'utf8'));
+  if (m === null) throw new Error('bin/kline-connector: no `exec node --flag… "…/dist/main.js"` line');
+  return m[1]!.trim().split(/\s+/);
+}
+
+/** A forked bench/daemon.ts (node --expose-gc, plus the flags the launcher ships: shippedNodeFlags). */
 export class DaemonProcess {
   readonly #f: Forked<{ type: 'ready'; relayPort: number; httpPort: number }>;
   readonly relayPort: number;
@@ -98,7 +109,7 @@ export class DaemonProcess {
   }
 
   static async start(args: DaemonArgs, execArgv: readonly string[] = []): Promise<DaemonProcess> {
-    return new DaemonProcess(await Forked.start('./daemon.ts', args, ['--expose-gc', '--max-semi-space-size=2', ...execArgv]));
+    return new DaemonProcess(await Forked.start('./daemon.ts', args, ['--expose-gc', ...shippedNodeFlags(), ...execArgv]));
   }
 
   sample(gc = false): Promise<DaemonSample> {

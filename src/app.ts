@@ -36,7 +36,6 @@ import { registerVenueStreams, type AnyVenueAdapter, type VenueConfig } from './
 import { requireVenue } from './venues/index.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
 import type { SinkRetry } from './pipeline/sinks.ts';
-import { JetStreamSink } from './sinks/jetstream.ts';
 import { RelayServer } from './relay/server.ts';
 import { ReplayLane } from './relay/replay-lane.ts';
 import { createMetrics } from './ops/metrics.ts';
@@ -174,7 +173,17 @@ export async function startConnector(config: Config, deps: ConnectorDeps): Promi
   // all OpenLatest can ever hold, so no open update is evicted (superseded ones are still skipped).
   const pipelineConfig = config.pipeline.openQueueMax === 0 ? { ...config.pipeline, openQueueMax: Math.max(1, registry.size) } : config.pipeline;
   // CONNECTOR_NATS_URL unset: no JetStream sink, no runner, nothing on the hot path (contract §9).
-  const jetStream = config.nats === undefined ? undefined : new JetStreamSink({ config: config.nats, recover, history: relay.recentCandles(), holeHorizonMs: config.pipeline.holeHorizonMs, now: () => clock.now() });
+  // Imported only then: the NATS client and its crypto are ~0.5 MB of JS (ARCHITECTURE.md, Performance / Memory).
+  const jetStream =
+    config.nats === undefined
+      ? undefined
+      : new (await import('./sinks/jetstream.ts')).JetStreamSink({
+          config: config.nats,
+          recover,
+          history: relay.recentCandles(),
+          holeHorizonMs: config.pipeline.holeHorizonMs,
+          now: () => clock.now(),
+        });
   const pipeline = new Pipeline({
     config: pipelineConfig,
     inline: [relay],

@@ -10,7 +10,7 @@
  *
  * Each entry has a per-stream sequence number (appended count), so a replay can tell the candles that
  * arrived live after it started (they wait in the ring, not in a per-client copy) from older ones.
- * Payloads are copied end to end into per-stream slabs of SLAB_BYTES, and a slab is freed once the
+ * Payloads are copied end to end into per-stream slabs (growing to SLAB_BYTES), and a slab is freed once the
  * ring has moved past its last entry: no Buffer object per candle (measured: a Buffer per candle cost
  * 826 B of RSS per 329-byte candle; slabs cost about the payload, ARCHITECTURE.md "Resume"), and no
  * view into the socket read a WS candle's `raw` came from, which would keep that read alive whole.
@@ -22,20 +22,31 @@
  */
 export const HISTORY_BYTES_PER_CANDLE = 480;
 
-/** Bytes per slab: a stream's payloads are copied end to end into slabs of this size (see History). */
+/** Most bytes per slab: a stream's payloads are copied end to end into slabs of at most this size (see History). */
 const SLAB_BYTES = 32 * 1024;
+/**
+ * A stream's first slab; each next one doubles, up to SLAB_BYTES or a quarter of what the full ring
+ * would hold, whichever is smaller. And a ring's index starts at RING_START slots, doubling up to the
+ * capacity. So memory follows the candles a stream holds: with 2000 streams a fixed 32 KB slab and a
+ * 1440-slot index cost 67 KB per stream from its first candle (134 MB), most of it empty for hours on
+ * the 1m streams; and a small capacity does not sit in slabs bigger than its whole ring.
+ */
+const SLAB_START = 1024;
+const RING_START = 16;
 
 interface Ring {
-  readonly openTimes: Float64Array;
+  openTimes: Float64Array;
   /** Per slot: the absolute number of the slab holding its payload, its offset and length there. */
-  readonly slabOf: Float64Array;
-  readonly offsets: Uint32Array;
-  readonly lengths: Uint32Array;
+  slabOf: Float64Array;
+  offsets: Uint32Array;
+  lengths: Uint32Array;
   /** Live slabs, oldest first; slabs[0] is number `firstSlab`. */
   readonly slabs: Buffer[];
   firstSlab: number;
   /** Write position in the newest slab. */
   writeAt: number;
+  /** Size of the next slab to allocate. */
+  nextSlab: number;
   /** Index of the oldest entry. */
   head: number;
   size: number;
@@ -76,42 +87,60 @@ export class History {
     return this.#bytes;
   }
 
+  /** Bytes allocated for all streams: the rings' index arrays and their payload slabs. */
+  get allocatedBytes(): number {
+    let n = 0;
+    for (const r of this.#rings) {
+      if (r === undefined) continue;
+      n += r.openTimes.byteLength + r.slabOf.byteLength + r.offsets.byteLength + r.lengths.byteLength;
+      for (const slab of r.slabs) n += slab.length;
+    }
+    return n;
+  }
+
   append(streamId: number, openTime: number, payload: Buffer): void {
     const cap = this.capacity;
     if (cap === 0) return;
     let ring = this.#rings[streamId];
     if (ring === undefined) {
+      const slots = Math.min(cap, RING_START);
       ring = {
-        openTimes: new Float64Array(cap),
-        slabOf: new Float64Array(cap),
-        offsets: new Uint32Array(cap),
-        lengths: new Uint32Array(cap),
+        openTimes: new Float64Array(slots),
+        slabOf: new Float64Array(slots),
+        offsets: new Uint32Array(slots),
+        lengths: new Uint32Array(slots),
         slabs: [],
         firstSlab: 0,
-        writeAt: SLAB_BYTES,
+        writeAt: 0,
+        nextSlab: SLAB_START,
         head: 0,
         size: 0,
         seq: 0,
         bytes: 0,
       };
       this.#rings[streamId] = ring;
+    } else if (ring.size === ring.openTimes.length && ring.size < cap) {
+      grow(ring, Math.min(cap, ring.size * 2));
     }
+    const slots = ring.openTimes.length;
     let slot: number;
     if (ring.size === cap) {
       slot = ring.head;
       const old = ring.lengths[slot] ?? 0;
       ring.bytes -= old;
       this.#bytes -= old;
-      ring.head = (ring.head + 1) % cap;
+      ring.head = (ring.head + 1) % slots;
     } else {
-      slot = (ring.head + ring.size) % cap;
+      slot = (ring.head + ring.size) % slots;
       ring.size++;
       this.#candles++;
     }
     const len = payload.length;
     let slab = ring.slabs[ring.slabs.length - 1];
     if (slab === undefined || ring.writeAt + len > slab.length) {
-      slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, len));
+      slab = Buffer.allocUnsafeSlow(Math.max(ring.nextSlab, len));
+      // Up to SLAB_BYTES, and to a quarter of the full ring at this payload size.
+      ring.nextSlab = Math.min(SLAB_BYTES, Math.max(SLAB_START, Math.floor((cap * len) / 4)), ring.nextSlab * 2);
       ring.slabs.push(slab);
       ring.writeAt = 0;
     }
@@ -148,7 +177,7 @@ export class History {
   newest(streamId: number): number | undefined {
     const ring = this.#rings[streamId];
     if (ring === undefined || ring.size === 0) return undefined;
-    return ring.openTimes[(ring.head + ring.size - 1) % this.capacity];
+    return ring.openTimes[(ring.head + ring.size - 1) % ring.openTimes.length];
   }
 
   /**
@@ -159,7 +188,7 @@ export class History {
     const ring = this.#rings[streamId];
     const out: HistoryEntry[] = [];
     if (ring === undefined || ring.size === 0) return out;
-    const cap = this.capacity;
+    const cap = ring.openTimes.length;
     // Binary search for the first logical index whose open time is ≥ from.
     let lo = 0;
     let hi = ring.size;
@@ -183,4 +212,25 @@ export class History {
     }
     return out;
   }
+}
+
+/** Re-allocate a ring's index with `slots` slots, entries in logical order from slot 0. */
+function grow(ring: Ring, slots: number): void {
+  const n = ring.openTimes.length;
+  const openTimes = new Float64Array(slots);
+  const slabOf = new Float64Array(slots);
+  const offsets = new Uint32Array(slots);
+  const lengths = new Uint32Array(slots);
+  for (let i = 0; i < ring.size; i++) {
+    const from = (ring.head + i) % n;
+    openTimes[i] = ring.openTimes[from] ?? 0;
+    slabOf[i] = ring.slabOf[from] ?? 0;
+    offsets[i] = ring.offsets[from] ?? 0;
+    lengths[i] = ring.lengths[from] ?? 0;
+  }
+  ring.openTimes = openTimes;
+  ring.slabOf = slabOf;
+  ring.offsets = offsets;
+  ring.lengths = lengths;
+  ring.head = 0;
 }

@@ -39,7 +39,9 @@
  * (a pong answering our own ping is free, since its rate is our configuration); `timeUnit=MICROSECOND`
  * is refused with HTTP 400 instead of sending millisecond timestamps.
  */
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type * as NodeHttp from 'node:http';
+import { createRequire } from 'node:module';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -76,6 +78,12 @@ import { BufferLedger, RECONCILE_MS, budgetFindings, defaultBudget, heapLimitByt
 import { BURST_SECONDS, takeToken } from './rate.ts';
 import { TlsWatcher, readTlsPair } from './tls.ts';
 import { DEFAULT_HOLE_HORIZON_MS, settleRange, type RecoveredRange } from '../core/recovery.ts';
+
+// node:http through require, not an ESM import: an ESM import of a builtin reads every export, and
+// node:http's lazy WebSocket/CloseEvent/MessageEvent getters then load Node's bundled undici and its
+// WebAssembly parser, which the daemon never uses (13 MB of RSS in a bare process; ARCHITECTURE.md,
+// Performance / Memory; test/ops/footprint.test.ts).
+const { createServer, STATUS_CODES } = createRequire(import.meta.url)('node:http') as typeof NodeHttp;
 
 export interface RelayOptions {
   config: Config['relay'];

@@ -34,7 +34,8 @@
  *   counts them (RequestWindow). A 200 body the venue's `refusal` reads as a rate-limit answer (OKX:
  *   code 50011) closes the gate like a 429.
  */
-import { Pool, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
@@ -63,6 +64,14 @@ import { RestGate, type RequestWindow, type WindowSlot } from '../core/rest-gate
 import type { Logger } from '../ops/logger.ts';
 import { sleep } from '../core/sleep.ts';
 
+// Only the Pool and `request`, not undici's index: the index loads fetch, WebSocket, the caches and
+// more (~3.5 MB of the daemon's RSS, ARCHITECTURE.md, Performance / Memory) for a daemon that needs
+// one keep-alive pool. The index is also what mixes `request` into every Dispatcher, so it is called
+// on the dispatcher here (it works on any Dispatcher: a Pool, a test's MockAgent). undici has no
+// exports map, so the files are reachable; a rename in an upgrade fails every REST test at once.
+const requireUndici = createRequire(import.meta.url);
+const Pool = requireUndici('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+const request = requireUndici('undici/lib/api/api-request.js') as (this: Dispatcher, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
 
 export class RestError extends ConnectorError {
   readonly status: number;
@@ -303,7 +312,7 @@ export class RestClient {
           const at = this.#clock.monotonic();
           slot = window?.take(at);
           secondSlot = perSecond?.take(at);
-          return this.#dispatcher.request({ origin: this.#origin, path, method: 'GET', signal, headers: { accept: 'application/json' } });
+          return request.call(this.#dispatcher, { origin: this.#origin, path, method: 'GET', signal, headers: { accept: 'application/json' } });
         },
         signal,
         () => Math.max(this.#weightWaitMs(weight), window?.waitMs(this.#clock.monotonic()) ?? 0, perSecond?.waitMs(this.#clock.monotonic()) ?? 0),

@@ -91,11 +91,16 @@ describe('Dockerfile', () => {
     expect(ops('ENV').some((i) => /NPM_CONFIG/.test(i.args))).toBe(false);
   });
 
-  it('runs as a numeric non-root user with an exec-form CMD of node (not npm) on dist/main.js', () => {
+  it('runs as a numeric non-root user with an exec-form CMD of the launcher `npm start` runs (not npm), and sets no runtime flag of its own', () => {
     const users = ops('USER');
     expect(users.at(-1)?.args).toMatch(/^[1-9]\d*:[1-9]\d*$/);
     const cmd = ops('CMD').at(-1)?.args ?? '';
-    expect(JSON.parse(cmd)).toEqual(['node', 'dist/main.js']);
+    expect(JSON.parse(cmd)).toEqual(['sh', 'bin/kline-connector']);
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts['start']).toBe((JSON.parse(cmd) as string[]).join(' '));
+    expect(ops('COPY').some((i) => /^bin\s+\.\/bin$/.test(i.args))).toBe(true);
+    // The flags live in the launcher only (test/ops/launcher.test.ts runs it).
+    expect(ops('ENV').some((i) => /NODE_OPTIONS|MALLOC_ARENA_MAX/.test(i.args))).toBe(false);
     expect(ops('ENTRYPOINT')).toEqual([]);
     // The compiled entry point comes from src/main.ts via tsconfig.build.json (rootDir src → outDir dist).
     const build = JSON.parse(readFileSync(path.join(ROOT, 'tsconfig.build.json'), 'utf8')) as { compilerOptions: { rootDir: string; outDir: string } };

@@ -35,6 +35,27 @@ describe('relay history', () => {
     expect(h.read(4, 0, 100, 1_000_000)).toEqual([]);
   });
 
+  it('costs memory in proportion to the candles a stream holds, not to its capacity (a new stream, a small capacity)', () => {
+    // 2000 streams that have each seen one candle of a 1440-candle history: the seed's budget case
+    // a minute after start, when the 1m streams hold one candle each.
+    const h = new History(1440);
+    const one = payload(1);
+    for (let s = 0; s < 2000; s++) h.append(s, 0, one);
+    expect(h.allocatedBytes / 2000).toBeLessThan(2 * 1024);
+    // Growing to full keeps every candle intact: about the payload plus the per-entry index (24 B).
+    const full = new History(1440);
+    for (let i = 0; i < 3000; i++) full.append(0, i * 1000, payload(i));
+    const held = full.read(0, 0, 10_000, Number.MAX_SAFE_INTEGER);
+    expect(held.map((e) => e.openTime)).toEqual(Array.from({ length: 1440 }, (_, k) => (1560 + k) * 1000));
+    for (const e of held) expect(e.payload.equals(payload(e.openTime / 1000))).toBe(true);
+    expect(full.allocatedBytes).toBeLessThan(1.2 * full.bytes + 1440 * 24);
+    // A small capacity: slabs no bigger than a fraction of what the ring holds.
+    const small = new History(60);
+    for (let i = 0; i < 1000; i++) small.append(0, i * 1000, payload(i));
+    expect(small.read(0, 0, 100, Number.MAX_SAFE_INTEGER).map((e) => e.openTime)).toEqual(Array.from({ length: 60 }, (_, k) => (940 + k) * 1000));
+    expect(small.allocatedBytes).toBeLessThan(1.5 * small.bytes + 60 * 24);
+  });
+
   it('holds nothing when disabled (capacity 0)', () => {
     const h = new History(0);
     h.append(0, 0, payload(0));
