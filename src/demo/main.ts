@@ -1,20 +1,22 @@
 /**
- * `npm run demo`: the real daemon against the bundled Binance simulator, plus a sample consumer on
+ * `npm run demo`: the real daemon against the bundled simulators, plus a sample consumer on
  * the relay printing closed candles. Needs no network. Ctrl-C stops everything gracefully.
  *
  * Any CONNECTOR_* variable still applies (e.g. CONNECTOR_SYMBOLS, CONNECTOR_RELAY_PORT); the demo
  * only points the upstream URLs at the simulator and defaults to 1s and 1m candles so output flows.
  *
- * `--usdm` also starts a USD-M futures simulator (its own port, its own candles) and runs the daemon
- * with both venues (CONNECTOR_VENUES=binance,binance-usdm; USD-M has no 1s candles, so 1m): the
- * consumer prints both venues' candles from one relay connection.
+ * `--venues binance,bybit-spot,okx,…` runs any venues of the simulator registry side by side, each
+ * against its own simulator (its own port, its own candles; 1m, Binance spot 1s and 1m): the consumer
+ * prints every venue's candles from one relay connection. `--usdm` = `--venues binance,binance-usdm`.
  *
  * `--nats` starts a local `nats-server -js` (it must be on PATH: Debian/Ubuntu `apt-get install
  * nats-server`, or the NATS release binary) on a free loopback port with a temporary store, runs the
  * daemon with CONNECTOR_NATS_URL pointing at it, and prints what a JetStream reader
  * (src/demo/nats-consumer.ts) gets from the stream. The server is stopped by its pid at the end.
  */
-import { BinanceSimulator } from '../venues/binance/simulator/server.ts';
+import type { VenueSimulator } from '../simulator/dialect.ts';
+import { simulatorFor } from '../venues/simulators.ts';
+import { VENUES, venueById } from '../venues/index.ts';
 import { loadConfig } from '../config/load.ts';
 import { ConfigError } from '../core/errors.ts';
 import { createLogger } from '../ops/logger.ts';
@@ -68,18 +70,39 @@ async function startNats(): Promise<{ url: string; proc: ChildProcess; stop: () 
   return { url: `nats://127.0.0.1:${port}`, proc, stop };
 }
 
-const sim = await BinanceSimulator.start({ host: '127.0.0.1', port: 0 });
-process.stdout.write(`demo: Binance simulator on ${sim.wsUrl} (REST ${sim.restUrl})\n`);
-const usdm = process.argv.includes('--usdm') ? await BinanceSimulator.start({ host: '127.0.0.1', port: 0, profile: 'binance-usdm' }) : undefined;
-if (usdm !== undefined) {
-  process.stdout.write(
-    `demo: Binance USD-M simulator on ${usdm.wsUrl} (REST ${usdm.restUrl}${usdm.paths.klines}); ingesting both venues\n`,
-  );
+// `--venues a,b,…`: any venues of the simulator registry, each against its own simulator; `--usdm` is
+// the older spelling of `--venues binance,binance-usdm`. Default: Binance spot alone.
+const venuesArg = process.argv.indexOf('--venues');
+const venueIds = (venuesArg >= 0 ? (process.argv[venuesArg + 1] ?? '') : process.argv.includes('--usdm') ? 'binance,binance-usdm' : 'binance')
+  .split(',')
+  .map((v) => v.trim())
+  .filter((v) => v.length > 0);
+const sims: VenueSimulator[] = [];
+const venueEnv: Record<string, string> = { CONNECTOR_VENUES: venueIds.join(',') };
+for (const id of venueIds) {
+  const module = simulatorFor(id);
+  const adapter = venueById(id);
+  if (module === undefined || adapter === undefined) {
+    process.stderr.write(`demo: unknown venue ${id}; known: ${VENUES.map((v) => v.id).join(', ')}\n`);
+    await Promise.all(sims.map((x) => x.close()));
+    process.exit(64);
+  }
+  const sim = await module.start({ host: '127.0.0.1', port: 0 });
+  sims.push(sim);
+  const vars = adapter.env.vars;
+  // Binance spot keeps the demo's old defaults (3 symbols, 1s and 1m); other venues three of their simulator's symbols at 1m.
+  const spot = vars.symbols === 'CONNECTOR_SYMBOLS';
+  venueEnv[vars.symbols] = process.env[vars.symbols] ?? (spot ? 'btcusdt,ethusdt,bnbusdt' : module.chaosSymbols.slice(0, 3).join(','));
+  venueEnv[vars.intervals] = process.env[vars.intervals] ?? (spot ? '1s,1m' : '1m');
+  // A REST-polled venue's simulator has no WebSocket (and its WS_URL is not read).
+  if (sim.wsUrl !== '') venueEnv[vars.wsUrl] = sim.wsUrl;
+  venueEnv[vars.restUrl] = sim.restUrl;
+  process.stdout.write(`demo: ${adapter.title} simulator on ${sim.wsUrl === '' ? 'REST only' : sim.wsUrl} (REST ${sim.restUrl})\n`);
 }
 const nats = process.argv.includes('--nats') ? await startNats() : undefined;
 if (nats !== undefined) process.stdout.write(`demo: nats-server -js on ${nats.url}; every closed candle goes to JetStream stream CANDLES\n`);
 async function closeSimulators(): Promise<void> {
-  await Promise.all([sim.close(), usdm?.close()]);
+  await Promise.all(sims.map((x) => x.close()));
   nats?.stop();
 }
 
@@ -94,18 +117,8 @@ try {
       CONNECTOR_LOG_LEVEL: 'warn',
       ...process.env,
       CONNECTOR_ENV: 'development',
-      CONNECTOR_BINANCE_WS_URL: sim.wsUrl,
-      CONNECTOR_BINANCE_REST_URL: sim.restUrl,
       ...(nats === undefined ? {} : { CONNECTOR_NATS_URL: nats.url }),
-      ...(usdm === undefined
-        ? {}
-        : {
-            CONNECTOR_VENUES: 'binance,binance-usdm',
-            CONNECTOR_BINANCE_USDM_SYMBOLS: process.env.CONNECTOR_BINANCE_USDM_SYMBOLS ?? 'btcusdt,ethusdt',
-            CONNECTOR_BINANCE_USDM_INTERVALS: process.env.CONNECTOR_BINANCE_USDM_INTERVALS ?? '1m',
-            CONNECTOR_BINANCE_USDM_WS_URL: usdm.wsUrl,
-            CONNECTOR_BINANCE_USDM_REST_URL: usdm.restUrl,
-          }),
+      ...venueEnv,
     },
   });
 } catch (err) {
