@@ -353,6 +353,13 @@ export interface PolledVenueAdapter extends VenueBase {
 /** Any registered venue; narrow on `source` (`=== 'rest-poll'`) where the two differ. */
 export type AnyVenueAdapter = VenueAdapter | PolledVenueAdapter;
 
+/** The streams for (symbols × intervals), symbol-major (what `VenueAdapter.streams` returns), each made by `spec`. */
+export function symbolMajor(symbols: readonly string[], intervals: readonly CanonicalInterval[], spec: (symbol: string, interval: CanonicalInterval) => StreamSpec): StreamSpec[] {
+  const out: StreamSpec[] = [];
+  for (const symbol of symbols) for (const interval of intervals) out.push(spec(symbol, interval));
+  return out;
+}
+
 /** `<venue>:<symbol>@kline_<interval>`: the relay name of a stream of every venue but Binance spot (contract §5). */
 export function prefixedStreamName(venue: string, symbol: string, interval: CanonicalInterval): string {
   return `${venue}:${symbol.toLowerCase()}@kline_${interval}`;

@@ -7,7 +7,7 @@
 import * as z from 'zod';
 import type { Candle, StreamRef } from '../../core/candle.ts';
 import type { CanonicalInterval } from '../../core/intervals.ts';
-import { batchBySize, prefixedStreamName, type RestPage, type StreamSpec, type VenueAdapter, type VenueEnv } from '../../upstream/venue.ts';
+import { batchBySize, prefixedStreamName, type RestPage, type StreamSpec, type VenueAdapter, type VenueEnv, symbolMajor } from '../../upstream/venue.ts';
 import { KlineFrameParser, klineStreamName } from './protocol.ts';
 
 /** Binance answers nothing to URLs past ~8 KB (binance-protocol.md §2); stay under with margin. */
@@ -65,13 +65,7 @@ export function binanceMarket(m: BinanceMarket): VenueAdapter {
     id: m.id,
     title: m.title,
     env: m.env,
-    streams(symbols, intervals) {
-      const out: StreamSpec[] = [];
-      for (const symbol of symbols) {
-        for (const interval of intervals) out.push(spec(m, symbol, interval));
-      }
-      return out;
-    },
+    streams: (symbols, intervals) => symbolMajor(symbols, intervals, (symbol, interval) => spec(m, symbol, interval)),
     ws: {
       maxStreamsPerConnection: m.maxStreamsPerConnection,
       controlBudgetPerSecond: m.controlBudgetPerSecond,

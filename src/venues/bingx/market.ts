@@ -32,7 +32,7 @@
  *   a rate limit (unconfirmed for BingX; the usual signals, honoured rather than ignored).
  */
 import type { StreamRef } from '../../core/candle.ts';
-import { prefixedStreamName, type HeartbeatKind, type RestPage, type StreamSpec, type VenueAdapter, type VenueEnv } from '../../upstream/venue.ts';
+import { prefixedStreamName, type HeartbeatKind, type RestPage, type VenueAdapter, type VenueEnv, symbolMajor } from '../../upstream/venue.ts';
 import { BingxFrameParser, parseRestBody } from './protocol.ts';
 
 /** Rows per REST page (see above). */
@@ -73,18 +73,13 @@ export function bingxMarket(m: BingxMarket): VenueAdapter {
     id: m.id,
     title: m.title,
     env: m.env,
-    streams(symbols, intervals) {
-      const out: StreamSpec[] = [];
-      for (const symbol of symbols) {
-        for (const interval of intervals) {
-          const nativeInterval = m.env.intervals[interval];
-          // The configuration admits only the intervals the market has: any other is a programming error.
-          if (nativeInterval === undefined) throw new Error(`${m.title} has no ${interval} klines`);
-          out.push({ name: prefixedStreamName(m.id, symbol, interval), topic: `${symbol}@kline_${nativeInterval}`, symbol, interval, nativeInterval });
-        }
-      }
-      return out;
-    },
+    streams: (symbols, intervals) =>
+      symbolMajor(symbols, intervals, (symbol, interval) => {
+        const nativeInterval = m.env.intervals[interval];
+        // The configuration admits only the intervals the market has: any other is a programming error.
+        if (nativeInterval === undefined) throw new Error(`${m.title} has no ${interval} klines`);
+        return { name: prefixedStreamName(m.id, symbol, interval), topic: `${symbol}@kline_${nativeInterval}`, symbol, interval, nativeInterval };
+      }),
     ws: {
       maxStreamsPerConnection: 10,
       // BingX documents no inbound rate; we hold ourselves to 5/s (the simulator's audit), sending at most

@@ -30,7 +30,7 @@
 import * as z from 'zod';
 import type { Candle, StreamRef } from '../../core/candle.ts';
 import { closeTimeOf, openTimeAt, type CanonicalInterval } from '../../core/intervals.ts';
-import { batchBySize, prefixedStreamName, type RestPage, type StreamSpec, type VenueAdapter, type VenueEnv } from '../../upstream/venue.ts';
+import { batchBySize, prefixedStreamName, type RestPage, type StreamSpec, type VenueAdapter, type VenueEnv, symbolMajor } from '../../upstream/venue.ts';
 import { BybitFrameParser, decimal, klineTopic } from './protocol.ts';
 
 /** The canonical intervals Bybit has, with its names for them (kline.mdx "Available intervals"; no 1s, 8h, 3d). */
@@ -133,13 +133,7 @@ export function bybitMarket(c: BybitCategory): VenueAdapter {
     id: c.id,
     title: c.title,
     env: c.env,
-    streams(symbols, intervals) {
-      const out: StreamSpec[] = [];
-      for (const symbol of symbols) {
-        for (const interval of intervals) out.push(spec(c, symbol, interval));
-      }
-      return out;
-    },
+    streams: (symbols, intervals) => symbolMajor(symbols, intervals, (symbol, interval) => spec(c, symbol, interval)),
     ws: {
       maxStreamsPerConnection: maxStreamsFor(c.maxSymbolLength),
       // Bybit documents no inbound message rate for public sockets; we keep Binance spot's 4/s, which

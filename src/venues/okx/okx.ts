@@ -29,7 +29,7 @@
 import * as z from 'zod';
 import type { Candle, StreamRef } from '../../core/candle.ts';
 import { candlesBetween, openTimeAt, type CanonicalInterval } from '../../core/intervals.ts';
-import { batchBySize, prefixedStreamName, type RestPage, type StreamSpec, type VenueAdapter } from '../../upstream/venue.ts';
+import { batchBySize, prefixedStreamName, type RestPage, type StreamSpec, type VenueAdapter, symbolMajor } from '../../upstream/venue.ts';
 import { OkxFrameParser, RowSchema, candleChannel, misaligned, okxTopic, rowCandle } from './protocol.ts';
 
 export const OKX_ID = 'okx';
@@ -142,11 +142,7 @@ export const okx: VenueAdapter = {
     symbolForm: 'BASE-QUOTE (spot) or BASE-QUOTE-SWAP (perpetual), e.g. BTC-USDT or BTC-USDT-SWAP',
     intervals: OKX_INTERVALS,
   },
-  streams(symbols, intervals) {
-    const out: StreamSpec[] = [];
-    for (const symbol of symbols) for (const interval of intervals) out.push(spec(symbol, interval));
-    return out;
-  },
+  streams: (symbols, intervals) => symbolMajor(symbols, intervals, spec),
   ws: {
     maxStreamsPerConnection: MAX_STREAMS_PER_CONNECTION,
     // OKX documents no inbound messages/s for public sockets; Nautilus paces its requests at 3/s.

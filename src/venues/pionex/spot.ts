@@ -32,7 +32,7 @@
 import * as z from 'zod';
 import type { Candle, StreamRef } from '../../core/candle.ts';
 import { closeTimeOf, openTimeAt, type CanonicalInterval } from '../../core/intervals.ts';
-import { prefixedStreamName, type PolledVenueAdapter, type RestPage, type StreamSpec } from '../../upstream/venue.ts';
+import { prefixedStreamName, type PolledVenueAdapter, type RestPage, type StreamSpec, symbolMajor } from '../../upstream/venue.ts';
 
 /** The canonical intervals Pionex spot has, with its own names [OA]: `1M` is one minute, `60M` one hour. */
 export const PIONEX_INTERVALS: Readonly<Partial<Record<CanonicalInterval, string>>> = {
@@ -94,11 +94,7 @@ export const pionexSpot: PolledVenueAdapter = {
     symbolForm: 'BASE_QUOTE in letters and digits, e.g. BTC_USDT',
     intervals: PIONEX_INTERVALS,
   },
-  streams(symbols, intervals) {
-    const out: StreamSpec[] = [];
-    for (const symbol of symbols) for (const interval of intervals) out.push(spec(symbol, interval));
-    return out;
-  },
+  streams: (symbols, intervals) => symbolMajor(symbols, intervals, spec),
   poll: { lagMs: POLL_LAG_MS, pollsPerSecond: POLLS_PER_SECOND },
   rest: {
     order: 'newest-first',
