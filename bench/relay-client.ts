@@ -2,8 +2,8 @@
  * The bench's relay client: a WebSocket client on a bare TCP socket that counts the frames it gets
  * without making a message of each (no Buffer, no event, no parse per frame). With 100 clients at
  * 10,000 msgs/s the load generator receives a million frames a second on the same two cores as the
- * daemon; as `ws` clients (one 'message' event and Buffer per frame) they took about a core and the
- * daemon's latency measured their contention (ARCHITECTURE.md, Performance / Latency and fan-out).
+ * daemon; what it must spend there is the kernel's reads (~60 % of a core), not JS per frame as `ws`
+ * clients do (ARCHITECTURE.md, Performance).
  *
  * What it does speak: the RFC 6455 handshake, masked client frames (SUBSCRIBE, pong), the server's
  * unmasked frames of any length, pings (answered), close. Replies to SUBSCRIBE are read in full while
