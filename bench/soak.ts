@@ -28,6 +28,7 @@ import { BinanceSimulator } from '../src/venues/binance/simulator/server.ts';
 import { nominalMs } from '../src/core/intervals.ts';
 import { DaemonProcess, MB, argValue, benchSymbols, here, round, sleep, slope } from './lib.ts';
 import type { DaemonSample } from './daemon.ts';
+import { mulberry32 } from '../src/simulator/random.ts';
 
 const argv = process.argv.slice(2);
 const minutes = Number(argValue(argv, '--minutes') ?? 25);
@@ -46,18 +47,8 @@ const symbols = benchSymbols(symbolCount);
 const streams = symbols.flatMap((s) => intervals.map((i) => `${s}@kline_${i}`));
 const SUBSCRIBE_CHUNK = 1000;
 
-/** Seeded PRNG (mulberry32): the reconnect schedule replays with the same --seed. */
-function rng(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = rng(seed);
+// Seeded: the reconnect schedule replays with the same --seed.
+const random = mulberry32(seed);
 
 const CLOSED = Buffer.from('"x":true');
 

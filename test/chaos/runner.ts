@@ -47,6 +47,7 @@
  * 60× its local budget refills every real second; the simulator's real-minute count is what is asserted.
  */
 import { pino } from 'pino';
+import { mulberry32 } from '../../src/simulator/random.ts';
 import { startConnector, type Connector } from '../../src/app.ts';
 import { EnvSchema } from '../../src/config/schema.ts';
 import { openTimeAt } from '../../src/core/intervals.ts';
@@ -59,17 +60,6 @@ import { RecordingClient, sleep, type KlineMsg } from '../e2e/harness.ts';
 
 // ------------------------------------------------------------------------------------ randomness
 
-/** mulberry32: tiny, fast, good enough to draw a fault schedule; same seed → same sequence everywhere. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ------------------------------------------------------------------------------------ faults
 

@@ -16,7 +16,7 @@ import { openTimeAt } from '../../src/core/intervals.ts';
 import { NATS_SERVER_MISSING, NatsServer } from '../helpers/nats-server.ts';
 import { readAll } from '../helpers/jetstream.ts';
 import { freePort, spawnDaemon, type SpawnedDaemon } from './spawn.ts';
-import { mulberry32 } from '../chaos/runner.ts';
+import { mulberry32 } from '../../src/simulator/random.ts';
 import { sleep } from './harness.ts';
 
 const SYMBOLS = ['btcusdt', 'ethusdt', 'bnbusdt', 'solusdt', 'xrpusdt', 'adausdt'];

@@ -18,6 +18,7 @@ import type { StatusEvent } from '../../../src/core/status.ts';
 import { StatusStream } from '../../../src/core/status.ts';
 import { StreamRegistry } from '../../../src/core/streams.ts';
 import { klineAt, klineEventJson, openKlineAt, type SimKline } from '../../../src/venues/binance/simulator/klines.ts';
+import { mulberry32 } from '../../../src/simulator/random.ts';
 
 const T0 = Date.UTC(2026, 10, 3, 12, 0);
 
@@ -330,12 +331,3 @@ describe('KlineFrameParser', () => {
   });
 });
 
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
