@@ -10,12 +10,12 @@
 # To move it: `docker buildx imagetools inspect node:24-bookworm-slim` and copy the index digest.
 ARG NODE_IMAGE=node:24-bookworm-slim@sha256:235600a8101ab264e117b1768e925532262668dc9b581ef1dd7d96ced463b8e7
 
-# ---- build: full dependencies, tsc → dist/ ------------------------------------------------
+# ---- build: full dependencies, esbuild → dist/daemon/ (bin/build.ts) -----------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY bin ./bin
 COPY src ./src
 RUN npm run build
 
@@ -39,13 +39,13 @@ RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack 
 # (ARCHITECTURE.md, Performance / Memory). Kubernetes overlays add their heap limit in NODE_OPTIONS.
 ENV NODE_ENV=production
 WORKDIR /app
-# package.json: "type": "module" makes dist/*.js ES modules.
+# package.json: "type": "module" makes dist/daemon/*.js ES modules; its version is the build_info label.
 COPY package.json ./
 # Files stay root-owned, so the uid-1000 process cannot modify its own code or dependencies.
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
-# Presets are read from <app>/config/<env>.json (src/config/load.ts resolves ../../config from dist/config/).
+# Presets are read from <app>/config/<env>.json (src/config/load.ts resolves ../../config from dist/daemon/).
 COPY config ./config
 USER 1000:1000
 # 8765 relay WebSocket, 8766 /health /ready /metrics.

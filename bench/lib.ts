@@ -88,7 +88,7 @@ export class Forked<Ready extends { type: string } = { type: 'ready' }> {
  */
 export function shippedNodeFlags(): string[] {
   const m = /^exec node ((?:--\S+ )*)"/m.exec(readFileSync(here('../bin/kline-connector'), 'utf8'));
-  if (m === null) throw new Error('bin/kline-connector: no `exec node --flag… "…/dist/main.js"` line');
+  if (m === null) throw new Error('bin/kline-connector: no `exec node --flag… "…/dist/daemon/main.js"` line');
   return m[1]!.trim().split(/\s+/);
 }
 

@@ -1,6 +1,6 @@
 /**
  * The daemon as users run it, for the memory figures (connector-contract.md §8): compiled
- * (`npm run build` → dist/), started through bin/kline-connector, the launcher both `npm start` and
+ * (`npm run build` → dist/daemon/, one bundle), started through bin/kline-connector, the launcher both `npm start` and
  * the image's CMD run, so it has exactly the shipped runtime flags. Nothing of the bench is loaded
  * into it: configuration comes from the environment, figures from its own /metrics (RSS, heap and
  * external from prom-client's default metrics, the relay history from connector_relay_history_*).
@@ -19,11 +19,11 @@ import { Forked, MB, argValue, benchSymbols, here, median, round, sleep } from '
 const ROOT = here('..');
 const LAUNCHER = 'bin/kline-connector';
 
-/** Compile src/ → dist/ as `npm run build` does (the bench measures the compiled daemon). */
+/** Bundle src/ → dist/daemon/ as `npm run build` does (the bench measures the shipped daemon). */
 export async function buildDist(): Promise<void> {
-  const child = spawn(process.execPath, [here('../node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [here('../bin/build.ts')], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new Error(`tsc -p tsconfig.build.json exited ${code}`);
+  if (code !== 0) throw new Error(`node bin/build.ts exited ${code}`);
 }
 
 async function freePort(): Promise<number> {

@@ -11,6 +11,7 @@ import { parse as parseDotenv } from 'dotenv';
 import { ENV_NAMES, EnvSchema, inertVenueVariables, type Config } from './schema.ts';
 import { ConfigError } from '../core/errors.ts';
 
+// src/config/ and the shipped bundle's dist/daemon/ (bin/build.ts) are both two levels below the package root.
 export const CONFIG_DIR = fileURLToPath(new URL('../../config/', import.meta.url));
 
 const KNOWN = new Set(ENV_NAMES);

@@ -611,7 +611,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
 }
 
 function packageVersion(): string {
-  // src/ops/ and dist/ops/ are both two levels below the package root.
+  // src/ops/ and the shipped bundle's dist/daemon/ (bin/build.ts) are both two levels below the package root.
   try {
     const pkg: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
     if (typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string') return pkg.version;

@@ -28,12 +28,18 @@ export interface SpawnedDaemon {
   readonly exited: Promise<number | null>;
 }
 
-/** `node src/main.ts` started in `cwd` (where it reads `.env`), with only PATH and `env` in its environment. */
-export function spawnDaemon(env: Record<string, string>, cwd = ROOT): SpawnedDaemon {
+/**
+ * `node src/main.ts` started in `cwd` (where it reads `.env`), with only PATH and `env` in its environment.
+ * `shipped`: the launcher `npm start` and the image run instead (bin/kline-connector → dist/daemon/main.js,
+ * which must have been built), with node's directory first on PATH as a fresh shell would have it.
+ */
+export function spawnDaemon(env: Record<string, string>, cwd = ROOT, shipped = false): SpawnedDaemon {
   const output: string[] = [];
-  const proc = spawn(process.execPath, [path.join(ROOT, 'src/main.ts')], {
+  const [command, args] = shipped ? ['sh', [path.join(ROOT, 'bin/kline-connector')]] : [process.execPath, [path.join(ROOT, 'src/main.ts')]];
+  const pathVar = shipped ? `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` : (process.env.PATH ?? '');
+  const proc = spawn(command, args, {
     cwd,
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { PATH: pathVar, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   proc.stdout.on('data', (d: Buffer) => {

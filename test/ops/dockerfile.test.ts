@@ -102,9 +102,10 @@ describe('Dockerfile', () => {
     // The flags live in the launcher only (test/ops/launcher.test.ts runs it).
     expect(ops('ENV').some((i) => /NODE_OPTIONS|MALLOC_ARENA_MAX/.test(i.args))).toBe(false);
     expect(ops('ENTRYPOINT')).toEqual([]);
-    // The compiled entry point comes from src/main.ts via tsconfig.build.json (rootDir src → outDir dist).
-    const build = JSON.parse(readFileSync(path.join(ROOT, 'tsconfig.build.json'), 'utf8')) as { compilerOptions: { rootDir: string; outDir: string } };
-    expect(build.compilerOptions).toMatchObject({ rootDir: 'src', outDir: 'dist' });
+    // The launcher runs the bundle `npm run build` makes of src/main.ts (bin/build.ts; test/ops/bundle.test.ts runs it).
+    expect(pkg.scripts['build']).toBe('node bin/build.ts');
+    expect(readFileSync(path.join(ROOT, 'bin/kline-connector'), 'utf8')).toMatch(/^exec node .*"\$\(dirname "\$0"\)\/\.\.\/dist\/daemon\/main\.js" "\$@"$/m);
+    expect(readFileSync(path.join(ROOT, 'bin/build.ts'), 'utf8')).toMatch(/entryPoints: \['src\/main\.ts'\]/);
   });
 
   it('exposes the relay and health ports and ships the config presets', () => {

@@ -1,7 +1,7 @@
 /**
  * bin/kline-connector is how the daemon runs as shipped: `npm start` and the image's CMD both run it
  * (test/ops/dockerfile.test.ts checks that they do), so its runtime flags are the only ones. Run here
- * for real, against a stand-in dist/main.js that reports what node it got.
+ * for real, against a stand-in dist/daemon/main.js (the bundle's entry, bin/build.ts) that reports what node it got.
  */
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,14 +25,14 @@ interface Report {
   heapLimitMB: number;
 }
 
-/** A copy of the launcher next to a dist/main.js that prints what it was started with. */
+/** A copy of the launcher next to a dist/daemon/main.js that prints what it was started with. */
 function install(): string {
   dir = mkdtempSync(path.join(tmpdir(), 'launcher-'));
   mkdirSync(path.join(dir, 'bin'));
-  mkdirSync(path.join(dir, 'dist'));
+  mkdirSync(path.join(dir, 'dist/daemon'), { recursive: true });
   copyFileSync(path.join(ROOT, 'bin/kline-connector'), path.join(dir, 'bin/kline-connector'));
   writeFileSync(
-    path.join(dir, 'dist/main.js'),
+    path.join(dir, 'dist/daemon/main.js'),
     `const v8 = require('node:v8');
 process.stdout.write(JSON.stringify({ pid: process.pid, execArgv: process.execArgv, argv: process.argv.slice(2),
   arenaMax: process.env.MALLOC_ARENA_MAX ?? null, heapLimitMB: v8.getHeapStatistics().heap_size_limit / 1048576 }));\n`,
@@ -54,7 +54,7 @@ function run(cwd: string, env: Record<string, string>, args: string[] = []): Pro
 }
 
 describe('bin/kline-connector (npm start and the image)', () => {
-  it('execs node on dist/main.js with a 2 MB young generation and MALLOC_ARENA_MAX=2, passing its arguments on', async () => {
+  it('execs node on dist/daemon/main.js with a 2 MB young generation and MALLOC_ARENA_MAX=2, passing its arguments on', async () => {
     const { code, pid, report } = await run(install(), {}, ['--x', 'y']);
     expect(code).toBe(0);
     // exec: node is the process that was started (in the image, PID 1), not a child of the shell.
