@@ -5,8 +5,8 @@
  * minified, with a source map beside it. Why a bundle and not tsc's file-per-module output: V8 keeps
  * the source text of every script it loads (for lazy compilation), and the loader keeps a record per
  * module. The daemon loads ~400 files of its own and its packages' code; as one minified script the
- * same code holds ~13 MB less heap and ~9-11 MB less RSS with 2000 streams (measured by `npm run bench`,
- * memory scenarios: 112 → 101 MB, heap 37 → 24 MB). Type checking is `npm run typecheck`'s job (part of `npm test`).
+ * same code holds ~13 MB less heap and ~12 MB less RSS with 2000 streams after a minute (the bench's
+ * memory scenario: RSS 109 → 97 MB, heap 36 → 22 MB). Type checking is `npm run typecheck`'s job (part of `npm test`).
  *
  * Layout: dist/daemon/ is two directory levels below the package root, as src/<dir>/ is, so the paths
  * the code resolves from its own module URL (config/ presets, package.json) hold in both forms.
