@@ -70,8 +70,8 @@ async function start(): Promise<void> {
     await opened(ws);
   } else if (args.mode === 'relay') {
     const n = args.clients ?? 1;
-    // At most 1000 names per SUBSCRIBE: the relay answers more than 1024 (Binance's cap) with error 2,
-    // and a client refused that way would have measured a daemon sending nothing.
+    // At most 1000 names per SUBSCRIBE: a relay whose per-client cap is left at Binance's 1024 answers a
+    // longer list with error 2, and a client refused that way would have measured a daemon sending nothing.
     const chunks: string[][] = [];
     for (let i = 0; i < args.streams.length; i += 1000) chunks.push(args.streams.slice(i, i + 1000));
     relayClients.push(...(await Promise.all(Array.from({ length: n }, () => CountingRelayClient.open(`${args.url}/stream`, chunks)))));

@@ -57,6 +57,7 @@ import type { Logger } from '../ops/logger.ts';
 import {
   BINARY_FRAME_ERROR,
   ERR_INVALID_REQUEST,
+  MAX_PARAMS,
   envelopeFrame,
   envelopePrefix,
   errorReply,
@@ -67,6 +68,7 @@ import {
   serverShutdownPayload,
   textFrame,
   type ControlError,
+  type ControlLimits,
   type ControlRequest,
   type UpgradeTarget,
 } from './protocol.ts';
@@ -204,6 +206,8 @@ function rawToString(data: RawData): string {
 export class RelayServer implements CandleSink {
   readonly name = 'relay' as const;
   readonly #config: Config['relay'];
+  /** One SUBSCRIBE may name as many streams as a client may hold: Binance's 1024, or more when the cap is raised. */
+  readonly #controlLimits: ControlLimits;
   readonly #status: StatusStream;
   readonly #log: Logger;
   readonly #clock: Clock;
@@ -258,6 +262,7 @@ export class RelayServer implements CandleSink {
 
   constructor(options: RelayOptions) {
     this.#config = options.config;
+    this.#controlLimits = { maxParams: Math.max(MAX_PARAMS, options.config.maxStreamsPerClient) };
     this.#status = options.status;
     this.#log = options.log;
     this.#clock = options.clock ?? systemClock;
@@ -600,7 +605,7 @@ export class RelayServer implements CandleSink {
       this.#replyError(session, BINARY_FRAME_ERROR);
       return;
     }
-    const parsed = parseControl(rawToString(data));
+    const parsed = parseControl(rawToString(data), this.#controlLimits);
     if (!parsed.ok) {
       this.#replyError(session, parsed.error);
       return;

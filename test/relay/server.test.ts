@@ -157,4 +157,16 @@ describe('relay control messages', () => {
     expect(list.result).toHaveLength(1000);
     expect(await c.request({ method: 'SUBSCRIBE', params: MANY.slice(1000, 1024).map((s) => s.name), id: 4 })).toEqual({ result: null, id: 4 });
   });
+
+  it('takes as many names in one SUBSCRIBE as CONNECTOR_RELAY_MAX_STREAMS_PER_CLIENT allows when it is raised past 1024', async () => {
+    const h = await startRelay({ maxStreamsPerClient: 1100, maxFrameBytes: 256 * 1024 });
+    const c = await TestClient.open(`${h.url}/ws`);
+    const all = MANY.map((s) => s.name);
+    expect(all).toHaveLength(1100);
+    expect(await c.request({ method: 'SUBSCRIBE', params: all, id: 1 })).toEqual({ result: null, id: 1 });
+    const list = (await c.request({ method: 'LIST_SUBSCRIPTIONS', id: 2 })) as { result: string[] };
+    expect(list.result).toHaveLength(1100);
+    // The cap itself still holds.
+    expect(await c.request({ method: 'SUBSCRIBE', params: ['btcusdt@kline_1m'], id: 3 })).toMatchObject({ error: { code: 2 }, id: 3 });
+  });
 });
