@@ -112,7 +112,18 @@ function isValidCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
-export class UpstreamWebSocket extends EventEmitter implements UpstreamSocket {
+/** The events and their arguments (ws's names and order). */
+interface UpstreamSocketEvents {
+  open: [];
+  message: [data: Buffer, isBinary: boolean];
+  ping: [data: Buffer];
+  pong: [data: Buffer];
+  close: [code: number, reason: Buffer];
+  error: [err: Error];
+  'unexpected-response': [req: ClientRequest, res: IncomingMessage];
+}
+
+export class UpstreamWebSocket extends EventEmitter<UpstreamSocketEvents> implements UpstreamSocket {
   static readonly CONNECTING = CONNECTING;
   static readonly OPEN = OPEN;
   static readonly CLOSING = CLOSING;
