@@ -68,6 +68,8 @@ export interface UpstreamSocketOptions {
   readonly autoPong?: boolean | undefined;
   /** Redirects are never followed: a 3xx is an 'unexpected-response'. */
   readonly followRedirects?: false | undefined;
+  /** wss: trusted CA certificates instead of Node's bundled ones (as ws's `ca`); unset in production. */
+  readonly ca?: string | Buffer | undefined;
 }
 
 /** A protocol violation by the server, or a handshake the client refuses; `code` is ws's. */
@@ -217,7 +219,7 @@ export class UpstreamWebSocket extends EventEmitter<UpstreamSocketEvents> implem
     if (url.hash !== '') throw new SyntaxError('The URL contains a fragment identifier');
     this.#key = randomBytes(16).toString('base64');
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    const request: RequestOptions & { servername?: string } = {
+    const request: RequestOptions & { servername?: string; ca?: string | Buffer } = {
       host,
       port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
       path: `${url.pathname}${url.search}`,
@@ -235,6 +237,7 @@ export class UpstreamWebSocket extends EventEmitter<UpstreamSocketEvents> implem
     if (url.username !== '' || url.password !== '') request.auth = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
     // SNI: the host name, never an IP literal (RFC 6066 §3).
     if (secure && isIP(host) === 0) request.servername = host;
+    if (secure && options.ca !== undefined) request.ca = options.ca;
     const req = secure ? https.request(request) : http.request(request);
     this.#req = req;
     const timeout = options.handshakeTimeout ?? 0;

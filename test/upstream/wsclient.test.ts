@@ -5,7 +5,12 @@
  * never produce. The client's TCP socket is observed through the `net.client.socket` diagnostics
  * channel, so a test can wait for each read instead of sleeping (one byte per read, for the split tests).
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -331,6 +336,48 @@ describe('upstream WebSocket client: opening handshake', () => {
     const closed = await c.closed;
     expect(c.errors.map((e) => e.message)).toEqual(['Opening handshake has timed out']);
     expect(closed.code).toBe(1006);
+  });
+
+  it('opens wss:// over TLS, verifying the server certificate against the trusted CAs', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'wsclient-tls-'));
+    cleanups.push(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const certFile = path.join(dir, 'c.crt');
+    const keyFile = path.join(dir, 'c.key');
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=upstream', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile],
+      { stdio: 'ignore' },
+    );
+    const cert = readFileSync(certFile, 'utf8');
+    const server = createHttpsServer({ cert, key: readFileSync(keyFile, 'utf8') });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (peer: ServerSocket) => {
+      peer.send('over tls');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const c of wss.clients) c.terminate();
+          wss.close();
+          server.close(() => { resolve(); });
+        }),
+    );
+    const url = `wss://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    const trusted = client(url, { ...OPTIONS, ca: cert });
+    await trusted.messagesAt(1);
+    expect(trusted.messages[0]?.data.toString()).toBe('over tls');
+
+    // Without the CA the self-signed certificate is refused: no open, an error, close 1006.
+    const untrusted = client(url);
+    let open = false;
+    untrusted.ws.on('open', () => (open = true));
+    expect((await untrusted.closed).code).toBe(1006);
+    expect(open).toBe(false);
+    expect(untrusted.errors.map((e) => e.message).join()).toMatch(/self-signed|certificate/);
   });
 
   it('rejects a URL that is not ws(s)/http(s) synchronously', () => {
