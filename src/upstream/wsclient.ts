@@ -181,8 +181,8 @@ export class UpstreamWebSocket extends EventEmitter<UpstreamSocketEvents> implem
   };
   readonly #onEnd = (): void => {
     // The server half-closed: no close frame is coming (1006), end our side too (ws socketOnEnd).
+    // What was already read (a paused read's rest) is still delivered, as ws's receiver.end() does.
     this.#readyState = CLOSING;
-    this.#rx = RX_STOPPED;
     this.#socket?.end();
   };
   readonly #onSocketError = (): void => {
@@ -193,6 +193,7 @@ export class UpstreamWebSocket extends EventEmitter<UpstreamSocketEvents> implem
     this.#socket?.destroy();
   };
   readonly #onSocketClose = (): void => {
+    if (this.#leftover !== undefined && !this.#paused) this.#drainLeftover();
     this.#rx = RX_STOPPED;
     clearTimeout(this.#closeTimer);
     this.#closeTimer = undefined;

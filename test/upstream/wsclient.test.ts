@@ -631,6 +631,24 @@ describe('upstream WebSocket client: closing, flow control, sending', () => {
     expect(c.messages.map((m) => m.data.toString())).toEqual(['1', '2', '3', '4']);
   });
 
+  it('delivers the frames a pause held back even when the server ends the connection meanwhile', async () => {
+    const srv = await acceptingServer();
+    const c = client(srv.url);
+    const socket = await srv.socket();
+    await opened(c);
+    c.ws.on('message', () => {
+      if (c.messages.length === 1) c.ws.pause();
+    });
+    const read = once(c.socket(), 'data');
+    socket.end(Buffer.concat([text('1'), text('2'), text('3')]));
+    await read;
+    await new Promise((r) => setImmediate(r));
+    expect(c.messages.map((m) => m.data.toString())).toEqual(['1']);
+    c.ws.resume();
+    expect((await c.closed).code).toBe(1006);
+    expect(c.messages.map((m) => m.data.toString())).toEqual(['1', '2', '3']);
+  });
+
   it('sends text and binary messages a ws server reads unmasked and intact, of every length form', async () => {
     const srv = await wsServer();
     const c = client(srv.url);
