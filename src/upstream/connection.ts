@@ -19,8 +19,8 @@
  * the heartbeat kind, its rate-limit close codes and the frame parser.
  *
  * Heartbeat, kind `ws-ping` (Binance, binance-protocol.md §3): the server pings every 20 s and drops a
- * socket that has not answered within a minute; ws answers pings with the same payload (autoPong,
- * lib/websocket.js `receiverOnPing`). Every inbound frame (data, ping) proves liveness. Binance counts
+ * socket that has not answered within a minute; the upstream socket answers pings with the same payload
+ * (autoPong: wsclient.ts, as ws's lib/websocket.js `receiverOnPing`). Every inbound frame (data, ping) proves liveness. Binance counts
  * every inbound control frame (our pongs, pings, SUBSCRIBEs) against 5/s per socket, so client pings
  * are sent only after `pingTimeoutMs / maxMissedPings` of silence and SUBSCRIBEs are paced. The other
  * kinds (client text or JSON pings every `intervalMs`, server JSON pings we answer) are recognised by
@@ -415,7 +415,7 @@ export class UpstreamConnection {
           handshakeTimeout: timeoutMs,
           perMessageDeflate: false,
           // The parser admits only printable ASCII on its fast path and UTF-8-validates every other
-          // frame before decoding it (KlineFrameParser.parse), so ws's own pass would be a second one.
+          // frame before decoding it (KlineFrameParser.parse), so the socket's own pass would be a second one.
           skipUTF8Validation: true,
           autoPong: true,
           followRedirects: false,
