@@ -313,14 +313,14 @@ export class UpstreamWebSocket extends EventEmitter<UpstreamSocketEvents> implem
     this.#socket = socket;
     socket.setTimeout(0);
     socket.setNoDelay(true);
+    // Frames that came with the 101 response are read like any other, after 'open' (as ws: unshift).
+    if (head.length > 0) socket.unshift(head);
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onSocketError);
     socket.on('close', this.#onSocketClose);
     this.#readyState = OPEN;
     this.emit('open');
-    // Frames that came with the 101 response, delivered after 'open' as ws does.
-    if (head.length > 0) this.#receive(head);
   }
 
   /** ws abortHandshake: the request is dropped, then 'error' and 'close' (1006) on the next tick. */

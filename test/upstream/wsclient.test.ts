@@ -402,6 +402,25 @@ describe('upstream WebSocket client: receiving', () => {
     expect(c.errors).toEqual([]);
   });
 
+  it("delivers frames that come in the same read as the 101 response, after 'open'", async () => {
+    const { url } = await rawServer((req, socket) => {
+      const key = acceptOf(String(req.headers['sec-websocket-key']));
+      socket.write(
+        Buffer.concat([
+          Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${key}\r\n\r\n`),
+          text('first'),
+          text('second'),
+        ]),
+      );
+    });
+    const c = client(url);
+    const order: string[] = [];
+    c.ws.on('open', () => order.push('open'));
+    c.ws.on('message', (d) => order.push(d.toString()));
+    await c.messagesAt(2);
+    expect(order).toEqual(['open', 'first', 'second']);
+  });
+
   it('delivers every frame of a read that carries many, in order, each as a view of that read', async () => {
     const srv = await acceptingServer();
     const c = client(srv.url);
