@@ -19,8 +19,8 @@
  * the heartbeat kind, its rate-limit close codes and the frame parser.
  *
  * Heartbeat, kind `ws-ping` (Binance, binance-protocol.md §3): the server pings every 20 s and drops a
- * socket that has not answered within a minute; ws answers pings with the same payload (autoPong,
- * lib/websocket.js `receiverOnPing`). Every inbound frame (data, ping) proves liveness. Binance counts
+ * socket that has not answered within a minute; the upstream socket answers pings with the same payload
+ * (autoPong: wsclient.ts, as ws's lib/websocket.js `receiverOnPing`). Every inbound frame (data, ping) proves liveness. Binance counts
  * every inbound control frame (our pongs, pings, SUBSCRIBEs) against 5/s per socket, so client pings
  * are sent only after `pingTimeoutMs / maxMissedPings` of silence and SUBSCRIBEs are paced. The other
  * kinds (client text or JSON pings every `intervalMs`, server JSON pings we answer) are recognised by
@@ -35,7 +35,7 @@
  * Quality is graded by `assess()`, which the pool runs every `healthCheckIntervalMs`; the deadlines
  * above run on the pool's much finer tick (`check()`).
  */
-import type { ClientOptions, RawData, WebSocket } from 'ws';
+import type { RawData } from 'ws';
 import type { Candle, StreamRef } from '../core/candle.ts';
 import type { Clock } from '../core/clock.ts';
 import { ConnectorError, errorMessage } from '../core/errors.ts';
@@ -46,9 +46,11 @@ import type { Config } from '../config/schema.ts';
 import { frameDecoder, type FrameDecoder } from './decode.ts';
 import { ParseErrorReporter } from './parse-errors.ts';
 import { AttemptBudget } from './backoff.ts';
+import type { UpstreamSocket, UpstreamSocketOptions } from './wsclient.ts';
 import { CONTROL_ERROR, PARSE_ERROR, SERVER_SHUTDOWN, type FrameParser, type HeartbeatKind, type VenueAdapter } from './venue.ts';
 
-export type WebSocketFactory = (url: string, options: ClientOptions) => WebSocket;
+/** Makes the upstream socket: `UpstreamWebSocket` by default (pool.ts), a `ws` WebSocket in some tests. */
+export type WebSocketFactory = (url: string, options: UpstreamSocketOptions) => UpstreamSocket;
 
 /** How long a graceful close may take before the socket is destroyed. */
 export const CLOSE_BACKSTOP_MS = 5000;
@@ -202,7 +204,7 @@ export class UpstreamConnection {
 
   #state: ConnState = 'connecting';
   #quality: QualityGrade = 'critical';
-  #ws: WebSocket | undefined;
+  #ws: UpstreamSocket | undefined;
   #openedAt = 0;
   #lastFrameAt = 0;
   /** Wall ms matching `#lastFrameAt` is derived on snapshot (one clock read per frame). */
@@ -395,7 +397,7 @@ export class UpstreamConnection {
     const timeoutMs = this.#config.pool.connectTimeoutMs;
     return new Promise<void>((resolve, reject) => {
       let settled = false;
-      let ws: WebSocket;
+      let ws: UpstreamSocket;
       const fail = (err: UpstreamConnectError): void => {
         if (settled) return;
         settled = true;
@@ -413,7 +415,7 @@ export class UpstreamConnection {
           handshakeTimeout: timeoutMs,
           perMessageDeflate: false,
           // The parser admits only printable ASCII on its fast path and UTF-8-validates every other
-          // frame before decoding it (KlineFrameParser.parse), so ws's own pass would be a second one.
+          // frame before decoding it (KlineFrameParser.parse), so the socket's own pass would be a second one.
           skipUTF8Validation: true,
           autoPong: true,
           followRedirects: false,
@@ -484,7 +486,7 @@ export class UpstreamConnection {
     });
   }
 
-  #onOpen(ws: WebSocket, overflow: string[]): void {
+  #onOpen(ws: UpstreamSocket, overflow: string[]): void {
     const now = this.#clock.monotonic();
     this.#openedAt = now;
     this.#lastFrameAt = now;
@@ -510,7 +512,7 @@ export class UpstreamConnection {
     if (overflow.length > 0) this.#queueSubscribe(overflow);
   }
 
-  #onClose(ws: WebSocket, code: number, reason: string): void {
+  #onClose(ws: UpstreamSocket, code: number, reason: string): void {
     if (this.#ws !== ws) return;
     this.#ws = undefined;
     this.#stopSubscribing();
