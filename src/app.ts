@@ -15,7 +15,7 @@
  *
  *   StatusStream ◄── every component's transitions ──► logger, metrics, /ready
  */
-import type { WebSocket, ClientOptions } from 'ws';
+import type { WebSocketFactory } from './upstream/connection.ts';
 import type { Dispatcher } from 'undici';
 import type { Config } from './config/schema.ts';
 import type { CandleSink } from './core/candle.ts';
@@ -49,7 +49,7 @@ export interface ConnectorDeps {
   readonly log: Logger;
   readonly clock?: Clock;
   readonly status?: StatusStream;
-  readonly wsFactory?: (url: string, options: ClientOptions) => WebSocket;
+  readonly wsFactory?: WebSocketFactory;
   readonly restDispatcher?: Dispatcher;
   /** Further sinks after the relay (e.g. a broker publisher), each behind its own runner (see CandleSink). */
   readonly sinks?: readonly CandleSink[];

@@ -88,8 +88,8 @@ export interface ParserContext {
  * ours left unanswered for CONNECTOR_PONG_TIMEOUT_MS is a missed pong (CONNECTOR_MAX_MISSED_PINGS in a
  * row: replaced). Every message we send counts against `controlBudgetPerSecond`.
  *
- * - `ws-ping`: the server sends WebSocket ping frames and ws answers them with the same payload
- *   (autoPong); we send a WebSocket ping only after a stretch of silence (Binance: pings every 20 s
+ * - `ws-ping`: the server sends WebSocket ping frames and the upstream socket answers them with the
+ *   same payload (autoPong); we send a WebSocket ping only after a stretch of silence (Binance: pings every 20 s
  *   on spot, 3 min on USD-M; every inbound control frame counts against its per-socket limit).
  * - `client-text`: we send the text `ping` every `intervalMs` and the server answers the text `pong`
  *   (OKX: `ping` / `pong`, at most every 30 s or it drops the socket).
