@@ -7,6 +7,7 @@
  *
  *   node --max-semi-space-size=2 bench/metrics-overhead.ts [--streams 2000] [--scrapes 40]
  */
+import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { LatencyRecorder } from '../src/core/latency.ts';
 import { BinanceSimulator } from '../src/venues/binance/simulator/server.ts';
@@ -68,7 +69,18 @@ const processed = connector.pipeline.stats().processed;
 await connector.shutdown('bench');
 await sim.close();
 
-const fullPathUsPerMsg = Number(arg('full-us-per-msg', '3.5')); // from npm run bench (full x1 CPU µs/msg)
+// The full path's CPU per message: `--full-us-per-msg`, else the last `npm run bench` (bench/results.json, full x1).
+function lastFullPath(): string {
+  try {
+    const r = JSON.parse(readFileSync(new URL('./results.json', import.meta.url), 'utf8')) as { scenarios?: Record<string, { cpuUsPerMsg?: number }> };
+    const v = r.scenarios?.['full x1']?.cpuUsPerMsg;
+    if (typeof v === 'number') return v.toFixed(2);
+  } catch {
+    // no results file yet: the figure of record below
+  }
+  return '1.69';
+}
+const fullPathUsPerMsg = Number(arg('full-us-per-msg', lastFullPath()));
 console.log(
   [
     `latency recording: ${nsPerObserve.toFixed(1)} ns per message = ${((nsPerObserve / (fullPathUsPerMsg * 1000)) * 100).toFixed(2)} % of the full path's ${fullPathUsPerMsg} µs/msg`,
