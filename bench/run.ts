@@ -16,7 +16,7 @@
  *
  * Per round, in this order: floor, full×1, full×1+scrape, full×10, floor, full×100, binance npm,
  * full×100 @10k/s, full×10 @10k/s, full×1 @10k/s. Medians over rounds. Then memory on the shipped form (bench/shipped.ts:
- * dist/ through bin/kline-connector against the simulator, 1 relay client, after a minute): 200 and 2000
+ * the bundle, dist/daemon/, through bin/kline-connector against the simulator, 1 relay client, after a minute): 200 and 2000
  * streams without relay history, then 2000 with the default history, counted apart.
  */
 import { writeFileSync } from 'node:fs';
@@ -353,7 +353,7 @@ async function main(): Promise<void> {
     scenarios,
     metricsOverhead: { cpuPerMsgPct: round(overheadCpu * 100, 2), msgsPerSecPct: round(overheadRate * 100, 2) },
     memory: {
-      form: 'shipped: dist/ through bin/kline-connector (npm start and the image), figures from its /metrics, no forced GC; 1000 symbols x 1s,1m from the simulator, 1 relay client on every stream',
+      form: 'shipped: the bundle (dist/daemon/) through bin/kline-connector (npm start and the image), figures from its /metrics, no forced GC; 1000 symbols x 1s,1m from the simulator, 1 relay client on every stream',
       runs: memory,
       perAddedStream: perStream,
       history: historyCost,
