@@ -5,7 +5,9 @@
  *   2. scrape: CPU of one GET /metrics on the real daemon with 2000 streams (all its series, Node
  *      process metrics included), against the CPU the daemon spends per second on its stream load.
  *
- *   node --max-semi-space-size=2 bench/metrics-overhead.ts [--streams 2000] [--scrapes 40]
+ *   node --max-semi-space-size=2 bench/metrics-overhead.ts [--streams 2000] [--scrapes 40] [--warm-ms 8000] [--window-ms 4000] [--json]
+ *
+ * `--json`: one JSON line (MetricsOverhead) instead of text; `npm run bench` runs it that way for its target.
  */
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
@@ -51,10 +53,10 @@ const config = EnvSchema.parse({
 const connector = await startConnector(config, { log: pino({ level: 'silent' }) });
 if (connector.httpAddress === undefined) throw new Error('metrics-overhead needs the ops server (CONNECTOR_WSS_HEALTH_CHECK_ENABLED)');
 const url = `http://127.0.0.1:${connector.httpAddress.port}/metrics`;
-await sleep(8000); // every stream live, the load steady
+await sleep(Number(arg('warm-ms', '8000'))); // every stream live, the load steady
 let bytes = 0;
 // Baseline: the whole process (daemon + in-process simulator) for the same wall time, no scrapes.
-const window = 4000;
+const window = Number(arg('window-ms', '4000'));
 const b0 = process.cpuUsage();
 await sleep(window);
 const baseline = cpuMs(process.cpuUsage(b0));
@@ -81,7 +83,35 @@ function lastFullPath(): string {
   return '1.69';
 }
 const fullPathUsPerMsg = Number(arg('full-us-per-msg', lastFullPath()));
-console.log(
+/** What `--json` prints (bench/run.ts reads it). */
+export interface MetricsOverhead {
+  type: 'metrics-overhead';
+  streams: number;
+  scrapes: number;
+  scrapeBytes: number;
+  /** CPU ms of one GET /metrics. */
+  perScrapeMs: number;
+  /** One scrape a second, in % of one core. */
+  scrapeEvery1sPct: number;
+  /** LatencyRecorder.observeMs, the only per-message metric work, ns per call. */
+  nsPerObserve: number;
+  /** The same in % of the full path's CPU per message. */
+  observePctOfFullPath: number;
+  fullPathUsPerMsg: number;
+}
+const out: MetricsOverhead = {
+  type: 'metrics-overhead',
+  streams,
+  scrapes,
+  scrapeBytes: bytes,
+  perScrapeMs: Math.round(perScrapeMs * 1000) / 1000,
+  scrapeEvery1sPct: Math.round((perScrapeMs / 1000) * 100 * 1000) / 1000,
+  nsPerObserve: Math.round(nsPerObserve * 10) / 10,
+  observePctOfFullPath: Math.round((nsPerObserve / (fullPathUsPerMsg * 1000)) * 100 * 1000) / 1000,
+  fullPathUsPerMsg,
+};
+if (process.argv.includes('--json')) console.log(JSON.stringify(out));
+else console.log(
   [
     `latency recording: ${nsPerObserve.toFixed(1)} ns per message = ${((nsPerObserve / (fullPathUsPerMsg * 1000)) * 100).toFixed(2)} % of the full path's ${fullPathUsPerMsg} µs/msg`,
     `scrape: ${perScrapeMs.toFixed(2)} ms CPU per GET /metrics (${(bytes / 1024).toFixed(0)} KiB, ${streams} streams); ` +

@@ -45,7 +45,12 @@ const Results = z.object({
     'full x10 @10k/s': Latency,
     'full x1 @10k/s': Latency,
   }),
-  metricsOverhead: z.object({ cpuPerMsgPct: num, msgsPerSecPct: num }),
+  metricsOverhead: z.object({
+    cpuPerMsgPct: num,
+    msgsPerSecPct: num,
+    // Measured by bench/metrics-overhead.ts in its own process, against a real daemon's /metrics.
+    direct: z.object({ type: z.literal('metrics-overhead'), streams: z.number().int().positive(), scrapeBytes: num.positive(), perScrapeMs: num.positive(), scrapeEvery1sPct: num.positive(), nsPerObserve: num.positive(), observePctOfFullPath: num.positive() }),
+  }),
   memory: z.object({
     form: z.string(),
     runs: z
