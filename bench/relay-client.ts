@@ -8,6 +8,13 @@
  * What it does speak: the RFC 6455 handshake, masked client frames (SUBSCRIBE, pong), the server's
  * unmasked frames of any length, pings (answered), close. Replies to SUBSCRIBE are read in full while
  * subscribing; after that, data frames are only counted.
+ *
+ * Why not the daemon's own upstream client (src/upstream/wsclient.ts), which reads frames the same
+ * way: it hands every frame over as a view and an event, and that is measurable here. The same
+ * counting wrapped around it took 58–63 % of a core for the 100 clients at 10,000 msgs/s against this
+ * file's 48–49 %, and the daemon's p99 with it rose from 2.8–2.9 ms to 3.5–4.3 ms (two runs each,
+ * interleaved, `node bench/run.ts --only 'full x100 @10k/s' --rounds 1`, 15:52 UTC, load ~1.5): the
+ * load generator's own cost would be charged to the daemon.
  */
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
