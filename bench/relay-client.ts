@@ -9,39 +9,25 @@
  * unmasked frames of any length, pings (answered), close. Replies to SUBSCRIBE are read in full while
  * subscribing; after that, data frames are only counted.
  *
- * Why not the daemon's own upstream client (src/upstream/wsclient.ts), which reads frames the same
- * way: it hands every frame over as a view and an event, and that is measurable here. The same
- * counting wrapped around it took 58–63 % of a core for the 100 clients at 10,000 msgs/s against this
+ * It sends with the daemon's own `maskedFrame` (src/upstream/wsclient.ts). Why it does not receive with
+ * that client, which reads frames the same way: it hands every frame over as a view and an event, and
+ * that is measurable here. The same counting wrapped around it took 58–63 % of a core for the 100 clients at 10,000 msgs/s against this
  * file's 48–49 %, and the daemon's p99 with it rose from 2.8–2.9 ms to 3.5–4.3 ms (two runs each,
  * interleaved, `node bench/run.ts --only 'full x100 @10k/s' --rounds 1`, 15:52 UTC, load ~1.5): the
  * load generator's own cost would be charged to the daemon.
  */
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import { maskedFrame } from '../src/upstream/wsclient.ts';
 
 const OP_TEXT = 0x1;
 const OP_BINARY = 0x2;
 const OP_CLOSE = 0x8;
 const OP_PING = 0x9;
 
-/** One client frame: FIN, `opcode`, masked (clients must mask, RFC 6455 §5.3). */
+/** One client frame, masked (clients must mask, RFC 6455 §5.3), with a fresh mask. */
 function clientFrame(opcode: number, payload: Buffer): Buffer {
-  const len = payload.length;
-  const head = len < 126 ? 2 : len < 65_536 ? 4 : 10;
-  const out = Buffer.allocUnsafe(head + 4 + len);
-  out[0] = 0x80 | opcode;
-  if (len < 126) out[1] = 0x80 | len;
-  else if (len < 65_536) {
-    out[1] = 0x80 | 126;
-    out.writeUInt16BE(len, 2);
-  } else {
-    out[1] = 0x80 | 127;
-    out.writeBigUInt64BE(BigInt(len), 2);
-  }
-  const mask = randomBytes(4);
-  mask.copy(out, head);
-  for (let i = 0; i < len; i++) out[head + 4 + i] = payload[i]! ^ mask[i & 3]!;
-  return out;
+  return maskedFrame(opcode, payload, randomBytes(4));
 }
 
 export class CountingRelayClient {

@@ -46,6 +46,7 @@ export interface UpstreamSocket {
   pause(): void;
   resume(): void;
   on(event: 'open', listener: () => void): this;
+  /** Always a Buffer: ws's WebSocket with its default binaryType 'nodebuffer' hands over one too (fragments concatenated). */
   on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): this;
   on(event: 'ping' | 'pong', listener: (data: Buffer) => void): this;
   on(event: 'close', listener: (code: number, reason: Buffer) => void): this;
@@ -123,6 +124,38 @@ interface UpstreamSocketEvents {
   close: [code: number, reason: Buffer];
   error: [err: Error];
   'unexpected-response': [req: ClientRequest, res: IncomingMessage];
+}
+
+/**
+ * One client frame in one buffer (RFC 6455 §5.3: a client masks every frame): FIN, `opcode`, the four
+ * mask bytes `mask[maskAt..maskAt+4)`, then the masked `prefixCode` (a close frame's code) when given and
+ * `payload`. Also what the bench's relay clients send with (bench/relay-client.ts).
+ */
+export function maskedFrame(opcode: number, payload: string | Buffer, mask: Uint8Array, maskAt = 0, prefixCode?: number): Buffer {
+  const body = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+  const n = prefixCode === undefined ? body : body + 2;
+  const h = n < 126 ? 2 : n < 65_536 ? 4 : 10;
+  const out = Buffer.allocUnsafe(h + 4 + n);
+  out[0] = 0x80 | opcode;
+  if (n < 126) out[1] = 0x80 | n;
+  else if (n < 65_536) {
+    out[1] = 0x80 | 126;
+    out.writeUInt16BE(n, 2);
+  } else {
+    out[1] = 0x80 | 127;
+    out.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 2);
+    out.writeUInt32BE(n >>> 0, 6);
+  }
+  out.set(mask.subarray(maskAt, maskAt + 4), h);
+  let at = h + 4;
+  if (prefixCode !== undefined) {
+    out.writeUInt16BE(prefixCode, at);
+    at += 2;
+  }
+  if (typeof payload === 'string') out.write(payload, at, 'utf8');
+  else payload.copy(out, at);
+  for (let i = 0; i < n; i++) out[h + 4 + i] = (out[h + 4 + i] ?? 0) ^ (out[h + (i & 3)] ?? 0);
+  return out;
 }
 
 export class UpstreamWebSocket extends EventEmitter<UpstreamSocketEvents> implements UpstreamSocket {
@@ -571,39 +604,16 @@ export class UpstreamWebSocket extends EventEmitter<UpstreamSocketEvents> implem
 
   // -- sending ---------------------------------------------------------------------------------
 
-  /** One masked frame (RFC 6455 §5.3: a client masks every frame), written in one buffer. */
+  /** One masked frame, its mask from the pool (refilled by randomFillSync, as ws does). */
   #sendFrame(opcode: number, payload: string | Buffer, prefixCode?: number): void {
     const socket = this.#socket;
     if (socket === undefined) return;
-    const body = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
-    const n = prefixCode === undefined ? body : body + 2;
-    const h = n < 126 ? 2 : n < 65_536 ? 4 : 10;
-    const out = Buffer.allocUnsafe(h + 4 + n);
-    out[0] = 0x80 | opcode;
-    if (n < 126) out[1] = 0x80 | n;
-    else if (n < 65_536) {
-      out[1] = 0x80 | 126;
-      out.writeUInt16BE(n, 2);
-    } else {
-      out[1] = 0x80 | 127;
-      out.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 2);
-      out.writeUInt32BE(n >>> 0, 6);
-    }
     if (this.#randomAt === this.#random.length) {
       randomFillSync(this.#random);
       this.#randomAt = 0;
     }
-    const m = h;
-    this.#random.copy(out, m, this.#randomAt, this.#randomAt + 4);
+    const out = maskedFrame(opcode, payload, this.#random, this.#randomAt, prefixCode);
     this.#randomAt += 4;
-    let at = m + 4;
-    if (prefixCode !== undefined) {
-      out.writeUInt16BE(prefixCode, at);
-      at += 2;
-    }
-    if (typeof payload === 'string') out.write(payload, at, 'utf8');
-    else payload.copy(out, at);
-    for (let i = 0; i < n; i++) out[m + 4 + i] = (out[m + 4 + i] ?? 0) ^ (out[m + (i & 3)] ?? 0);
     socket.write(out);
   }
 
