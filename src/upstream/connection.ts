@@ -35,7 +35,6 @@
  * Quality is graded by `assess()`, which the pool runs every `healthCheckIntervalMs`; the deadlines
  * above run on the pool's much finer tick (`check()`).
  */
-import type { RawData } from 'ws';
 import type { Candle, StreamRef } from '../core/candle.ts';
 import type { Clock } from '../core/clock.ts';
 import { ConnectorError, errorMessage } from '../core/errors.ts';
@@ -553,13 +552,13 @@ export class UpstreamConnection {
     this.#missedPongs = 0;
   }
 
-  #onMessage(data: RawData): void {
+  #onMessage(data: Buffer): void {
     let now = this.#chunkNow;
     if (now < 0) {
       now = this.#chunkNow = this.#clock.monotonic();
       queueMicrotask(this.#endChunk);
     }
-    let frame = rawToBuffer(data);
+    let frame = data;
     if (this.#decoder !== undefined) {
       // Heartbeats are encoded too (BingX gzips its pings): decode first, then look at the frame.
       const decoded = this.#decoder.decode(frame);
@@ -916,11 +915,4 @@ export class UpstreamConnection {
       lastMessageAt: this.#hasFrame ? Math.round(nowWall - (nowMono - this.#lastFrameAt)) : undefined,
     };
   }
-}
-
-/** ws hands over a Buffer (binaryType 'nodebuffer'); the other shapes are for completeness. No copy, no decode. */
-function rawToBuffer(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return Buffer.from(data);
 }
