@@ -626,7 +626,8 @@ describe('upstream WebSocket client: closing, flow control, sending', () => {
     expect(c.errors).toEqual([]);
   });
 
-  it('pause() stops delivery, even of frames already read, and resume() delivers them in order', async () => {
+  /** A client that pauses itself on its first message, after the server sends '1', '2', '3' in one write (`end`: and half-closes). */
+  async function pausedAfterFirst(end: boolean): Promise<{ c: Recorded; socket: Duplex }> {
     const srv = await acceptingServer();
     const c = client(srv.url);
     const socket = await srv.socket();
@@ -635,10 +636,17 @@ describe('upstream WebSocket client: closing, flow control, sending', () => {
       if (c.messages.length === 1) c.ws.pause();
     });
     const read = once(c.socket(), 'data');
-    socket.write(Buffer.concat([text('1'), text('2'), text('3')]));
+    const frames = Buffer.concat([text('1'), text('2'), text('3')]);
+    if (end) socket.end(frames);
+    else socket.write(frames);
     await read;
     // The whole read is in; the frames after the pause wait.
     await new Promise((r) => setImmediate(r));
+    return { c, socket };
+  }
+
+  it('pause() stops delivery, even of frames already read, and resume() delivers them in order', async () => {
+    const { c, socket } = await pausedAfterFirst(false);
     expect(c.messages.map((m) => m.data.toString())).toEqual(['1']);
     // And nothing new is read while paused.
     socket.write(text('4'));
@@ -651,17 +659,7 @@ describe('upstream WebSocket client: closing, flow control, sending', () => {
   });
 
   it('delivers the frames a pause held back even when the server ends the connection meanwhile', async () => {
-    const srv = await acceptingServer();
-    const c = client(srv.url);
-    const socket = await srv.socket();
-    await opened(c);
-    c.ws.on('message', () => {
-      if (c.messages.length === 1) c.ws.pause();
-    });
-    const read = once(c.socket(), 'data');
-    socket.end(Buffer.concat([text('1'), text('2'), text('3')]));
-    await read;
-    await new Promise((r) => setImmediate(r));
+    const { c } = await pausedAfterFirst(true);
     expect(c.messages.map((m) => m.data.toString())).toEqual(['1']);
     c.ws.resume();
     expect((await c.closed).code).toBe(1006);
