@@ -169,6 +169,14 @@ describe('Bybit end to end', () => {
     await until(() => (s.spot.counters.restStatuses[403] ?? 0) >= 1, 'the 403', 30_000).catch((err: unknown) => {
       throw new Error(`${String(err)}\n${s.events.slice(-30).join('\n')}`);
     });
+    // Requests sent before the 403 came back may still be on their way (there are two streams' gaps, and
+    // up to rest.concurrency in flight): count from when the daemon holds the ban and every request it
+    // sent has reached the simulator. A daemon that ignores the ban retries within seconds of venue time.
+    await until(async () => {
+      const metrics = await s.get('/metrics');
+      const sent = value(metrics, 'connector_rest_requests_total{venue="bybit-spot"}');
+      return value(metrics, 'connector_rest_banned{venue="bybit-spot"}') === 1 && s.spot.counters.restRequests === sent;
+    }, 'the ban held, every request sent arrived', 30_000);
     const requests = s.spot.counters.restRequests;
     const linearSeen = s.client.closedCandles('bybit-linear:btcusdt@kline_1m').length;
     // Three real seconds: three minutes of the venues' clock, far inside the ban.

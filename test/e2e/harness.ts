@@ -165,9 +165,9 @@ export function audit(client: { readonly messages: readonly KlineMsg[] }, stream
   return { count: closed.length, missing, duplicated, outOfOrder, wrong };
 }
 
-export async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+export async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
