@@ -15,13 +15,10 @@ import { LatencyRecorder } from '../src/core/latency.ts';
 import { BinanceSimulator } from '../src/venues/binance/simulator/server.ts';
 import { EnvSchema } from '../src/config/schema.ts';
 import { startConnector } from '../src/app.ts';
+import { argValue, round, sleep } from './lib.ts';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
-}
+const arg = (name: string, fallback: string): string => argValue(process.argv, `--${name}`) ?? fallback;
 const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // 1. per-message recording cost
 const rec = new LatencyRecorder();
@@ -99,23 +96,25 @@ export interface MetricsOverhead {
   observePctOfFullPath: number;
   fullPathUsPerMsg: number;
 }
+const observePct = (nsPerObserve / (fullPathUsPerMsg * 1000)) * 100;
+const scrapeEvery1sPct = (perScrapeMs / 1000) * 100;
 const out: MetricsOverhead = {
   type: 'metrics-overhead',
   streams,
   scrapes,
   scrapeBytes: bytes,
-  perScrapeMs: Math.round(perScrapeMs * 1000) / 1000,
-  scrapeEvery1sPct: Math.round((perScrapeMs / 1000) * 100 * 1000) / 1000,
-  nsPerObserve: Math.round(nsPerObserve * 10) / 10,
-  observePctOfFullPath: Math.round((nsPerObserve / (fullPathUsPerMsg * 1000)) * 100 * 1000) / 1000,
+  perScrapeMs: round(perScrapeMs, 3),
+  scrapeEvery1sPct: round(scrapeEvery1sPct, 3),
+  nsPerObserve: round(nsPerObserve, 1),
+  observePctOfFullPath: round(observePct, 3),
   fullPathUsPerMsg,
 };
 if (process.argv.includes('--json')) console.log(JSON.stringify(out));
 else console.log(
   [
-    `latency recording: ${nsPerObserve.toFixed(1)} ns per message = ${((nsPerObserve / (fullPathUsPerMsg * 1000)) * 100).toFixed(2)} % of the full path's ${fullPathUsPerMsg} µs/msg`,
+    `latency recording: ${nsPerObserve.toFixed(1)} ns per message = ${observePct.toFixed(2)} % of the full path's ${fullPathUsPerMsg} µs/msg`,
     `scrape: ${perScrapeMs.toFixed(2)} ms CPU per GET /metrics (${(bytes / 1024).toFixed(0)} KiB, ${streams} streams); ` +
-      `every 15 s = ${((perScrapeMs / 15_000) * 100).toFixed(3)} % of one core, every 1 s = ${((perScrapeMs / 1000) * 100).toFixed(2)} %`,
+      `every 15 s = ${((perScrapeMs / 15_000) * 100).toFixed(3)} % of one core, every 1 s = ${scrapeEvery1sPct.toFixed(2)} %`,
     `(baseline process CPU ${((baseline / window) * 100).toFixed(1)} % of a core; ${processed} candles processed)`,
   ].join('\n'),
 );

@@ -53,3 +53,16 @@ export function expectClean(report: ChaosReport): void {
     expect(v.sim.closedByRateLimit, v.venue).toBe(0);
   }
 }
+
+/**
+ * The attack was real on every venue of a run: each client got more than `minCandles` closed candles of
+ * each venue, every venue drew faults and was asked over REST, and holes were met.
+ */
+export function expectEveryVenueAttacked(report: ChaosReport, minCandles: number): void {
+  for (const c of report.clients) expect(c.candles, `${c.client}/${c.venue}`).toBeGreaterThan(minCandles);
+  for (const v of report.venues) {
+    expect(v.faults, v.venue).toBeGreaterThan(0);
+    expect(v.sim.restRequests, v.venue).toBeGreaterThan(0);
+  }
+  expect(report.holesInjected).toBeGreaterThan(0);
+}

@@ -58,9 +58,6 @@ import { VENUES, venueById } from '../../src/venues/index.ts';
 import { SIMULATORS, simulatorFor } from '../../src/venues/simulators.ts';
 import { RecordingClient, sleep, type KlineMsg } from '../e2e/harness.ts';
 
-// ------------------------------------------------------------------------------------ randomness
-
-
 // ------------------------------------------------------------------------------------ faults
 
 export type Fault =
